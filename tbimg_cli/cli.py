@@ -1,0 +1,339 @@
+"""The `tbimg` command line: parse options, call one module, print the result.
+
+No work happens here, and nothing heavy is imported at module level:
+`tbimg --help` must not pay for numpy, matplotlib or TensorFlow.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from tbimg_cli import __version__
+from tbimg_cli.options import (
+    ClassOpt,
+    DataDirOpt,
+    HostOpt,
+    JsonOpt,
+    LogdirOpt,
+    OfflineOpt,
+    OpenOpt,
+    PortOpt,
+    RunNameOpt,
+    ServeOpt,
+    Split,
+    SplitOpt,
+    StartOpt,
+    VerboseOpt,
+)
+
+EXAMPLES = """\
+[bold]Examples[/]
+
+  tbimg single --index 0              one image
+
+  tbimg grid --count 25               25 images, one summary
+
+  tbimg plot --class Sneaker          a 5x5 figure with class names
+
+  tbimg train-cm --epochs 5 --serve   train + confusion matrix
+
+  tbimg inspect logs                  what a logdir holds
+
+  tbimg export logs --out images      images back out as PNGs
+"""
+
+app = typer.Typer(
+    name="tbimg",
+    help="Fashion-MNIST images into TensorBoard: TensorBoard's image-summary tutorial as commands.",
+    epilog=EXAMPLES,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def error_boundary(command):
+    """Turn every user-fixable failure into one red line and exit code 1.
+
+    Tracebacks are for bugs, and only on request (--verbose or TBIMG_DEBUG=1).
+    """
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        from tbimg_cli import output
+        from tbimg_cli.errors import TbimgError
+
+        debug = kwargs.get("verbose") or os.environ.get("TBIMG_DEBUG") not in (None, "", "0")
+        try:
+            return command(*args, **kwargs)
+        except TbimgError as exc:
+            if debug:
+                raise
+            output.error(str(exc))
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            output.note("Interrupted.")
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:  # a bug: still one line unless asked for more
+            if debug:
+                raise
+            output.error(f"unexpected {type(exc).__name__}: {exc} (run with TBIMG_DEBUG=1 for the traceback)")
+            raise typer.Exit(1) from None
+
+    return run
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"tbimg {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Fashion-MNIST images into TensorBoard: TensorBoard's image-summary tutorial as commands."""
+
+
+def _finish(result, what: str, as_json: bool, serve: bool, host: str, port: int | None, open_browser: bool):
+    """Print a writing command's result, then serve its log root when asked."""
+    from tbimg_cli import output
+
+    if as_json:
+        output.emit_json(result.to_json())
+    else:
+        output.wrote(result, what)
+    if serve:
+        _serve(result.logdir, host, port, open_browser, as_json)
+
+
+def _serve(logdir: Path, host: str, port: int | None, open_browser: bool, quiet: bool) -> str:
+    from tbimg_cli import output, serve
+
+    settings = serve.ServeSettings(host=host, port=port, open_browser=open_browser)
+    url = serve.start(logdir, settings)
+    moved = serve.moved_port_note(url, settings)
+    if moved:
+        output.note(moved)
+    output.stderr.print(f"TensorBoard at [bold cyan]{url}[/] serving {logdir}  (Ctrl-C to stop)", soft_wrap=True)
+    return url
+
+
+@app.command()
+@error_boundary
+def single(
+    index: Annotated[int, typer.Option("--index", "-i", help="Dataset index of the image.")] = 0,
+    split: SplitOpt = Split.train,
+    data_dir: DataDirOpt = None,
+    offline: OfflineOpt = False,
+    logdir: LogdirOpt = Path("logs"),
+    run_name: RunNameOpt = None,
+    as_json: JsonOpt = False,
+    serve: ServeOpt = False,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = None,
+    open_browser: OpenOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """One image as an image summary (tag "Training data").
+
+    Example: tbimg single --index 0
+    """
+    from tbimg_cli import jobs
+
+    source = jobs.Source(split.value, data_dir, offline, logdir, run_name)
+    result = jobs.single(source, index)
+    _finish(result, f"{split.value} image #{index} ({result.classes[0]})", as_json, serve, host, port, open_browser)
+    if serve:
+        _block()
+
+
+@app.command()
+@error_boundary
+def grid(
+    count: Annotated[int, typer.Option("--count", "-n", help="How many images (TensorBoard's max_outputs).")] = 25,
+    start: StartOpt = 0,
+    class_name: ClassOpt = None,
+    split: SplitOpt = Split.train,
+    data_dir: DataDirOpt = None,
+    offline: OfflineOpt = False,
+    logdir: LogdirOpt = Path("logs"),
+    run_name: RunNameOpt = None,
+    as_json: JsonOpt = False,
+    serve: ServeOpt = False,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = None,
+    open_browser: OpenOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Many images as one summary with COUNT samples.
+
+    Example: tbimg grid --count 25 --class Sneaker
+    """
+    from tbimg_cli import jobs
+
+    source = jobs.Source(split.value, data_dir, offline, logdir, run_name)
+    result = jobs.grid(source, count, start, class_name)
+    _finish(result, f"{result.images} {split.value} images", as_json, serve, host, port, open_browser)
+    if serve:
+        _block()
+
+
+@app.command()
+@error_boundary
+def plot(
+    count: Annotated[int, typer.Option("--count", "-n", help="How many images in the figure.")] = 25,
+    start: StartOpt = 0,
+    class_name: ClassOpt = None,
+    split: SplitOpt = Split.train,
+    data_dir: DataDirOpt = None,
+    offline: OfflineOpt = False,
+    logdir: LogdirOpt = Path("logs"),
+    run_name: RunNameOpt = None,
+    as_json: JsonOpt = False,
+    serve: ServeOpt = False,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = None,
+    open_browser: OpenOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """A matplotlib figure of COUNT images with their class names, logged as one image.
+
+    Example: tbimg plot --count 25
+    """
+    from tbimg_cli import jobs
+
+    source = jobs.Source(split.value, data_dir, offline, logdir, run_name)
+    result = jobs.plot(source, count, start, class_name)
+    _finish(result, f"a figure of {count} {split.value} images", as_json, serve, host, port, open_browser)
+    if serve:
+        _block()
+
+
+@app.command("train-cm")
+@error_boundary
+def train_cm(
+    epochs: Annotated[int, typer.Option("--epochs", "-e", help="Training epochs.", min=1)] = 5,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Training batch size.", min=1)] = 32,
+    seed: Annotated[
+        Optional[int], typer.Option("--seed", help="Seed for weights and shuffling (repeatable runs).", show_default=False)
+    ] = None,
+    limit_train: Annotated[
+        Optional[int],
+        typer.Option("--limit-train", help="Train on the first N images only (quick runs).", min=1, show_default=False),
+    ] = None,
+    max_misclassified: Annotated[
+        int, typer.Option("--max-misclassified", help="Images in the per-epoch gallery of mistakes.", min=0)
+    ] = 25,
+    data_dir: DataDirOpt = None,
+    offline: OfflineOpt = False,
+    logdir: LogdirOpt = Path("logs"),
+    run_name: RunNameOpt = None,
+    as_json: JsonOpt = False,
+    serve: ServeOpt = False,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = None,
+    open_browser: OpenOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Train the tutorial's classifier with scalars and a confusion matrix every epoch.
+
+    Example: tbimg train-cm --epochs 5 --serve
+    """
+    from tbimg_cli import output, train
+
+    settings = train.TrainSettings(
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        limit_train=limit_train,
+        max_misclassified=max_misclassified,
+        data_dir=data_dir,
+        offline=offline,
+        logdir=logdir,
+        run_name=run_name,
+        verbose=verbose,
+    )
+    on_ready = (lambda root: _serve(root, host, port, open_browser, as_json)) if serve else None
+    result = train.run(settings, show_progress=not as_json, on_run_dir=on_ready)
+    if as_json:
+        output.emit_json(result.to_json())
+    else:
+        train.print_summary(result)
+    if result.interrupted:
+        raise typer.Exit(130)
+    if serve:
+        _block()
+
+
+@app.command()
+@error_boundary
+def inspect(
+    logdir: Annotated[Path, typer.Argument(help="A TensorBoard log directory (any writer's).")],
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """List runs and tags of a logdir: steps, samples, image sizes, scalar values.
+
+    Example: tbimg inspect logs
+    """
+    from tbimg_cli import readback, report
+
+    summary = readback.inspect_logdir(logdir)
+    if as_json:
+        from tbimg_cli import output
+
+        output.emit_json(summary.to_json())
+    else:
+        report.print_inspection(summary)
+    if summary.corrupt:
+        raise typer.Exit(1)
+
+
+@app.command()
+@error_boundary
+def export(
+    logdir: Annotated[Path, typer.Argument(help="A TensorBoard log directory (any writer's).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the image files into.")],
+    tag: Annotated[Optional[str], typer.Option("--tag", help="Only this tag.", show_default=False)] = None,
+    run: Annotated[Optional[str], typer.Option("--run", help="Only this run (as inspect names it).", show_default=False)] = None,
+    step: Annotated[Optional[int], typer.Option("--step", help="Only this step.", show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Write every image sample of a logdir as a file, with its original bytes.
+
+    Example: tbimg export logs --out images --tag "Confusion Matrix"
+    """
+    from tbimg_cli import readback, report
+
+    result = readback.export_images(logdir, out, tag=tag, run=run, step=step, force=force)
+    if as_json:
+        from tbimg_cli import output
+
+        output.emit_json(result.to_json())
+    else:
+        report.print_export(result)
+
+
+def _block() -> None:
+    from tbimg_cli import serve
+
+    serve.wait_for_ctrl_c()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,94 @@
+"""Start TensorBoard in this process and keep it serving until Ctrl-C.
+
+In-process (`tensorboard.program`) rather than a subprocess: the server is up
+before training starts, shares our stdout, and dies with us.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import types
+import webbrowser
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from tbimg_cli.errors import ServeError
+
+DEFAULT_HOST = "127.0.0.1"  # loopback only, unless the user asks for more
+DEFAULT_PORT = 6006
+RELOAD_SECONDS = 2  # short, so each epoch's confusion matrix shows up while training
+# TensorBoard keeps 10 steps per image tag by default; keep every epoch.
+# An explicit count, because `images=0` ("keep all") has been reported to show nothing.
+IMAGE_STEPS_KEPT = 1000
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    host: str = DEFAULT_HOST
+    port: int | None = None
+    open_browser: bool = False
+
+
+def start(logdir: str | Path, settings: ServeSettings) -> str:
+    """Launch TensorBoard on `logdir` in a daemon thread; returns its URL."""
+    _use_tensorflow_stub()
+    _quiet_libraries()
+    from tensorboard import program
+
+    argv = [
+        None,
+        "--logdir", str(logdir),
+        "--host", settings.host,
+        "--reload_interval", str(RELOAD_SECONDS),
+        "--samples_per_plugin", f"images={IMAGE_STEPS_KEPT}",
+        "--load_fast", "false",
+    ]  # fmt: skip
+    if settings.port is not None:
+        argv += ["--port", str(settings.port)]
+    board = program.TensorBoard()
+    board.configure(argv=argv)
+    try:
+        url = board.launch()
+    except program.TensorBoardPortInUseError as exc:
+        raise ServeError(f"port {settings.port} is already in use: pick another --port or leave it out") from exc
+    except program.TensorBoardServerException as exc:
+        raise ServeError(f"TensorBoard could not start: {exc.msg}") from exc
+    if settings.open_browser:
+        webbrowser.open(url)
+    return url
+
+
+def moved_port_note(url: str, settings: ServeSettings) -> str | None:
+    """Say so when the default port was taken and TensorBoard moved on."""
+    port = urlparse(url).port
+    if settings.port is None and port != DEFAULT_PORT:
+        return f"port {DEFAULT_PORT} is taken; TensorBoard is on port {port}"
+    return None
+
+
+def wait_for_ctrl_c() -> None:
+    """Block the main thread (TensorBoard serves from a daemon thread) until Ctrl-C."""
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return
+
+
+def _use_tensorflow_stub() -> None:
+    """Make TensorBoard read logs with its TF-free stub instead of importing TensorFlow.
+
+    TensorBoard imports TensorFlow when it can find it (3 s, 700 MB) unless the
+    module `tensorboard.compat.notf` exists: the switch the `tensorboard-notf`
+    build uses. The stub reads local event files just as well.
+    """
+    sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
+
+
+def _quiet_libraries() -> None:
+    """TensorBoard's and werkzeug's per-request and start-up logs are not for our terminal."""
+    for name in ("tensorboard", "werkzeug", "absl"):
+        logging.getLogger(name).setLevel(logging.ERROR)
