@@ -252,7 +252,7 @@ def train_cm(
 
     Example: tbimg train-cm --epochs 5 --serve
     """
-    from tbimg_cli import output, train
+    from tbimg_cli import output, train, train_view
 
     settings = train.TrainSettings(
         epochs=epochs,
@@ -271,7 +271,7 @@ def train_cm(
     if as_json:
         output.emit_json(result.to_json())
     else:
-        train.print_summary(result)
+        train_view.print_summary(result)
     if result.interrupted:
         raise typer.Exit(130)
     if serve:

@@ -1,0 +1,85 @@
+"""Matplotlib figures rendered once to PNG bytes (Agg backend, no display needed).
+
+Each function returns the PNG as written by Agg; the writer stores those bytes
+as they are. Figures are closed in a `finally`, so a long training run does
+not accumulate them.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+
+
+def _figure(width_inches: float, height_inches: float):
+    """A figure outside pyplot: no global state, so the training callback can draw
+    from a worker thread, and nothing to close but the figure itself."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width_inches, height_inches))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _to_png(fig, dpi: int = 100) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def grid_shape(count: int) -> tuple[int, int]:
+    """Rows and columns of a square-ish grid (25 -> 5x5, 10 -> 3x4)."""
+    columns = math.ceil(math.sqrt(count))
+    return math.ceil(count / columns), columns
+
+
+def image_grid_png(images, titles: list[str], cell_inches: float = 2.0) -> bytes:
+    """The tutorial's figure: images in a grid, each titled, no ticks, binary colormap."""
+    rows, columns = grid_shape(len(images))
+    fig = _figure(columns * cell_inches, rows * cell_inches)
+    # Fixed margins instead of tight_layout, which costs more than the drawing.
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=1 - 0.3 / (rows * cell_inches), hspace=0.25, wspace=0.1)
+    for i, (image, title) in enumerate(zip(images, titles)):
+        ax = fig.add_subplot(rows, columns, i + 1)
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.imshow(image, cmap="binary", vmin=0, vmax=255)
+    return _to_png(fig)
+
+
+def confusion_matrix_png(matrix, class_names, title: str) -> bytes:
+    """Row-normalised confusion matrix whose colour scale shows the same numbers as the cells.
+
+    The tutorial colours by raw counts but prints normalised values, so its
+    colour bar disagrees with the text; here both are the row fraction, 0 to 1.
+    """
+    import numpy as np
+
+    counts = np.asarray(matrix, dtype=float)
+    totals = counts.sum(axis=1, keepdims=True)
+    normalised = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    size = len(class_names)
+    fig = _figure(8.5, 8)
+    fig.subplots_adjust(left=0.17, right=0.9, bottom=0.17, top=0.94)
+    ax = fig.add_subplot()
+    shown = ax.imshow(normalised, interpolation="nearest", cmap="Blues", vmin=0.0, vmax=1.0)
+    fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
+    ax.set_title(title)
+    ticks = np.arange(size)
+    ax.set_xticks(ticks, class_names, rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_yticks(ticks, class_names)
+    ax.set_xlabel("Predicted label")
+    ax.set_ylabel("True label")
+    for row in range(size):
+        for column in range(size):
+            value = normalised[row, column]
+            colour = "white" if value > 0.5 else "black"
+            ax.text(column, row, f"{value:.2f}", ha="center", va="center", color=colour, fontsize=9)
+    return _to_png(fig)
+
+
+def misclassified_png(images, titles: list[str]) -> bytes:
+    """A gallery of mistakes, each titled "true → predicted"."""
+    return image_grid_png(images, titles, cell_inches=2.2)

@@ -1,0 +1,219 @@
+"""`train-cm`: the tutorial's classifier, with scalars and a confusion matrix every epoch.
+
+The only module that imports TensorFlow, and only inside `run`. Run layout
+(one run directory, kind `image`):
+
+    <run>/train, <run>/validation   Keras's TensorBoard callback: loss and accuracy
+    <run>/cm                        "Confusion Matrix", "Misclassified", per_class_accuracy/*
+
+Faster than the tutorial without changing what is learned: the same model,
+optimiser and batch size, but Keras runs `STEPS_PER_EXECUTION` batches per call
+into TensorFlow, validation and test predictions use large batches (computed
+once per epoch, not with a second `model.predict` pass at batch 32), and the
+figures are drawn on a worker thread while the next epoch trains.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tbimg_cli import data
+from tbimg_cli.epoch_report import EpochReporter
+from tbimg_cli.runs import KIND_TRAINING, new_run_dir
+
+STEPS_PER_EXECUTION = 64
+EVAL_BATCH_SIZE = 2048
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int = 5
+    batch_size: int = 32
+    seed: int | None = None
+    limit_train: int | None = None
+    max_misclassified: int = 25
+    data_dir: Path | None = None
+    offline: bool = False
+    logdir: Path = Path("logs")
+    run_name: str | None = None
+    verbose: bool = False
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    loss: float
+    accuracy: float
+    val_loss: float
+    val_accuracy: float
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    logdir: Path
+    tags: list[str]
+    epochs: list[EpochRecord] = field(default_factory=list)
+    interrupted: bool = False
+    report_seconds: list[float] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "run_dir": str(self.run_dir),
+            "logdir": str(self.logdir),
+            "tags": self.tags,
+            "epochs": [asdict(e) for e in self.epochs],
+            "test_accuracy": self.epochs[-1].val_accuracy if self.epochs else None,
+            "interrupted": self.interrupted,
+            "report_seconds": self.report_seconds,
+        }
+
+
+def run(settings: TrainSettings, show_progress: bool = True, on_run_dir: Callable[[Path], None] | None = None):
+    """Train and log; Ctrl-C ends training early with everything written so far intact."""
+    from tbimg_cli.epoch_report import CM_TAG, MISCLASSIFIED_TAG
+    from tbimg_cli.train_view import TrainingProgress
+
+    train_images, train_labels, test_images, test_labels = _load(settings)
+    tf, keras = _import_tensorflow(settings.verbose)
+    if settings.seed is not None:
+        keras.utils.set_random_seed(settings.seed)
+    model = build_model(keras)
+    x_train = (train_images / 255.0).astype("float32")
+    x_test = (test_images / 255.0).astype("float32")
+    steps = -(-len(x_train) // settings.batch_size)
+
+    with new_run_dir(settings.logdir, KIND_TRAINING, settings.run_name) as run_dir:
+        result = TrainResult(run_dir, Path(settings.logdir), ["epoch_loss", "epoch_accuracy", CM_TAG, MISCLASSIFIED_TAG])
+        if on_run_dir is not None:
+            on_run_dir(Path(settings.logdir))
+        reporter = EpochReporter(run_dir, test_images, test_labels, settings.max_misclassified)
+        board = keras.callbacks.TensorBoard(log_dir=str(run_dir), write_graph=False)
+        with TrainingProgress(settings.epochs, steps, enabled=show_progress) as progress:
+            callback = _EpochCallback(keras, progress, reporter, result, x_test, test_labels)
+            try:
+                model.fit(
+                    x_train,
+                    train_labels,
+                    epochs=settings.epochs,
+                    batch_size=settings.batch_size,
+                    validation_data=(x_test, test_labels),
+                    validation_batch_size=EVAL_BATCH_SIZE,
+                    shuffle=True,
+                    verbose=0,
+                    callbacks=[board, callback.keras_callback],
+                )
+            except KeyboardInterrupt:
+                result.interrupted = True
+                board.on_train_end()  # Keras only closes its writers when training ends normally
+            finally:
+                reporter.close()
+        result.report_seconds = reporter.seconds
+    return result
+
+
+def build_model(keras):
+    """The tutorial's model: Flatten -> Dense(32, relu) -> Dense(10, softmax), Adam."""
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(data.IMAGE_SIDE, data.IMAGE_SIDE)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Dense(len(data.CLASS_NAMES), activation="softmax"),
+        ]
+    )
+    model.compile(
+        optimizer="adam",
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=STEPS_PER_EXECUTION,
+    )
+    return model
+
+
+class _EpochCallback:
+    """Feeds the progress bars and hands each epoch's test predictions to the reporter."""
+
+    def __init__(self, keras, progress, reporter, result, x_test, y_test):
+        self.progress = progress
+        self.reporter = reporter
+        self.result = result
+        self.x_test = x_test
+        self.y_test = y_test
+        self._started = 0.0
+        outer = self
+
+        class KerasCallback(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                outer._started = time.perf_counter()
+                progress.epoch_started(epoch)
+
+            def on_train_batch_end(self, batch, logs=None):
+                progress.batch_done(batch, logs or {})
+
+            def on_epoch_end(self, epoch, logs=None):
+                outer.epoch_end(self.model, epoch, logs or {})
+
+        self.keras_callback = KerasCallback()
+
+    def epoch_end(self, model, epoch: int, logs: dict) -> None:
+        probabilities = model.predict(self.x_test, batch_size=EVAL_BATCH_SIZE, verbose=0)
+        predicted = probabilities.argmax(axis=1)
+        accuracy = float((predicted == self.y_test).mean())
+        self.reporter.submit(epoch, predicted, accuracy)
+        self.result.epochs.append(
+            EpochRecord(
+                epoch=epoch,
+                loss=float(logs.get("loss", float("nan"))),
+                accuracy=float(logs.get("accuracy", float("nan"))),
+                val_loss=float(logs.get("val_loss", float("nan"))),
+                val_accuracy=float(logs.get("val_accuracy", accuracy)),
+                seconds=time.perf_counter() - self._started,
+            )
+        )
+        self.progress.epoch_done(epoch, logs)
+
+
+def _load(settings: TrainSettings):
+    """Both splits, before TensorFlow is imported, so a data problem fails in milliseconds."""
+    train_stop = settings.limit_train
+    train_images, train_labels = data.load("train", settings.data_dir, settings.offline, stop=train_stop)
+    test_images, test_labels = data.load("test", settings.data_dir, settings.offline)
+    return train_images, train_labels, test_images, test_labels
+
+
+def _import_tensorflow(verbose: bool):
+    """Import TensorFlow without its start-up chatter unless --verbose.
+
+    Its C++ logging writes straight to file descriptor 2 before any Python
+    logging setting applies, so the descriptor itself is silenced during import.
+    """
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with contextlib.nullcontext() if verbose else _stderr_silenced():
+        import tensorflow as tf
+        import keras
+    if not verbose:
+        tf.get_logger().setLevel("ERROR")
+        import absl.logging
+
+        absl.logging.set_verbosity(absl.logging.ERROR)
+    return tf, keras
+
+
+@contextlib.contextmanager
+def _stderr_silenced():
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
