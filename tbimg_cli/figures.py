@@ -1,8 +1,8 @@
 """Matplotlib figures rendered once to PNG bytes (Agg backend, no display needed).
 
-Each function returns the PNG as written by Agg; the writer stores those bytes
-as they are. Figures are closed in a `finally`, so a long training run does
-not accumulate them.
+`*_figure` functions build a figure (tests look inside it); `*_png` renders it
+once with Agg, and the writer stores those bytes as they are. Figures are made
+outside pyplot, so nothing global keeps them alive and none needs closing.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ def _figure(width_inches: float, height_inches: float):
     return fig
 
 
-def _to_png(fig, dpi: int = 100) -> bytes:
+def to_png(fig, dpi: int = 100) -> bytes:
+    """Render once with Agg; these bytes are what the event file stores."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
@@ -35,6 +36,10 @@ def grid_shape(count: int) -> tuple[int, int]:
 
 
 def image_grid_png(images, titles: list[str], cell_inches: float = 2.0) -> bytes:
+    return to_png(image_grid_figure(images, titles, cell_inches))
+
+
+def image_grid_figure(images, titles: list[str], cell_inches: float = 2.0):
     """The tutorial's figure: images in a grid, each titled, no ticks, binary colormap."""
     rows, columns = grid_shape(len(images))
     fig = _figure(columns * cell_inches, rows * cell_inches)
@@ -46,10 +51,14 @@ def image_grid_png(images, titles: list[str], cell_inches: float = 2.0) -> bytes
         ax.set_xticks([])
         ax.set_yticks([])
         ax.imshow(image, cmap="binary", vmin=0, vmax=255)
-    return _to_png(fig)
+    return fig
 
 
 def confusion_matrix_png(matrix, class_names, title: str) -> bytes:
+    return to_png(confusion_matrix_figure(matrix, class_names, title))
+
+
+def confusion_matrix_figure(matrix, class_names, title: str):
     """Row-normalised confusion matrix whose colour scale shows the same numbers as the cells.
 
     The tutorial colours by raw counts but prints normalised values, so its
@@ -77,7 +86,7 @@ def confusion_matrix_png(matrix, class_names, title: str) -> bytes:
             value = normalised[row, column]
             colour = "white" if value > 0.5 else "black"
             ax.text(column, row, f"{value:.2f}", ha="center", va="center", color=colour, fontsize=9)
-    return _to_png(fig)
+    return fig
 
 
 def misclassified_png(images, titles: list[str]) -> bytes:

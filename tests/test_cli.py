@@ -1,0 +1,154 @@
+"""The commands end to end through Typer's runner, read back with TensorBoard's reader."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tbimg_cli import __version__
+from tbimg_cli.data import CLASS_NAMES
+
+from .conftest import decode_png, heavy_modules_after, load_run, run_module
+
+COMMANDS = ["single", "grid", "plot", "train-cm", "inspect", "export"]
+
+
+def test_help_lists_every_command_with_an_example(cli):
+    result = cli("--help")
+    assert result.exit_code == 0
+    for command in COMMANDS:
+        assert command in result.stdout
+        assert re.search(rf"tbimg {command}\b", result.stdout), command
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_each_command_help_has_an_example(cli, command):
+    result = cli(command, "--help")
+    assert result.exit_code == 0
+    assert f"Example: tbimg {command}" in result.stdout
+
+
+def test_version(cli):
+    result = cli("--version")
+    assert result.exit_code == 0 and result.stdout.strip() == f"tbimg {__version__}"
+
+
+@pytest.mark.parametrize("args", [["--help"], ["single", "--help"], ["train-cm", "--help"]])
+def test_help_imports_nothing_heavy(args):
+    heavy, proc = heavy_modules_after(args)
+    assert proc.returncode == 0, proc.stderr
+    assert heavy == []
+
+
+@pytest.mark.parametrize("args", [["single", "--index", "5"], ["grid", "--count", "25"]])
+def test_single_and_grid_import_no_tensorflow_keras_or_matplotlib(tmp_path, data_dir, args):
+    heavy, proc = heavy_modules_after([*args, "--data-dir", str(data_dir), "--logdir", str(tmp_path)])
+    assert "Wrote" in proc.stdout, proc.stderr
+    assert heavy == []
+
+
+def test_python_dash_m_runs_the_cli():
+    proc = run_module("--version")
+    assert proc.returncode == 0 and proc.stdout.strip() == f"tbimg {__version__}"
+
+
+def _read_images(run_dir, tag):
+    (event,) = load_run(run_dir).Tensors(tag)
+    values = event.tensor_proto.string_val
+    return event, [decode_png(png) for png in values[2:]]
+
+
+def test_single_writes_the_dataset_image(cli, data_dir, test_split):
+    out = cli.json("single", "--index", "7", "--split", "test", "--data-dir", data_dir)
+    run_dir = Path(out["run_dir"])
+    assert run_dir.parent == Path("logs") / "train_data" and re.fullmatch(r"\d{8}-\d{6}", run_dir.name)
+    assert out["tags"] == ["Test data"] and out["images"] == 1 and out["shape"] == [1, 28, 28, 1]
+    event, (image,) = _read_images(run_dir, "Test data")
+    assert event.step == 0
+    assert np.array_equal(image, test_split[0][7])
+    description = load_run(run_dir).SummaryMetadata("Test data").summary_description
+    assert "test" in description and "#7" in description and CLASS_NAMES[test_split[1][7]] in description
+
+
+def test_single_default_is_the_tutorial_first_training_image(cli, data_dir):
+    result = cli("single", "--data-dir", data_dir)
+    assert result.exit_code == 0, result.output
+    assert "Ankle boot" in result.stdout
+    assert "tensorboard --logdir logs" in result.stdout
+    (run_dir,) = (Path("logs") / "train_data").iterdir()
+    assert load_run(run_dir).Tags()["tensors"] == ["Training data"]
+
+
+def test_grid_writes_count_samples_in_one_summary(cli, data_dir, test_split):
+    out = cli.json("grid", "--count", "25", "--start", "100", "--split", "test", "--data-dir", data_dir)
+    assert out["tags"] == ["25 test data examples"] and out["images"] == 25
+    event, images = _read_images(out["run_dir"], "25 test data examples")
+    assert event.tensor_proto.string_val[:2] == [b"28", b"28"]
+    assert np.array_equal(np.stack(images), test_split[0][100:125])
+    description = load_run(out["run_dir"]).SummaryMetadata("25 test data examples").summary_description
+    assert "Classes shown" in description
+
+
+def test_grid_of_one_class(cli, data_dir, test_split):
+    out = cli.json("grid", "--count", "12", "--class", "sneaker", "--split", "test", "--data-dir", data_dir)
+    assert set(out["classes"]) == {"Sneaker"}
+    expected = np.flatnonzero(test_split[1] == 7)[:12]
+    _, images = _read_images(out["run_dir"], "12 test data examples")
+    assert np.array_equal(np.stack(images), test_split[0][expected])
+    by_id = cli.json("grid", "--count", "12", "--class", "7", "--split", "test", "--data-dir", data_dir)
+    assert by_id["classes"] == out["classes"]
+
+
+def test_json_output_is_one_object_and_nothing_else(cli, data_dir):
+    result = cli("grid", "--count", "3", "--data-dir", data_dir, "--json")
+    assert result.exit_code == 0
+    parsed = json.loads(result.stdout)
+    assert set(parsed) >= {"run_dir", "tags", "images", "shape"}
+
+
+def test_run_name_and_logdir(cli, data_dir, tmp_path):
+    out = cli.json("single", "--data-dir", data_dir, "--logdir", tmp_path / "elsewhere", "--run-name", "first")
+    assert Path(out["run_dir"]) == tmp_path / "elsewhere" / "train_data" / "first"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["single", "--index", "60000"], "use 0 to 59999"),
+        (["single", "--index", "10000", "--split", "test"], "use 0 to 9999"),
+        (["single", "--index", "-1"], "use 0 to 59999"),
+        (["grid", "--count", "0"], "at least 1"),
+        (["grid", "--count", "11", "--start", "9990", "--split", "test"], "more than the 10 images"),
+        (["grid", "--count", "2000", "--class", "Bag", "--split", "test"], "1000 Bag images"),
+        (["grid", "--class", "Hat"], "unknown class 'Hat'"),
+        (["grid", "--class", "10"], "0=T-shirt/top"),
+        (["single", "--run-name", "../x"], "single plain folder name"),
+        (["single", "--run-name", "/abs"], "single plain folder name"),
+        (["single", "--run-name", ""], "single plain folder name"),
+        (["grid", "--logdir", "a-file/logs"], "is a file"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(cli, data_dir, args, message):
+    Path("a-file").write_text("")
+    result = cli(*args, "--data-dir", data_dir)
+    assert result.exit_code == 1, result.output
+    assert message in result.stderr
+    assert result.stderr.startswith("Error:") and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+    assert not Path("logs").exists() and not Path("a-file/logs").exists()
+
+
+def test_existing_run_name_is_refused(cli, data_dir):
+    assert cli("single", "--run-name", "r", "--data-dir", data_dir).exit_code == 0
+    result = cli("single", "--run-name", "r", "--data-dir", data_dir)
+    assert result.exit_code == 1 and "already exists" in result.stderr
+    assert len(list((Path("logs") / "train_data" / "r").iterdir())) == 1
+
+
+def test_unknown_split_is_a_usage_error(cli, data_dir):
+    result = cli("single", "--split", "validation", "--data-dir", data_dir)
+    assert result.exit_code == 2 and "validation" in result.output

@@ -1,0 +1,144 @@
+"""The data layer against the official files, and broken files made on the spot."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+import struct
+
+import numpy as np
+import pytest
+
+from tbimg_cli import data
+from tbimg_cli.errors import DataError
+
+FIRST_TEST_LABELS = [9, 2, 1, 1, 6, 1, 4, 6, 5, 7]
+
+
+def test_class_names_are_the_ten_fashion_mnist_classes():
+    assert data.CLASS_NAMES == (
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("split", "count", "per_class"), [("train", 60000, 6000), ("test", 10000, 1000)])
+def test_official_files_load_with_known_shapes_and_balance(data_dir, split, count, per_class):
+    images, labels = data.load(split, data_dir)
+    assert images.shape == (count, 28, 28) and images.dtype == np.uint8
+    assert labels.shape == (count,) and labels.dtype == np.uint8
+    assert np.bincount(labels, minlength=10).tolist() == [per_class] * 10
+
+
+def test_known_first_labels(data_dir):
+    _, train_labels = data.load("train", data_dir, stop=1)
+    _, test_labels = data.load("test", data_dir)
+    assert train_labels[0] == 9 and data.CLASS_NAMES[train_labels[0]] == "Ankle boot"
+    assert test_labels[:10].tolist() == FIRST_TEST_LABELS
+
+
+def test_partial_read_equals_the_start_of_a_full_read(data_dir, test_split):
+    files = data.locate("test", data_dir)
+    first = files.images(stop=3)
+    assert first.shape == (3, 28, 28)
+    assert np.array_equal(first, test_split[0][:3])
+    assert files.count() == 10000
+
+
+def test_test_split_never_opens_training_files(tmp_path, data_dir):
+    for name in data.SPLIT_FILES["test"]:
+        shutil.copy(data_dir / name, tmp_path / name)
+    images, labels = data.load("test", tmp_path)  # the training files are not even there
+    assert len(images) == len(labels) == 10000
+
+
+def test_keras_cache_is_found(tmp_path, monkeypatch, data_dir):
+    cache = tmp_path / "kh" / "datasets" / "fashion-mnist"
+    cache.mkdir(parents=True)
+    for name in data.SPLIT_FILES["test"]:
+        (cache / name).symlink_to(data_dir / name)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "kh"))
+    assert data.keras_cache_dir() == cache
+    files = data.locate("test", offline=True)
+    assert files.images_path == cache / "t10k-images-idx3-ubyte.gz"
+    assert files.labels()[:10].tolist() == FIRST_TEST_LABELS
+
+
+def _write_idx(path, magic, dims, body: bytes, compress=True):
+    raw = struct.pack(f">{1 + len(dims)}I", magic, *dims) + body
+    path.write_bytes(gzip.compress(raw) if compress else raw)
+
+
+def _broken_dir(tmp_path, data_dir, breakage: str):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    shutil.copy(data_dir / "t10k-labels-idx1-ubyte.gz", folder)
+    images = folder / "t10k-images-idx3-ubyte.gz"
+    if breakage == "truncated gzip":
+        whole = (data_dir / images.name).read_bytes()
+        images.write_bytes(whole[: len(whole) // 2])
+    elif breakage == "wrong magic":
+        _write_idx(images, 0x00000801, (10000, 28, 28), bytes(10))
+    elif breakage == "wrong dimension":
+        _write_idx(images, 0x00000803, (10000, 32, 32), bytes(32 * 32 * 10000))
+    elif breakage == "wrong counts":
+        _write_idx(images, 0x00000803, (9000, 28, 28), bytes(28 * 28 * 9000))
+    elif breakage == "short body":
+        _write_idx(images, 0x00000803, (10000, 28, 28), bytes(28 * 28 * 10))
+    elif breakage == "garbage":
+        images.write_bytes(b"this is not a gzip file at all" * 100)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        ("truncated gzip", "truncated"),
+        ("wrong magic", "magic number"),
+        ("wrong dimension", "expected 28x28"),
+        ("wrong counts", "do not belong together"),
+        ("short body", "truncated"),
+        ("garbage", "not a valid gzip file"),
+    ],
+)
+def test_broken_files_give_one_line_errors(tmp_path, data_dir, cli, breakage, message):
+    folder = _broken_dir(tmp_path, data_dir, breakage)
+    result = cli("grid", "--split", "test", "--count", "10000", "--data-dir", folder)
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "logs").exists()  # nothing written, not even an empty run
+
+
+def test_broken_file_raises_data_error_from_the_library(tmp_path, data_dir):
+    folder = _broken_dir(tmp_path, data_dir, "wrong magic")
+    with pytest.raises(DataError, match="magic number"):
+        data.load("test", folder)
+
+
+def test_missing_data_dir_is_named(tmp_path, cli):
+    result = cli("single", "--data-dir", tmp_path / "nowhere")
+    assert result.exit_code == 1
+    assert "nowhere does not exist" in result.stderr
+
+
+def test_data_dir_without_the_files_lists_them(tmp_path, cli):
+    result = cli("single", "--data-dir", tmp_path)
+    assert result.exit_code == 1
+    assert "train-images-idx3-ubyte.gz" in result.stderr and "Traceback" not in result.output
+
+
+def test_missing_files_offline_name_every_place_looked(cli):
+    result = cli("single", "--offline")
+    assert result.exit_code == 1
+    message = result.stderr
+    assert "Keras cache" in message and "keras-home" in message.replace("\n", "")
+    assert "--data-dir" in message and "TBIMG_DATA_DIR" in message
+    assert len(message.strip().splitlines()) == 1
+
+
+def test_data_dir_from_the_environment(monkeypatch, data_dir, cli):
+    monkeypatch.setenv("TBIMG_DATA_DIR", str(data_dir))
+    result = cli("single", "--index", "0", "--json")
+    assert result.exit_code == 0, result.output

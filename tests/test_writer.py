@@ -1,0 +1,169 @@
+"""The writer against the real `tf.summary.image`, read back with TensorBoard's own reader."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from tbimg_cli import records
+from tbimg_cli.png import encode_batch, png_size
+from tbimg_cli.writer import EventWriter, to_uint8_batch
+
+from .conftest import decode_png, event_files, load_run
+
+
+@pytest.fixture(scope="module")
+def tf():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow
+
+    return tensorflow
+
+
+def test_crc32c_known_answer():
+    from crc32c import crc32c
+
+    assert crc32c(b"abcd") == 0x92C80A31
+
+
+def test_masked_crc_matches_the_tfrecord_definition():
+    from crc32c import crc32c
+
+    crc = crc32c(b"abcd")
+    assert records.masked_crc32c(b"abcd") == (((crc >> 15) | (crc << 17)) + 0xA282EAD8) % 2**32
+
+
+def _tf_write(tf, folder, tag, images, step, description=None, max_outputs=3):
+    writer = tf.summary.create_file_writer(str(folder))
+    with writer.as_default():
+        tf.summary.image(tag, images, step=step, max_outputs=max_outputs, description=description)
+    writer.close()
+
+
+def _only_tensor_event(run_dir, tag):
+    accumulator = load_run(run_dir)
+    (event,) = accumulator.Tensors(tag)
+    return accumulator, event
+
+
+UINT8 = (np.arange(3 * 7 * 5 * 1) * 7 % 256).astype(np.uint8).reshape(3, 7, 5, 1)
+RGB = (np.arange(2 * 4 * 6 * 3) * 13 % 256).astype(np.uint8).reshape(2, 4, 6, 3)
+RGBA = (np.arange(1 * 3 * 3 * 4) * 29 % 256).astype(np.uint8).reshape(1, 3, 3, 4)
+# Floats across and beyond [0, 1], including values that sit on rounding edges.
+FLOATS = np.linspace(-0.2, 1.2, 2 * 6 * 6, dtype=np.float32).reshape(2, 6, 6, 1)
+FLOATS64 = np.linspace(0, 1, 4 * 4 * 3, dtype=np.float64).reshape(1, 4, 4, 3)
+
+
+@pytest.mark.parametrize("images", [UINT8, RGB, RGBA, FLOATS, FLOATS64], ids=["uint8", "rgb", "rgba", "float32", "float64"])
+def test_image_summary_is_indistinguishable_from_tf_summary_image(tmp_path, tf, images):
+    tag, step, description = "some/images", 7, "**described**"
+    _tf_write(tf, tmp_path / "tf", tag, images, step, description, max_outputs=len(images))
+    with EventWriter(tmp_path / "tbimg") as writer:
+        assert writer.image(tag, images, step=step, description=description) == len(images)
+
+    theirs_acc, theirs = _only_tensor_event(tmp_path / "tf", tag)
+    ours_acc, ours = _only_tensor_event(tmp_path / "tbimg", tag)
+    assert ours.step == theirs.step == step
+    ours_meta = ours_acc.SummaryMetadata(tag)
+    theirs_meta = theirs_acc.SummaryMetadata(tag)
+    assert ours_meta.plugin_data.plugin_name == theirs_meta.plugin_data.plugin_name == "images"
+    assert ours_meta.plugin_data.content == theirs_meta.plugin_data.content
+    assert ours_meta.summary_description == theirs_meta.summary_description == description
+    assert ours.tensor_proto.dtype == theirs.tensor_proto.dtype
+    assert ours.tensor_proto.tensor_shape == theirs.tensor_proto.tensor_shape
+    ours_values, theirs_values = ours.tensor_proto.string_val, theirs.tensor_proto.string_val
+    assert len(ours_values) == len(theirs_values) == len(images) + 2
+    assert ours_values[:2] == theirs_values[:2] == [str(images.shape[2]).encode(), str(images.shape[1]).encode()]
+    for mine, reference in zip(ours_values[2:], theirs_values[2:]):
+        assert np.array_equal(decode_png(mine), decode_png(reference))
+
+
+def test_scalar_is_indistinguishable_from_tf_summary_scalar(tmp_path, tf):
+    writer = tf.summary.create_file_writer(str(tmp_path / "tf"))
+    with writer.as_default():
+        tf.summary.scalar("loss", 0.3125, step=4)
+    writer.close()
+    with EventWriter(tmp_path / "tbimg") as ours:
+        ours.scalar("loss", 0.3125, step=4)
+    (theirs,) = load_run(tmp_path / "tf").Tensors("loss")
+    (mine,) = load_run(tmp_path / "tbimg").Tensors("loss")
+    assert mine.step == theirs.step
+    assert mine.tensor_proto == theirs.tensor_proto
+    assert load_run(tmp_path / "tbimg").SummaryMetadata("loss") == load_run(tmp_path / "tf").SummaryMetadata("loss")
+
+
+def test_float_conversion_matches_convert_image_dtype(tf):
+    values = np.array([-1.0, 0.0, 0.001, 0.5, 0.998, 0.999, 1.0, 1.5, np.float32(254.5 / 255.5)], dtype=np.float32)
+    expected = tf.image.convert_image_dtype(values, tf.uint8, saturate=True).numpy()
+    assert np.array_equal(to_uint8_batch(values.reshape(1, 3, 3)).reshape(-1), expected)
+
+
+@pytest.mark.parametrize(
+    ("shape", "normalised"),
+    [((5, 4), (1, 5, 4, 1)), ((5, 4, 3), (1, 5, 4, 3)), ((6, 5, 7), (6, 5, 7, 1)), ((6, 5, 4), (1, 6, 5, 4)), ((2, 5, 4, 4), (2, 5, 4, 4))],
+)
+def test_accepted_shapes(shape, normalised):
+    assert to_uint8_batch(np.zeros(shape, np.uint8)).shape == normalised
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [(np.zeros((2, 3, 4, 2), np.uint8), "channels"), (np.zeros(5, np.uint8), "shaped"), (np.zeros((2, 2), np.int64), "uint8 or floats")],
+)
+def test_rejected_inputs(array, message):
+    from tbimg_cli.errors import InputError
+
+    with pytest.raises(InputError, match=message):
+        to_uint8_batch(array)
+
+
+def test_png_bytes_are_stored_as_given(tmp_path):
+    png = encode_batch(np.full((1, 3, 2, 3), 200, np.uint8))[0] + b""  # any valid PNG
+    with EventWriter(tmp_path) as writer:
+        writer.png_images("figure", [png], *png_size(png), step=2)
+    (event,) = load_run(tmp_path).Tensors("figure")
+    assert event.tensor_proto.string_val == [b"2", b"3", png]
+
+
+def test_every_record_has_valid_crcs_and_the_file_starts_with_its_version(tmp_path):
+    from tensorboard.compat.proto import event_pb2
+
+    with EventWriter(tmp_path) as writer:
+        writer.image("a", UINT8, step=0)
+        writer.scalar("b", 1.0, step=1)
+    (path,) = event_files(tmp_path)
+    payloads, problem = records.read_records(path)
+    assert problem is None and len(payloads) == 3
+    assert event_pb2.Event.FromString(payloads[0]).file_version == "brain.Event:2"
+    name = path.name.split(".")
+    assert name[:3] == ["events", "out", "tfevents"] and len(name[3]) == 10 and name[-1] == "v2"
+    assert name[5] == str(os.getpid())
+
+
+def test_a_file_cut_mid_record_is_read_up_to_the_last_whole_record(tmp_path):
+    with EventWriter(tmp_path / "run") as writer:
+        for step in range(3):
+            writer.image("steps", UINT8, step=step)
+    (path,) = event_files(tmp_path / "run")
+    whole = path.read_bytes()
+    path.write_bytes(whole[:-10])  # as if the process died mid-write
+    steps = [event.step for event in load_run(tmp_path / "run").Tensors("steps")]
+    assert steps == [0, 1]
+    payloads, problem = records.read_records(path)
+    assert len(payloads) == 3 and problem.truncated_tail
+
+
+def test_exception_inside_the_block_still_closes_a_valid_file(tmp_path):
+    with pytest.raises(RuntimeError), EventWriter(tmp_path) as writer:
+        writer.image("before", UINT8, step=0)
+        raise RuntimeError("boom")
+    (path,) = event_files(tmp_path)
+    assert records.read_records(path)[1] is None
+
+
+def test_nothing_is_created_until_something_is_written(tmp_path):
+    with EventWriter(tmp_path / "run"):
+        pass
+    assert not (tmp_path / "run").exists()
