@@ -1,0 +1,138 @@
+"""`train-cm` on a few thousand images: what it logs, repeatability, and Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tbimg_cli import records
+from tbimg_cli.data import CLASS_NAMES
+
+from .conftest import event_files, load_run
+
+pytestmark = pytest.mark.slow
+QUICK = ["--limit-train", "2000", "--epochs", "2"]
+
+
+@pytest.fixture(scope="module")
+def trained(data_dir, tmp_path_factory):
+    """One quick training run, shared by the read-back tests below."""
+    from typer.testing import CliRunner
+
+    from tbimg_cli.cli import app
+
+    logdir = tmp_path_factory.mktemp("train")
+    result = CliRunner().invoke(
+        app, ["train-cm", *QUICK, "--seed", "7", "--data-dir", str(data_dir), "--logdir", str(logdir), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def _steps(accumulator, tag):
+    return [event.step for event in accumulator.Tensors(tag)]
+
+
+def _values(accumulator, tag):
+    from tensorboard.util import tensor_util
+
+    return [float(tensor_util.make_ndarray(e.tensor_proto)) for e in accumulator.Tensors(tag)]
+
+
+def test_layout_is_one_run_directory_with_three_subruns(trained):
+    run_dir = Path(trained["run_dir"])
+    assert run_dir.parent.name == "image"
+    assert sorted(p.name for p in run_dir.iterdir()) == ["cm", "train", "validation"]
+
+
+def test_train_and_validation_scalars_for_every_epoch(trained):
+    run_dir = Path(trained["run_dir"])
+    for sub in ("train", "validation"):
+        accumulator = load_run(run_dir / sub)
+        for tag in ("epoch_loss", "epoch_accuracy"):
+            assert _steps(accumulator, tag) == [0, 1], (sub, tag)
+    validation_accuracy = _values(load_run(run_dir / "validation"), "epoch_accuracy")
+    assert validation_accuracy[-1] == pytest.approx(trained["test_accuracy"], abs=1e-6)
+
+
+def test_confusion_matrix_and_gallery_every_epoch(trained):
+    from tbimg_cli.png import png_size
+
+    accumulator = load_run(Path(trained["run_dir"]) / "cm")
+    for tag in ("Confusion Matrix", "Misclassified"):
+        events = accumulator.Tensors(tag)
+        assert [e.step for e in events] == [0, 1]
+        for event in events:
+            width, height, png = event.tensor_proto.string_val
+            assert png_size(png) == (int(width), int(height))
+        assert accumulator.SummaryMetadata(tag).plugin_data.plugin_name == "images"
+
+
+def test_per_class_accuracy_scalars_agree_with_test_accuracy(trained):
+    accumulator = load_run(Path(trained["run_dir"]) / "cm")
+    finals = []
+    for name in CLASS_NAMES:
+        tag = f"per_class_accuracy/{name}"
+        assert _steps(accumulator, tag) == [0, 1]
+        values = _values(accumulator, tag)
+        assert all(0.0 <= v <= 1.0 for v in values)
+        finals.append(values[-1])
+    # The test set has 1,000 images per class, so the mean of per-class accuracies is the accuracy.
+    assert np.mean(finals) == pytest.approx(trained["test_accuracy"], abs=1e-4)
+
+
+def test_learns_something(trained):
+    assert trained["test_accuracy"] > 0.6
+    assert len(trained["epochs"]) == 2 and trained["epochs"][1]["loss"] < trained["epochs"][0]["loss"]
+
+
+def test_seed_makes_runs_repeatable(data_dir, tmp_path, trained):
+    from typer.testing import CliRunner
+
+    from tbimg_cli.cli import app
+
+    result = CliRunner().invoke(
+        app, ["train-cm", *QUICK, "--seed", "7", "--data-dir", str(data_dir), "--logdir", str(tmp_path), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    again = json.loads(result.stdout)
+    assert again["test_accuracy"] == trained["test_accuracy"]
+    assert [e["loss"] for e in again["epochs"]] == [e["loss"] for e in trained["epochs"]]
+
+
+def test_bad_data_fails_before_tensorflow_is_imported(tmp_path, cli):
+    result = cli("train-cm", "--data-dir", tmp_path / "missing")
+    assert result.exit_code == 1 and "does not exist" in result.stderr
+    assert not Path("logs").exists()
+
+
+def test_ctrl_c_leaves_readable_event_files_and_exit_130(data_dir, tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tbimg_cli", "train-cm", "--limit-train", "3000", "--epochs", "200",
+         "--data-dir", str(data_dir), "--logdir", str(tmp_path), "--run-name", "stopped"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TERM": "dumb"},
+    )  # fmt: skip
+    cm_dir = tmp_path / "image" / "stopped" / "cm"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not (event_files(cm_dir) and event_files(cm_dir)[0].stat().st_size > 20000):
+        time.sleep(0.2)  # until the first epoch's matrix is on disk
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert "stopped" in out
+    for sub in ("train", "validation", "cm"):
+        for path in event_files(tmp_path / "image" / "stopped" / sub):
+            payloads, problem = records.read_records(path)
+            assert problem is None, (path, problem)
+    steps = [e.step for e in load_run(cm_dir).Tensors("Confusion Matrix")]
+    assert steps and steps == list(range(len(steps))) and len(steps) < 200
