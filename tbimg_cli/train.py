@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -105,6 +106,7 @@ def run(settings: TrainSettings, show_progress: bool = True, on_run_dir: Callabl
                     train_batches,
                     epochs=settings.epochs,
                     validation_data=test_batches,
+                    shuffle=False,  # the pipeline shuffles; Keras cannot shuffle a tf.data.Dataset
                     verbose=0,
                     callbacks=[board, callback.keras_callback],
                 )
@@ -118,15 +120,21 @@ def run(settings: TrainSettings, show_progress: bool = True, on_run_dir: Callabl
 
 
 def _batches(tf, images, labels, batch_size: int, shuffle: bool = False, seed: int | None = None):
-    """uint8 images in, float32 batches in [0, 1] out; training batches reshuffled every epoch."""
+    """uint8 images in, float32 batches in [0, 1] out; training batches reshuffled every epoch.
 
-    def scale(x, y):
-        return tf.cast(x, tf.float32) / 255.0, y
+    Shuffles indices and gathers each batch, so the shuffle buffer holds
+    60,000 integers rather than a second copy of every image.
+    """
+    all_images = tf.constant(images)
+    all_labels = tf.constant(labels)
 
-    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+    def gather(indices):
+        return tf.cast(tf.gather(all_images, indices), tf.float32) / 255.0, tf.gather(all_labels, indices)
+
+    order = tf.data.Dataset.range(len(images))
     if shuffle:
-        dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).map(scale, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+        order = order.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    return order.batch(batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def build_model(keras):
@@ -214,6 +222,7 @@ def _import_tensorflow(verbose: bool):
         import tensorflow as tf
         import keras
     if not verbose:
+        warnings.filterwarnings("ignore", module=r"(keras|tensorflow)\b")
         tf.get_logger().setLevel("ERROR")
         import absl.logging
 
