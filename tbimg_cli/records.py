@@ -9,6 +9,7 @@ The writer frames with `frame`; `inspect`/`export` read back with
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,42 +45,47 @@ class RecordProblem:
     truncated_tail: bool  # a cut last record, as a still-running writer leaves
 
 
-def read_records(path: Path) -> tuple[list[bytes], RecordProblem | None]:
-    """All whole, CRC-valid records of `path`, and the first problem met, if any.
+def iter_records(path: Path) -> Iterator[tuple[int, bytes] | RecordProblem]:
+    """Yield (offset, payload) for each whole, CRC-valid record, then a problem if one stops reading.
 
-    Reading stops at the first bad record: after a corrupt length nothing that
-    follows can be trusted to be aligned.
+    Streams the file, so a multi-gigabyte log is never held in memory. Reading
+    stops at the first bad record: after a corrupt length nothing that follows
+    can be trusted to be aligned.
     """
-    data = Path(path).read_bytes()
-    records = []
-    for offset, payload, problem in _walk(data):
-        if problem:
-            return records, problem
-        records.append(payload)
-    return records, None
+    with open(path, "rb") as stream:
+        size = os.fstat(stream.fileno()).st_size
+        offset = 0
+        while header := stream.read(HEADER_BYTES):
+            if len(header) < HEADER_BYTES:
+                yield RecordProblem(offset, "file ends inside a record header", True)
+                return
+            length_bytes = header[: _LENGTH.size]
+            (length,) = _LENGTH.unpack(length_bytes)
+            (length_crc,) = _CRC.unpack_from(header, _LENGTH.size)
+            if masked_crc32c(length_bytes) != length_crc:
+                yield RecordProblem(offset, "record length fails its CRC (corrupt data)", False)
+                return
+            if length + FOOTER_BYTES > size - offset - HEADER_BYTES:  # never allocate what is not there
+                yield RecordProblem(offset, f"file ends inside a {length}-byte record", True)
+                return
+            body = stream.read(length + FOOTER_BYTES)
+            if len(body) < length + FOOTER_BYTES:
+                yield RecordProblem(offset, f"file ends inside a {length}-byte record", True)
+                return
+            payload = body[:length]
+            (payload_crc,) = _CRC.unpack_from(body, length)
+            if masked_crc32c(payload) != payload_crc:
+                yield RecordProblem(offset, "record data fails its CRC (corrupt data)", False)
+                return
+            yield offset, payload
+            offset += HEADER_BYTES + length + FOOTER_BYTES
 
 
-def _walk(data: bytes) -> Iterator[tuple[int, bytes | None, RecordProblem | None]]:
-    pos = 0
-    end = len(data)
-    while pos < end:
-        if end - pos < HEADER_BYTES:
-            yield pos, None, RecordProblem(pos, "file ends inside a record header", True)
-            return
-        length_bytes = data[pos : pos + _LENGTH.size]
-        (length,) = _LENGTH.unpack(length_bytes)
-        (length_crc,) = _CRC.unpack_from(data, pos + _LENGTH.size)
-        if masked_crc32c(length_bytes) != length_crc:
-            yield pos, None, RecordProblem(pos, "record length fails its CRC (corrupt data)", False)
-            return
-        start = pos + HEADER_BYTES
-        if end - start < length + FOOTER_BYTES:
-            yield pos, None, RecordProblem(pos, f"file ends inside a {length}-byte record", True)
-            return
-        payload = data[start : start + length]
-        (payload_crc,) = _CRC.unpack_from(data, start + length)
-        if masked_crc32c(payload) != payload_crc:
-            yield pos, None, RecordProblem(pos, "record data fails its CRC (corrupt data)", False)
-            return
-        yield pos, payload, None
-        pos = start + length + FOOTER_BYTES
+def read_records(path: Path) -> tuple[list[bytes], RecordProblem | None]:
+    """All whole, CRC-valid payloads of `path`, and the problem that stopped reading, if any."""
+    payloads: list[bytes] = []
+    for item in iter_records(path):
+        if isinstance(item, RecordProblem):
+            return payloads, item
+        payloads.append(item[1])
+    return payloads, None
