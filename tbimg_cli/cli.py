@@ -107,22 +107,33 @@ def root(
     """Fashion-MNIST images into TensorBoard: TensorBoard's image-summary tutorial as commands."""
 
 
-def _finish(result, what: str, as_json: bool, serve: bool, host: str, port: int | None, open_browser: bool):
-    """Print a writing command's result, then serve its log root when asked."""
+def _serving(serve: bool, host: str, port: int | None, open_browser: bool):
+    """Serve settings when --serve is given, checked before any work so a taken port fails fast."""
+    if not serve:
+        return None
+    from tbimg_cli import serve as serving
+
+    settings = serving.ServeSettings(host=host, port=port, open_browser=open_browser)
+    serving.check_available(settings)
+    return settings
+
+
+def _finish(result, what: str, as_json: bool, serving) -> None:
+    """Print a writing command's result, then serve its log root until Ctrl-C when asked."""
     from tbimg_cli import output
 
     if as_json:
         output.emit_json(result.to_json())
     else:
         output.wrote(result, what)
-    if serve:
-        _serve(result.logdir, host, port, open_browser, as_json)
+    if serving is not None:
+        _serve(result.logdir, serving)
+        _block()
 
 
-def _serve(logdir: Path, host: str, port: int | None, open_browser: bool, quiet: bool) -> str:
+def _serve(logdir: Path, settings) -> str:
     from tbimg_cli import output, serve
 
-    settings = serve.ServeSettings(host=host, port=port, open_browser=open_browser)
     url = serve.start(logdir, settings)
     moved = serve.moved_port_note(url, settings)
     if moved:
@@ -153,11 +164,10 @@ def single(
     """
     from tbimg_cli import jobs
 
+    serving = _serving(serve, host, port, open_browser)
     source = jobs.Source(split.value, data_dir, offline, logdir, run_name)
     result = jobs.single(source, index)
-    _finish(result, f"{split.value} image #{index} ({result.classes[0]})", as_json, serve, host, port, open_browser)
-    if serve:
-        _block()
+    _finish(result, f"{split.value} image #{index} ({result.classes[0]})", as_json, serving)
 
 
 @app.command()
@@ -184,11 +194,10 @@ def grid(
     """
     from tbimg_cli import jobs
 
+    serving = _serving(serve, host, port, open_browser)
     source = jobs.Source(split.value, data_dir, offline, logdir, run_name)
     result = jobs.grid(source, count, start, class_name)
-    _finish(result, f"{result.images} {split.value} images", as_json, serve, host, port, open_browser)
-    if serve:
-        _block()
+    _finish(result, f"{result.images} {split.value} images", as_json, serving)
 
 
 @app.command()
@@ -215,11 +224,10 @@ def plot(
     """
     from tbimg_cli import jobs
 
+    serving = _serving(serve, host, port, open_browser)
     source = jobs.Source(split.value, data_dir, offline, logdir, run_name)
     result = jobs.plot(source, count, start, class_name)
-    _finish(result, f"a figure of {count} {split.value} images", as_json, serve, host, port, open_browser)
-    if serve:
-        _block()
+    _finish(result, f"a figure of {count} {split.value} images", as_json, serving)
 
 
 @app.command("train-cm")
@@ -266,7 +274,8 @@ def train_cm(
         run_name=run_name,
         verbose=verbose,
     )
-    on_ready = (lambda root: _serve(root, host, port, open_browser, as_json)) if serve else None
+    serving = _serving(serve, host, port, open_browser)
+    on_ready = (lambda root: _serve(root, serving)) if serving else None  # live while it trains
     result = train.run(settings, show_progress=not as_json, on_run_dir=on_ready)
     if as_json:
         output.emit_json(result.to_json())
@@ -274,7 +283,7 @@ def train_cm(
         train_view.print_summary(result)
     if result.interrupted:
         raise typer.Exit(130)
-    if serve:
+    if serving is not None:
         _block()
 
 

@@ -6,7 +6,9 @@ before training starts, shares our stdout, and dies with us.
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 import sys
 import time
 import types
@@ -30,6 +32,28 @@ class ServeSettings:
     host: str = DEFAULT_HOST
     port: int | None = None
     open_browser: bool = False
+
+
+def check_available(settings: ServeSettings) -> None:
+    """Fail before any work is done when the address or an explicitly asked port cannot be had.
+
+    Binding with SO_REUSEADDR, as werkzeug does, so a port that only has
+    connections in TIME_WAIT still counts as free.
+    """
+    port = settings.port or 0
+    try:
+        infos = socket.getaddrinfo(settings.host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise ServeError(f"--host {settings.host!r} is not an address of this machine ({exc.strerror})") from exc
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ServeError(f"port {port} is already in use: pick another --port or leave it out") from exc
+            raise ServeError(f"cannot serve on {settings.host}:{port} ({exc.strerror})") from exc
 
 
 def start(logdir: str | Path, settings: ServeSettings) -> str:
@@ -83,8 +107,12 @@ def _use_tensorflow_stub() -> None:
 
     TensorBoard imports TensorFlow when it can find it (3 s, 700 MB) unless the
     module `tensorboard.compat.notf` exists: the switch the `tensorboard-notf`
-    build uses. The stub reads local event files just as well.
+    build uses. The stub reads local event files just as well. When TensorFlow
+    is already loaded (train-cm) it is left alone: `tf.summary` itself runs
+    through `tensorboard.compat`, and the switch would break it.
     """
+    if "tensorflow" in sys.modules:
+        return
     sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
 
 
