@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import signal
 import socket
 import sys
 import time
@@ -94,7 +95,12 @@ def moved_port_note(url: str, settings: ServeSettings) -> str | None:
 
 
 def wait_for_ctrl_c() -> None:
-    """Block the main thread (TensorBoard serves from a daemon thread) until Ctrl-C."""
+    """Block the main thread (TensorBoard serves from a daemon thread) until Ctrl-C or SIGTERM.
+
+    SIGTERM counts as Ctrl-C so that scripts and service managers, whose
+    background children ignore SIGINT, can stop a server quietly too.
+    """
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         while True:
             time.sleep(3600)

@@ -204,3 +204,11 @@ def test_bad_host_is_one_line(cli, data_dir):
     result = cli("single", "--data-dir", data_dir, "--serve", "--host", "no-such-host.invalid")
     assert result.exit_code == 1 and "--host" in result.stderr
     assert not Path("logs").exists()
+
+
+def test_sigterm_stops_serving_quietly_too(serve, data_dir):
+    served = serve("single", "--data-dir", data_dir, "--serve", "--port", free_port())
+    served.wait_for(lambda: served.get_json("/data/runs"))
+    served.proc.terminate()
+    assert served.proc.wait(timeout=10) == 0
+    assert "Traceback" not in "".join(served.err_lines)
