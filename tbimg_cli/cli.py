@@ -6,14 +6,13 @@ No work happens here, and nothing heavy is imported at module level:
 
 from __future__ import annotations
 
-import functools
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from tbimg_cli import __version__
+from tbimg_cli.boundary import error_boundary
 from tbimg_cli.options import (
     ClassOpt,
     DataDirOpt,
@@ -59,39 +58,6 @@ app = typer.Typer(
 )
 
 
-def error_boundary(command):
-    """Turn every user-fixable failure into one red line and exit code 1.
-
-    Tracebacks are for bugs, and only on request (--verbose or TBIMG_DEBUG=1).
-    """
-
-    @functools.wraps(command)
-    def run(*args, **kwargs):
-        from tbimg_cli import output
-        from tbimg_cli.errors import TbimgError
-
-        debug = kwargs.get("verbose") or os.environ.get("TBIMG_DEBUG") not in (None, "", "0")
-        try:
-            return command(*args, **kwargs)
-        except TbimgError as exc:
-            if debug:
-                raise
-            output.error(str(exc))
-            raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            output.note("Interrupted.")
-            raise typer.Exit(130) from None
-        except (typer.Exit, typer.Abort):
-            raise
-        except Exception as exc:  # a bug: still one line unless asked for more
-            if debug:
-                raise
-            output.error(f"unexpected {type(exc).__name__}: {exc} (run with TBIMG_DEBUG=1 for the traceback)")
-            raise typer.Exit(1) from None
-
-    return run
-
-
 def version_callback(value: bool) -> None:
     if value:
         typer.echo(f"tbimg {__version__}")
@@ -107,17 +73,6 @@ def root(
     """Fashion-MNIST images into TensorBoard: TensorBoard's image-summary tutorial as commands."""
 
 
-def _serving(serve: bool, host: str, port: int | None, open_browser: bool):
-    """Serve settings when --serve is given, checked before any work so a taken port fails fast."""
-    if not serve:
-        return None
-    from tbimg_cli import serve as serving
-
-    settings = serving.ServeSettings(host=host, port=port, open_browser=open_browser)
-    serving.check_available(settings)
-    return settings
-
-
 def _finish(result, what: str, as_json: bool, serving) -> None:
     """Print a writing command's result, then serve its log root until Ctrl-C when asked."""
     from tbimg_cli import output
@@ -127,19 +82,10 @@ def _finish(result, what: str, as_json: bool, serving) -> None:
     else:
         output.wrote(result, what)
     if serving is not None:
-        _serve(result.logdir, serving)
-        _block()
+        from tbimg_cli import serve as server
 
-
-def _serve(logdir: Path, settings) -> str:
-    from tbimg_cli import output, serve
-
-    url = serve.start(logdir, settings)
-    moved = serve.moved_port_note(url, settings)
-    if moved:
-        output.note(moved)
-    output.stderr.print(f"TensorBoard at [bold cyan]{url}[/] serving {logdir}  (Ctrl-C to stop)", soft_wrap=True)
-    return url
+        server.start_and_announce(result.logdir, serving)
+        server.wait_for_ctrl_c()
 
 
 @app.command()
@@ -261,6 +207,7 @@ def train_cm(
     Example: tbimg train-cm --epochs 5 --serve
     """
     from tbimg_cli import output, train, train_view
+    from tbimg_cli import serve as server
 
     settings = train.TrainSettings(
         epochs=epochs,
@@ -274,8 +221,8 @@ def train_cm(
         run_name=run_name,
         verbose=verbose,
     )
-    serving = _serving(serve, host, port, open_browser)
-    on_ready = (lambda root: _serve(root, serving)) if serving else None  # live while it trains
+    serving = _serving(serve, host, port, open_browser, image_steps=epochs)
+    on_ready = (lambda root: server.start_and_announce(root, serving)) if serving else None  # live while training
     result = train.run(settings, show_progress=not as_json, on_run_dir=on_ready)
     if as_json:
         output.emit_json(result.to_json())
@@ -284,7 +231,7 @@ def train_cm(
     if result.interrupted:
         raise typer.Exit(130)
     if serving is not None:
-        _block()
+        server.wait_for_ctrl_c()
 
 
 @app.command()
@@ -338,10 +285,13 @@ def export(
         report.print_export(result)
 
 
-def _block() -> None:
-    from tbimg_cli import serve
+def _serving(serve: bool, host: str, port: int | None, open_browser: bool, image_steps: int = 0):
+    """Checked serve settings when --serve is given (before any work, so a taken port fails fast)."""
+    if not serve:
+        return None
+    from tbimg_cli import serve as server
 
-    serve.wait_for_ctrl_c()
+    return server.prepare(host, port, open_browser, image_steps)
 
 
 def main() -> None:

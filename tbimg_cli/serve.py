@@ -33,6 +33,26 @@ class ServeSettings:
     host: str = DEFAULT_HOST
     port: int | None = None
     open_browser: bool = False
+    image_steps: int = IMAGE_STEPS_KEPT  # train-cm raises it past its epoch count
+
+
+def prepare(host: str, port: int | None, open_browser: bool, image_steps: int = 0) -> ServeSettings:
+    """Settings for --serve, with the address checked before the command does any work."""
+    settings = ServeSettings(host, port, open_browser, max(image_steps, IMAGE_STEPS_KEPT))
+    check_available(settings)
+    return settings
+
+
+def start_and_announce(logdir: str | Path, settings: ServeSettings) -> str:
+    """Start TensorBoard and say where it is (and that the port moved, if it did)."""
+    from tbimg_cli import output
+
+    url = start(logdir, settings)
+    moved = moved_port_note(url, settings)
+    if moved:
+        output.note(moved)
+    output.stderr.print(f"TensorBoard at [bold cyan]{url}[/] serving {logdir}  (Ctrl-C to stop)", soft_wrap=True)
+    return url
 
 
 def check_available(settings: ServeSettings) -> None:
@@ -68,7 +88,7 @@ def start(logdir: str | Path, settings: ServeSettings) -> str:
         "--logdir", str(logdir),
         "--host", settings.host,
         "--reload_interval", str(RELOAD_SECONDS),
-        "--samples_per_plugin", f"images={IMAGE_STEPS_KEPT}",
+        "--samples_per_plugin", f"images={settings.image_steps}",
         "--load_fast", "false",
     ]  # fmt: skip
     if settings.port is not None:
