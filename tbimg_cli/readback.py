@@ -82,6 +82,8 @@ class Sample:
 def find_runs(logdir: Path) -> dict[str, list[Path]]:
     """Run name (path relative to logdir, "." for the logdir itself) -> its event files."""
     logdir = Path(logdir)
+    if logdir.exists() and not logdir.is_dir():
+        raise LogReadError(f"{logdir} is a file; give the log directory that holds event files")
     if not logdir.is_dir():
         raise LogReadError(f"log directory {logdir} does not exist")
     runs: dict[str, list[Path]] = {}
@@ -175,6 +177,8 @@ def export_images(
     logdir: Path, out: Path, tag: str | None = None, run: str | None = None, step: int | None = None, force: bool = False
 ) -> ExportResult:
     """Write each selected image sample with its original bytes; all-or-nothing about overwriting."""
+    if Path(out).exists() and not Path(out).is_dir():
+        raise LogReadError(f"--out {out} is a file, not a folder")
     problems: list[FileProblem] = []
     selected = [
         s
@@ -192,8 +196,11 @@ def export_images(
             f"{len(existing)} file(s) already exist under {out} (first: {existing[0]}); use --force to overwrite"
         )
     for path, sample in planned:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(sample.data)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(sample.data)
+        except OSError as exc:
+            raise LogReadError(f"cannot write {path} ({exc.strerror}); choose another --out") from exc
     return ExportResult(
         Path(out),
         [p for p, _ in planned],

@@ -197,6 +197,17 @@ def test_garbage_file_does_not_crash_and_other_files_are_read(cli, tmp_path):
 def test_missing_logdir_is_one_line(cli, tmp_path):
     result = cli("inspect", tmp_path / "nope")
     assert result.exit_code == 1 and "does not exist" in result.stderr
+    (tmp_path / "a-file").write_text("")
+    result = cli("inspect", tmp_path / "a-file")
+    assert result.exit_code == 1 and "is a file" in result.stderr
+
+
+def test_out_that_is_a_file_is_refused(cli, tmp_path):
+    logs = _tbimg_logs(tmp_path / "logs")
+    (tmp_path / "out").write_text("keep")
+    result = cli("export", logs, "--out", tmp_path / "out")
+    assert result.exit_code == 1 and "is a file" in result.stderr and "Traceback" not in result.output
+    assert (tmp_path / "out").read_text() == "keep"
 
 
 def test_inspect_and_export_import_no_tensorflow(tmp_path):
