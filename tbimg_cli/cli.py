@@ -116,64 +116,47 @@ def single(
     _finish(result, f"{split.value} image #{index} ({result.classes[0]})", as_json, serving)
 
 
-@app.command()
-@error_boundary
-def grid(
-    count: Annotated[int, typer.Option("--count", "-n", help="How many images (TensorBoard's max_outputs).")] = 25,
-    start: StartOpt = 0,
-    class_name: ClassOpt = None,
-    split: SplitOpt = Split.train,
-    data_dir: DataDirOpt = None,
-    offline: OfflineOpt = False,
-    logdir: LogdirOpt = Path("logs"),
-    run_name: RunNameOpt = None,
-    as_json: JsonOpt = False,
-    serve: ServeOpt = False,
-    host: HostOpt = "127.0.0.1",
-    port: PortOpt = None,
-    open_browser: OpenOpt = False,
-    verbose: VerboseOpt = False,
-) -> None:
-    """Many images as one summary with COUNT samples.
+def _many_images_command(name: str, what: str, doc: str) -> None:
+    """Register `grid` or `plot`: the same options over a selection of images, `jobs.<name>` to run."""
 
-    Example: tbimg grid --count 25 --class Sneaker
-    """
-    from tbimg_cli import jobs
+    @app.command(name, help=doc)
+    @error_boundary
+    def command(
+        count: Annotated[int, typer.Option("--count", "-n", help="How many images.")] = 25,
+        start: StartOpt = 0,
+        class_name: ClassOpt = None,
+        split: SplitOpt = Split.train,
+        data_dir: DataDirOpt = None,
+        offline: OfflineOpt = False,
+        logdir: LogdirOpt = Path("logs"),
+        run_name: RunNameOpt = None,
+        as_json: JsonOpt = False,
+        serve: ServeOpt = False,
+        host: HostOpt = "127.0.0.1",
+        port: PortOpt = None,
+        open_browser: OpenOpt = False,
+        verbose: VerboseOpt = False,
+    ) -> None:
+        from tbimg_cli import jobs
 
-    serving = _serving(serve, host, port, open_browser)
-    source = jobs.Source(split.value, data_dir, offline, logdir, run_name)
-    result = jobs.grid(source, count, start, class_name)
-    _finish(result, f"{result.images} {split.value} images", as_json, serving)
+        serving = _serving(serve, host, port, open_browser)
+        source = jobs.Source(split.value, data_dir, offline, logdir, run_name)
+        result = getattr(jobs, name)(source, count, start, class_name)
+        _finish(result, what.format(count=result.images, split=split.value), as_json, serving)
 
 
-@app.command()
-@error_boundary
-def plot(
-    count: Annotated[int, typer.Option("--count", "-n", help="How many images in the figure.")] = 25,
-    start: StartOpt = 0,
-    class_name: ClassOpt = None,
-    split: SplitOpt = Split.train,
-    data_dir: DataDirOpt = None,
-    offline: OfflineOpt = False,
-    logdir: LogdirOpt = Path("logs"),
-    run_name: RunNameOpt = None,
-    as_json: JsonOpt = False,
-    serve: ServeOpt = False,
-    host: HostOpt = "127.0.0.1",
-    port: PortOpt = None,
-    open_browser: OpenOpt = False,
-    verbose: VerboseOpt = False,
-) -> None:
-    """A matplotlib figure of COUNT images with their class names, logged as one image.
-
-    Example: tbimg plot --count 25
-    """
-    from tbimg_cli import jobs
-
-    serving = _serving(serve, host, port, open_browser)
-    source = jobs.Source(split.value, data_dir, offline, logdir, run_name)
-    result = jobs.plot(source, count, start, class_name)
-    _finish(result, f"a figure of {count} {split.value} images", as_json, serving)
+_many_images_command(
+    "grid",
+    "{count} {split} images",
+    "Many images as one summary with COUNT samples (TensorBoard's max_outputs).\n\n"
+    "Example: tbimg grid --count 25 --class Sneaker",
+)
+_many_images_command(
+    "plot",
+    "a figure of {count} {split} images",
+    "A matplotlib figure of COUNT images with their class names, logged as one image.\n\n"
+    "Example: tbimg plot --count 25",
+)
 
 
 @app.command("train-cm")
