@@ -17,7 +17,19 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA_DIR, PYTHON, QUIET_TF, REPO, TBIMG, alternate, keras_home_with_data, print_table, row, run_measured, save  # noqa: E402
+from common import (  # noqa: E402
+    DATA_DIR,
+    PYTHON,
+    QUIET_TF,
+    REPO,
+    TBIMG,
+    alternate,
+    keras_home_with_data,
+    print_table,
+    row,
+    run_measured,
+    save,
+)
 
 
 def load_times(runs: int) -> dict:

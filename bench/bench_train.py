@@ -17,7 +17,19 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA_DIR, PYTHON, QUIET_TF, REPO, TBIMG, alternate, keras_home_with_data, print_table, row, save  # noqa: E402
+from common import (  # noqa: E402
+    DATA_DIR,
+    PYTHON,
+    QUIET_TF,
+    REPO,
+    TBIMG,
+    alternate,
+    keras_home_with_data,
+    print_table,
+    row,
+    run_measured,
+    save,
+)  # fmt: skip
 
 EPOCHS = 5
 
@@ -51,14 +63,16 @@ def main():
         },
         args.runs,
     )
+    print("logging breakdown ...", file=sys.stderr)
+    probe = json.loads(run_measured([PYTHON, str(REPO / "bench" / "train_probe.py"), "--epochs", str(EPOCHS)])[2])
     our_runs = [json.loads(out) for out in cases["tbimg train-cm"]["stdout"]]
     their_runs = [json.loads(out.strip().splitlines()[-1]) for out in cases["tutorial train-cm"]["stdout"]]
     ours_s, theirs_s = cases["tbimg train-cm"]["median_s"], cases["tutorial train-cm"]["median_s"]
     our_acc = statistics.median(r["test_accuracy"] for r in our_runs)
     their_acc = statistics.median(r["test_accuracy"] for r in their_runs)
     epoch_s = statistics.median(e["seconds"] for r in our_runs for e in r["epochs"])
-    blocking_s = statistics.median(e["logging_seconds"] for r in our_runs for e in r["epochs"])
-    worker_s = statistics.median(s for r in our_runs for s in r["report_seconds"])
+    blocking_s = statistics.median(probe["blocking_seconds"])
+    worker_s = statistics.median(probe["worker_seconds"])
     their_logging_s = statistics.median(s for r in their_runs for s in r["logging_seconds"])
     rss = cases["tbimg train-cm"]["peak_rss_mb"]
     plot_s, their_plot_s = plots["tbimg plot"]["median_s"], plots["tutorial plot"]["median_s"]
@@ -78,7 +92,7 @@ def main():
         row("plot ratio tbimg/tutorial", f"{plot_s / their_plot_s:.3f} (1/{their_plot_s / plot_s:.1f})", "<= 1/6", plot_s / their_plot_s <= 1 / 6),
     ]
     print_table(f"bench_train ({args.runs} alternating training runs, {args.plot_runs} plot runs, medians)", rows)
-    path = save("bench_train", {"cases": {**cases, **plots}, "tbimg_runs": our_runs, "tutorial_runs": their_runs})
+    path = save("bench_train", {"cases": {**cases, **plots}, "tbimg_runs": our_runs, "tutorial_runs": their_runs, "probe": probe})
     print(f"\nraw numbers: {path}", file=sys.stderr)
 
 

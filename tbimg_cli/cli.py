@@ -1,34 +1,28 @@
-"""The `tbimg` command line: parse options, call one module, print the result.
+"""The `tbimg` command line: parse options, call one module, hand the result to `output.py`.
 
 No work happens here, and nothing heavy is imported at module level:
-`tbimg --help` must not pay for numpy, matplotlib or TensorFlow.
+`tbimg --help` must not pay for numpy, matplotlib or TensorFlow. Options that
+several commands share are `Annotated` aliases defined once below; defaults
+come from the module that owns them. One error boundary (`ErrorBoundary`)
+wraps every command, so none can forget it.
 """
 
 from __future__ import annotations
 
+import os
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
 
-from tbimg_cli import __version__
-from tbimg_cli.boundary import error_boundary
-from tbimg_cli.options import (
-    ClassOpt,
-    DataDirOpt,
-    HostOpt,
-    JsonOpt,
-    LogdirOpt,
-    OfflineOpt,
-    OpenOpt,
-    PortOpt,
-    RunNameOpt,
-    ServeOpt,
-    Split,
-    SplitOpt,
-    StartOpt,
-    VerboseOpt,
-)
+from tbimg_cli import __version__, serve
+from tbimg_cli.runs import DEFAULT_LOGDIR
+
+EXIT_ERROR = 1  # a mistake the user can fix (usage errors keep Click's 2)
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report it
+_VERBOSE = "tbimg.verbose"  # key in the Click context's shared `meta`
 
 EXAMPLES = """\
 [bold]Examples[/]
@@ -46,8 +40,44 @@ EXAMPLES = """\
   tbimg export logs --out images      images back out as PNGs
 """
 
+
+class ErrorBoundary(TyperGroup):
+    """Runs every command inside the one place that turns exceptions into exit codes.
+
+    A `TbimgError` is one red line and exit 1; Ctrl-C exits 130; anything else
+    is a bug, still one line unless --verbose or TBIMG_DEBUG=1 asks for the
+    traceback. Being the app's group, it cannot be left off a command.
+    """
+
+    def invoke(self, ctx):
+        from tbimg_cli.errors import TbimgError
+
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort):
+            raise
+        except KeyboardInterrupt as exc:
+            from tbimg_cli import output
+
+            output.note(str(exc) or "Interrupted.")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except Exception as exc:
+            if ctx.meta.get(_VERBOSE) or os.environ.get("TBIMG_DEBUG") not in (None, "", "0"):
+                raise
+            if not isinstance(exc, TbimgError) and type(exc).__module__.startswith(("click", "typer")):
+                raise  # usage errors: Click prints them and exits 2
+            from tbimg_cli import output
+
+            if isinstance(exc, TbimgError):
+                output.error(str(exc))
+            else:
+                output.error(f"unexpected {type(exc).__name__}: {exc} (run with TBIMG_DEBUG=1 for the traceback)")
+            raise typer.Exit(EXIT_ERROR) from None
+
+
 app = typer.Typer(
     name="tbimg",
+    cls=ErrorBoundary,
     help="Fashion-MNIST images into TensorBoard: TensorBoard's image-summary tutorial as commands.",
     epilog=EXAMPLES,
     no_args_is_help=True,
@@ -56,6 +86,72 @@ app = typer.Typer(
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+# Options shared by several commands
+
+DATA, OUTPUT, SERVING = "Data", "Output", "Serving"
+
+
+class Split(str, Enum):
+    train = "train"
+    test = "test"
+
+
+def _remember_verbose(ctx: typer.Context, value: bool) -> bool:
+    ctx.meta[_VERBOSE] = ctx.meta.get(_VERBOSE) or value
+    return value
+
+
+DataDirOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--data-dir",
+        envvar="TBIMG_DATA_DIR",
+        help="Folder holding the four Fashion-MNIST .gz files. Default: the Keras cache, downloading if needed.",
+        rich_help_panel=DATA,
+        show_default=False,
+    ),
+]
+OfflineOpt = Annotated[
+    bool, typer.Option("--offline", envvar="TBIMG_OFFLINE", help="Never download the dataset.", rich_help_panel=DATA)
+]
+SplitOpt = Annotated[Split, typer.Option("--split", help="Which Fashion-MNIST split to read.", rich_help_panel=DATA)]
+CountOpt = Annotated[int, typer.Option("--count", "-n", help="How many images.")]
+StartOpt = Annotated[int, typer.Option("--start", help="Dataset index to start from.", rich_help_panel=DATA, min=0)]
+ClassOpt = Annotated[
+    Optional[str],
+    typer.Option("--class", help="Only images of this class (name or id 0-9).", rich_help_panel=DATA, show_default=False),
+]
+LogdirOpt = Annotated[
+    Path, typer.Option("--logdir", help="Root log directory; each run gets its own folder below it.", rich_help_panel=OUTPUT)
+]
+RunNameOpt = Annotated[
+    Optional[str],
+    typer.Option("--run-name", help="Name the run folder instead of a timestamp.", rich_help_panel=OUTPUT, show_default=False),
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print one JSON object describing the run, nothing else.", rich_help_panel=OUTPUT)
+]
+VerboseOpt = Annotated[
+    bool,
+    typer.Option("--verbose", "-v", help="Show tracebacks and library logs.", rich_help_panel=OUTPUT, callback=_remember_verbose),
+]
+ServeOpt = Annotated[
+    bool, typer.Option("--serve", help="Start TensorBoard on the log root and keep serving until Ctrl-C.", rich_help_panel=SERVING)
+]
+HostOpt = Annotated[
+    str, typer.Option("--host", help="Address TensorBoard binds (0.0.0.0 for every interface).", rich_help_panel=SERVING)
+]
+PortOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--port", help="Port for TensorBoard. Default: 6006, or the next free one.",
+        rich_help_panel=SERVING, show_default=False, min=0, max=65535,
+    ),
+]  # fmt: skip
+OpenOpt = Annotated[bool, typer.Option("--open", help="Open TensorBoard in a browser.", rich_help_panel=SERVING)]
+LogdirArg = Annotated[Path, typer.Argument(help="A TensorBoard log directory (any writer's).")]
 
 
 def version_callback(value: bool) -> None:
@@ -73,33 +169,20 @@ def root(
     """Fashion-MNIST images into TensorBoard: TensorBoard's image-summary tutorial as commands."""
 
 
-def _finish(result, what: str, as_json: bool, serving) -> None:
-    """Print a writing command's result, then serve its log root until Ctrl-C when asked."""
-    from tbimg_cli import output
-
-    if as_json:
-        output.emit_json(result.to_json())
-    else:
-        output.wrote(result, what)
-    if serving is not None:
-        from tbimg_cli import serve as server
-
-        server.start_and_announce(result.logdir, serving)
-        server.wait_for_ctrl_c()
+# Writing commands
 
 
 @app.command()
-@error_boundary
 def single(
     index: Annotated[int, typer.Option("--index", "-i", help="Dataset index of the image.")] = 0,
     split: SplitOpt = Split.train,
     data_dir: DataDirOpt = None,
     offline: OfflineOpt = False,
-    logdir: LogdirOpt = Path("logs"),
+    logdir: LogdirOpt = Path(DEFAULT_LOGDIR),
     run_name: RunNameOpt = None,
     as_json: JsonOpt = False,
-    serve: ServeOpt = False,
-    host: HostOpt = "127.0.0.1",
+    then_serve: ServeOpt = False,
+    host: HostOpt = serve.DEFAULT_HOST,
     port: PortOpt = None,
     open_browser: OpenOpt = False,
     verbose: VerboseOpt = False,
@@ -108,59 +191,70 @@ def single(
 
     Example: tbimg single --index 0
     """
-    from tbimg_cli import jobs
+    from tbimg_cli import images
 
-    serving = _serving(serve, host, port, open_browser)
-    source = jobs.Source(split.value, data_dir, offline, logdir, run_name)
-    result = jobs.single(source, index)
+    serving = _serve_settings(then_serve, host, port, open_browser)
+    with _download_bars(as_json) as on_download:
+        source = images.DataSource(split.value, data_dir, offline, on_download)
+        result = images.single(source, images.RunTarget(logdir, run_name), index)
     _finish(result, f"{split.value} image #{index} ({result.classes[0]})", as_json, serving)
 
 
-def _many_images_command(name: str, what: str, doc: str) -> None:
-    """Register `grid` or `plot`: the same options over a selection of images, `jobs.<name>` to run."""
+@app.command(help="Many images as one summary with COUNT samples (TensorBoard's max_outputs).\n\n"
+             "Example: tbimg grid --count 25 --class Sneaker")  # fmt: skip
+def grid(
+    count: CountOpt = 25,
+    start: StartOpt = 0,
+    class_name: ClassOpt = None,
+    split: SplitOpt = Split.train,
+    data_dir: DataDirOpt = None,
+    offline: OfflineOpt = False,
+    logdir: LogdirOpt = Path(DEFAULT_LOGDIR),
+    run_name: RunNameOpt = None,
+    as_json: JsonOpt = False,
+    then_serve: ServeOpt = False,
+    host: HostOpt = serve.DEFAULT_HOST,
+    port: PortOpt = None,
+    open_browser: OpenOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    from tbimg_cli import images
 
-    @app.command(name, help=doc)
-    @error_boundary
-    def command(
-        count: Annotated[int, typer.Option("--count", "-n", help="How many images.")] = 25,
-        start: StartOpt = 0,
-        class_name: ClassOpt = None,
-        split: SplitOpt = Split.train,
-        data_dir: DataDirOpt = None,
-        offline: OfflineOpt = False,
-        logdir: LogdirOpt = Path("logs"),
-        run_name: RunNameOpt = None,
-        as_json: JsonOpt = False,
-        serve: ServeOpt = False,
-        host: HostOpt = "127.0.0.1",
-        port: PortOpt = None,
-        open_browser: OpenOpt = False,
-        verbose: VerboseOpt = False,
-    ) -> None:
-        from tbimg_cli import jobs
-
-        serving = _serving(serve, host, port, open_browser)
-        source = jobs.Source(split.value, data_dir, offline, logdir, run_name)
-        result = getattr(jobs, name)(source, count, start, class_name)
-        _finish(result, what.format(count=result.images, split=split.value), as_json, serving)
+    serving = _serve_settings(then_serve, host, port, open_browser)
+    with _download_bars(as_json) as on_download:
+        source = images.DataSource(split.value, data_dir, offline, on_download)
+        result = images.grid(source, images.RunTarget(logdir, run_name), count, start, class_name)
+    _finish(result, f"{result.images} {split.value} images", as_json, serving)
 
 
-_many_images_command(
-    "grid",
-    "{count} {split} images",
-    "Many images as one summary with COUNT samples (TensorBoard's max_outputs).\n\n"
-    "Example: tbimg grid --count 25 --class Sneaker",
-)
-_many_images_command(
-    "plot",
-    "a figure of {count} {split} images",
-    "A matplotlib figure of COUNT images with their class names, logged as one image.\n\n"
-    "Example: tbimg plot --count 25",
-)
+@app.command(help="A matplotlib figure of COUNT images with their class names, logged as one image.\n\n"
+             "Example: tbimg plot --count 25")  # fmt: skip
+def plot(
+    count: CountOpt = 25,
+    start: StartOpt = 0,
+    class_name: ClassOpt = None,
+    split: SplitOpt = Split.train,
+    data_dir: DataDirOpt = None,
+    offline: OfflineOpt = False,
+    logdir: LogdirOpt = Path(DEFAULT_LOGDIR),
+    run_name: RunNameOpt = None,
+    as_json: JsonOpt = False,
+    then_serve: ServeOpt = False,
+    host: HostOpt = serve.DEFAULT_HOST,
+    port: PortOpt = None,
+    open_browser: OpenOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    from tbimg_cli import images
+
+    serving = _serve_settings(then_serve, host, port, open_browser)
+    with _download_bars(as_json) as on_download:
+        source = images.DataSource(split.value, data_dir, offline, on_download)
+        result = images.plot(source, images.RunTarget(logdir, run_name), count, start, class_name)
+    _finish(result, f"a figure of {result.images} {split.value} images", as_json, serving)
 
 
 @app.command("train-cm")
-@error_boundary
 def train_cm(
     epochs: Annotated[int, typer.Option("--epochs", "-e", help="Training epochs.", min=1)] = 5,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Training batch size.", min=1)] = 32,
@@ -176,11 +270,11 @@ def train_cm(
     ] = 25,
     data_dir: DataDirOpt = None,
     offline: OfflineOpt = False,
-    logdir: LogdirOpt = Path("logs"),
+    logdir: LogdirOpt = Path(DEFAULT_LOGDIR),
     run_name: RunNameOpt = None,
     as_json: JsonOpt = False,
-    serve: ServeOpt = False,
-    host: HostOpt = "127.0.0.1",
+    then_serve: ServeOpt = False,
+    host: HostOpt = serve.DEFAULT_HOST,
     port: PortOpt = None,
     open_browser: OpenOpt = False,
     verbose: VerboseOpt = False,
@@ -189,62 +283,51 @@ def train_cm(
 
     Example: tbimg train-cm --epochs 5 --serve
     """
-    from tbimg_cli import output, train, train_view
-    from tbimg_cli import serve as server
+    from tbimg_cli import output, train
 
-    settings = train.TrainSettings(
-        epochs=epochs,
-        batch_size=batch_size,
-        seed=seed,
-        limit_train=limit_train,
-        max_misclassified=max_misclassified,
-        data_dir=data_dir,
-        offline=offline,
-        logdir=logdir,
-        run_name=run_name,
-        verbose=verbose,
-    )
-    serving = _serving(serve, host, port, open_browser, image_steps=epochs)
-    on_ready = (lambda root: server.start_and_announce(root, serving)) if serving else None  # live while training
-    result = train.run(settings, show_progress=not as_json, on_run_dir=on_ready)
+    serving = _serve_settings(then_serve, host, port, open_browser, image_steps=epochs)
+    # TensorBoard starts as soon as the run exists, so every epoch shows up while it trains.
+    on_run_created = (lambda run_dir: _start_server(logdir, serving)) if serving else None
+    with _download_bars(as_json) as on_download:
+        settings = train.TrainSettings(
+            epochs=epochs, batch_size=batch_size, seed=seed, limit_train=limit_train,
+            max_misclassified=max_misclassified, data_dir=data_dir, offline=offline,
+            logdir=logdir, run_name=run_name, verbose=verbose, on_download=on_download,
+        )  # fmt: skip
+        result = train.run(settings, output.TrainingProgress(enabled=not as_json), on_run_created)
     if as_json:
         output.emit_json(result.to_json())
     else:
-        train_view.print_summary(result)
+        output.training_summary(result)
     if result.interrupted:
-        raise typer.Exit(130)
+        raise KeyboardInterrupt(f"Interrupted after {len(result.epochs)} epoch(s); what was logged is complete and readable.")
     if serving is not None:
-        server.wait_for_ctrl_c()
+        serve.wait_for_ctrl_c()
+
+
+# Reading commands
 
 
 @app.command()
-@error_boundary
-def inspect(
-    logdir: Annotated[Path, typer.Argument(help="A TensorBoard log directory (any writer's).")],
-    as_json: JsonOpt = False,
-    verbose: VerboseOpt = False,
-) -> None:
+def inspect(logdir: LogdirArg, as_json: JsonOpt = False, verbose: VerboseOpt = False) -> None:
     """List runs and tags of a logdir: steps, samples, image sizes, scalar values.
 
     Example: tbimg inspect logs
     """
-    from tbimg_cli import readback, report
+    from tbimg_cli import output, readback
 
-    summary = readback.inspect_logdir(logdir)
+    found = readback.inspect_logdir(logdir)
     if as_json:
-        from tbimg_cli import output
-
-        output.emit_json(summary.to_json())
+        output.emit_json(found.to_json())
     else:
-        report.print_inspection(summary)
-    if summary.corrupt:
-        raise typer.Exit(1)
+        output.inspection(found)
+    if found.corrupt:
+        raise typer.Exit(EXIT_ERROR)
 
 
 @app.command()
-@error_boundary
 def export(
-    logdir: Annotated[Path, typer.Argument(help="A TensorBoard log directory (any writer's).")],
+    logdir: LogdirArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the image files into.")],
     tag: Annotated[Optional[str], typer.Option("--tag", help="Only this tag.", show_default=False)] = None,
     run: Annotated[Optional[str], typer.Option("--run", help="Only this run (as inspect names it).", show_default=False)] = None,
@@ -257,24 +340,49 @@ def export(
 
     Example: tbimg export logs --out images --tag "Confusion Matrix"
     """
-    from tbimg_cli import readback, report
+    from tbimg_cli import output, readback
 
     result = readback.export_images(logdir, out, tag=tag, run=run, step=step, force=force)
     if as_json:
-        from tbimg_cli import output
-
         output.emit_json(result.to_json())
     else:
-        report.print_export(result)
+        output.exported(result)
 
 
-def _serving(serve: bool, host: str, port: int | None, open_browser: bool, image_steps: int = 0):
+# Glue shared by the writing commands
+
+
+def _download_bars(as_json: bool):
+    from tbimg_cli import output
+
+    return output.DownloadBars(enabled=not as_json)
+
+
+def _serve_settings(then_serve: bool, host: str, port: int | None, open_browser: bool, image_steps: int = 0):
     """Checked serve settings when --serve is given (before any work, so a taken port fails fast)."""
-    if not serve:
+    if not then_serve:
         return None
-    from tbimg_cli import serve as server
+    return serve.prepare(host, port, open_browser, image_steps)
 
-    return server.prepare(host, port, open_browser, image_steps)
+
+def _start_server(logdir: Path, settings) -> None:
+    from tbimg_cli import output
+
+    url = serve.start(logdir, settings)
+    output.serving(url, logdir, serve.moved_port_note(url, settings))
+
+
+def _finish(result, what: str, as_json: bool, serving) -> None:
+    """Print a writing command's result, then serve its log root until Ctrl-C when asked."""
+    from tbimg_cli import output
+
+    if as_json:
+        output.emit_json(result.to_json())
+    else:
+        output.wrote(result, what)
+    if serving is not None:
+        _start_server(result.logdir, serving)
+        serve.wait_for_ctrl_c()
 
 
 def main() -> None:

@@ -18,8 +18,12 @@ import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tbimg_cli.errors import DataError, InputError
+
+if TYPE_CHECKING:  # urllib is only imported when a download is needed
+    from tbimg_cli.download import BytesCallback
 
 CLASS_NAMES = (
     "T-shirt/top",
@@ -111,11 +115,14 @@ class SplitFiles:
         return np.frombuffer(body, dtype=np.uint8).reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
 
 
-def locate(split: str, data_dir: str | Path | None = None, offline: bool = False) -> SplitFiles:
+def locate(
+    split: str, data_dir: str | Path | None = None, offline: bool = False, on_download: BytesCallback | None = None
+) -> SplitFiles:
     """Find (or fetch) the two files of `split`.
 
     An explicit `data_dir` is the only place looked: silently using another
-    copy would hide a typo. Without it, the Keras cache, then a download.
+    copy would hide a typo. Without it, the Keras cache, then a download,
+    reported through `on_download(file name, bytes received, total)`.
     """
     names = SPLIT_FILES[check_split(split)]
     if data_dir is not None:
@@ -141,13 +148,19 @@ def locate(split: str, data_dir: str | Path | None = None, offline: bool = False
     if missing:
         from tbimg_cli.download import download_files
 
-        download_files(missing, cache)
+        download_files({name: OFFICIAL_MD5[name] for name in missing}, cache, on_download)
     return SplitFiles(split, cache / names[0], cache / names[1])
 
 
-def load(split: str, data_dir: str | Path | None = None, offline: bool = False, stop: int | None = None):
+def load(
+    split: str,
+    data_dir: str | Path | None = None,
+    offline: bool = False,
+    stop: int | None = None,
+    on_download: BytesCallback | None = None,
+):
     """(images, labels) of a split; images only up to `stop` when given."""
-    files = locate(split, data_dir, offline)
+    files = locate(split, data_dir, offline, on_download)
     labels = files.labels()
     images = files.images(stop)
     return images, labels[: len(images)]

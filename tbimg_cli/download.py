@@ -1,6 +1,8 @@
 """Fetch missing Fashion-MNIST files into the Keras cache, safely.
 
-Each file streams into a hidden temporary file beside its destination, is
+Knows HTTP and files, not the dataset: `data.py` says which files and which
+MD5 each must have. Progress goes out through a callback, never to the
+terminal. Each file streams into a hidden temporary file beside its destination, is
 checked against the official MD5, and only then renamed into place: an
 interrupted, cut or corrupted transfer never leaves a file that a later run
 would take for valid.
@@ -15,9 +17,9 @@ import socket
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
-from tbimg_cli.data import OFFICIAL_MD5
 from tbimg_cli.errors import DataError
 
 # The origin keras.datasets.fashion_mnist uses; TBIMG_DATA_URL overrides it
@@ -32,25 +34,24 @@ def base_url() -> str:
     return url if url.endswith("/") else url + "/"
 
 
-def download_files(names: list[str], dest: Path) -> None:
-    """Download `names` into `dest` with one progress bar per file."""
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+# Called as on_bytes(file name, bytes just received, total bytes or None).
+BytesCallback = Callable[[str, int, "int | None"], None]
 
+
+def download_files(expected_md5: dict[str, str], dest: Path, on_bytes: BytesCallback | None = None) -> None:
+    """Download each named file into `dest`, refusing any whose MD5 is not the expected one."""
     try:
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(f"cannot create the Keras cache {dest} ({exc.strerror}); pass --data-dir DIR") from exc
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
-        for name in names:
-            task = progress.add_task(f"Downloading {name}", total=None)
-            fetch(base_url() + name, dest / name, lambda n, total, t=task: progress.update(t, advance=n, total=total))
+    for name, md5 in expected_md5.items():
+        fetch(base_url() + name, dest / name, md5, on_bytes or (lambda name, n, total: None))
 
 
-def fetch(url: str, target: Path, on_bytes=lambda n, total: None) -> None:
+def fetch(url: str, target: Path, expected_md5: str | None, on_bytes: BytesCallback) -> None:
     """Stream `url` into `target` via a temporary file; MD5-check, then rename."""
     name = target.name
+    on_bytes(name, 0, None)  # announce the file before the first byte arrives
     fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=target.parent)
     tmp = Path(tmp_name)
     digest = hashlib.md5()
@@ -63,13 +64,12 @@ def fetch(url: str, target: Path, on_bytes=lambda n, total: None) -> None:
                 out.write(chunk)
                 digest.update(chunk)
                 received += len(chunk)
-                on_bytes(len(chunk), total)
+                on_bytes(name, len(chunk), total)
         if total is not None and received != total:
             raise DataError(f"download of {name} was cut short ({received} of {total} bytes); nothing was saved, try again")
-        expected = OFFICIAL_MD5.get(name)
-        if expected and digest.hexdigest() != expected:
+        if expected_md5 and digest.hexdigest() != expected_md5:
             raise DataError(
-                f"download of {name} is corrupt (MD5 {digest.hexdigest()}, expected {expected}); nothing was saved"
+                f"download of {name} is corrupt (MD5 {digest.hexdigest()}, expected {expected_md5}); nothing was saved"
             )
         os.replace(tmp, target)
     except BaseException as exc:

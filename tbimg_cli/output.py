@@ -1,6 +1,9 @@
-"""Everything tbimg prints: results on stdout, progress and errors on stderr.
+"""Everything tbimg shows in the terminal: results, tables, progress bars, banners and errors.
 
-Keeping stdout for results alone is what makes `--json` safe to pipe.
+The one module that prints. Results go to stdout and everything else
+(progress, notes, errors, the TensorBoard banner) to stderr, which is what
+keeps `--json` safe to pipe. Library modules report progress through
+callbacks; the objects here are those callbacks.
 """
 
 from __future__ import annotations
@@ -11,9 +14,22 @@ import sys
 
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
 
 stdout = Console(highlight=False)
 stderr = Console(stderr=True, highlight=False)
+
+
+# Messages
 
 
 def error(message: str) -> None:
@@ -40,3 +56,160 @@ def wrote(result, what: str) -> None:
     stdout.print(f"[green]✓[/] Wrote {escape(what)} to [bold]{escape(str(result.run_dir))}[/]", soft_wrap=True)
     stdout.print(f"  tags: {escape(', '.join(result.tags))}", soft_wrap=True)
     stdout.print(f"  view: [cyan]{escape(view_hint(result.logdir))}[/]  (or add --serve)", soft_wrap=True)
+
+
+def serving(url: str, logdir, moved_port_note: str | None) -> None:
+    """Where TensorBoard is (and that the port moved, if it did)."""
+    if moved_port_note:
+        note(moved_port_note)
+    stderr.print(f"TensorBoard at [bold cyan]{url}[/] serving {escape(str(logdir))}  (Ctrl-C to stop)", soft_wrap=True)
+
+
+# Progress
+
+
+class DownloadBars:
+    """One bar per downloaded file; a `download.BytesCallback`. Starts drawing only if a download happens."""
+
+    def __init__(self, enabled: bool = True):
+        columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+        self._progress = Progress(*columns, console=stderr, disable=not enabled)
+        self._tasks: dict[str, int] = {}
+        self._drawing = False
+
+    def __enter__(self) -> DownloadBars:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop()
+
+    def __call__(self, name: str, received: int, total: int | None) -> None:
+        if name not in self._tasks:
+            self._tasks[name] = self._progress.add_task(f"Downloading {name}", total=total)
+        if not self._drawing:
+            self._progress.start()
+            self._drawing = True
+        self._progress.update(self._tasks[name], advance=received, total=total)
+        if all(task.finished for task in self._progress.tasks):
+            self._stop()  # off the screen between files, so training's bars can follow
+
+    def _stop(self) -> None:
+        if self._drawing:
+            self._progress.stop()
+            self._drawing = False
+
+
+class TrainingProgress:
+    """Two bars, epochs and batches within the current epoch, with the latest metrics.
+
+    A `train.TrainingObserver`: `train.run` calls these methods as it trains.
+    """
+
+    def __init__(self, enabled: bool = True):
+        self.steps = 0
+        self._progress = Progress(
+            TextColumn("{task.description:<8}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[metrics]}"),
+            console=stderr,
+            disable=not enabled,
+        )
+        self._epochs = self._batches = None
+
+    def training_started(self, epochs: int, steps_per_epoch: int) -> None:
+        self.steps = steps_per_epoch
+        self._epochs = self._progress.add_task("epochs", total=epochs, metrics="")
+        self._batches = self._progress.add_task("batches", total=steps_per_epoch, metrics="")
+        self._progress.start()
+
+    def training_ended(self) -> None:
+        self._progress.stop()
+
+    def epoch_started(self, epoch: int) -> None:
+        self._progress.reset(self._batches, total=self.steps, metrics="")
+        self._progress.update(self._batches, description=f"epoch {epoch + 1}")
+
+    def batch_done(self, batch: int, logs: dict) -> None:
+        self._progress.update(self._batches, completed=batch + 1, metrics=_metrics(logs, ("loss", "accuracy")))
+
+    def epoch_done(self, epoch: int, logs: dict) -> None:
+        self._progress.update(self._batches, completed=self.steps)
+        self._progress.update(
+            self._epochs, completed=epoch + 1, metrics=_metrics(logs, ("loss", "accuracy", "val_accuracy"))
+        )
+
+
+def _metrics(logs: dict, keys: tuple[str, ...]) -> str:
+    return "  ".join(f"{key} {float(logs[key]):.4f}" for key in keys if key in (logs or {}))
+
+
+# Command results
+
+
+def training_summary(result) -> None:
+    """Per-epoch table of `train-cm`, where the run went, and how to look at it."""
+    table = Table(title="train-cm", title_justify="left")
+    for column in ("epoch", "loss", "accuracy", "val loss", "val accuracy", "seconds"):
+        table.add_column(column, justify="right")
+    for row in result.epochs:
+        table.add_row(
+            str(row.epoch + 1),
+            f"{row.loss:.4f}",
+            f"{row.accuracy:.4f}",
+            f"{row.val_loss:.4f}",
+            f"{row.val_accuracy:.4f}",
+            f"{row.seconds:.1f}",
+        )
+    stdout.print(table)
+    if result.interrupted:
+        note(f"Interrupted after {len(result.epochs)} epoch(s); what was logged is complete and readable.")
+    wrote(result, f"{len(result.epochs)} epoch(s) of scalars and confusion matrices")
+    if result.epochs:
+        stdout.print(f"  final test accuracy: {escape(f'{result.epochs[-1].val_accuracy:.4f}')}")
+
+
+def inspection(found) -> None:
+    """`inspect`: one table row per (run, tag), then any problems with the files."""
+    if not found.tags:
+        note(f"No summaries found in {found.logdir}.")
+    else:
+        table = Table(title=f"{found.logdir}", title_justify="left")
+        for name, justify in (("run", "left"), ("tag", "left"), ("plugin", "left"), ("steps (n)", "right"),
+                              ("samples", "right"), ("size / last", "right")):  # fmt: skip
+            table.add_column(name, justify=justify, overflow="fold")
+        for tag in found.tags:
+            if tag.plugin == "images":
+                detail, samples = tag.image_size, str(tag.samples)
+            elif tag.last_value is not None:
+                detail, samples = f"{tag.last_value:.4g}", ""
+            else:
+                detail, samples = "", ""
+            table.add_row(escape(tag.run), escape(tag.tag), tag.plugin, _steps(tag.steps), samples, detail)
+        stdout.print(table)
+    file_problems(found.problems)
+
+
+def exported(result) -> None:
+    stdout.print(
+        f"[green]✓[/] Exported {len(result.files)} image(s) from {len(result.runs)} run(s) "
+        f"and {len(result.tags)} tag(s) to [bold]{escape(str(result.out))}[/]",
+        soft_wrap=True,
+    )
+    file_problems(result.problems)
+
+
+def file_problems(problems) -> None:
+    for problem in problems:
+        where = f"{problem.path} at byte {problem.offset}"
+        if problem.truncated_tail:
+            note(f"Note: {where}: {problem.message} (a writer may still be running); read up to there.")
+        else:
+            error(f"{where}: {problem.message}; the rest of that file was skipped")
+
+
+def _steps(steps: list[int]) -> str:
+    first, last = min(steps), max(steps)
+    span = f"{first}" if first == last else f"{first}..{last}"
+    return f"{span} ({len(steps)})"

@@ -1,4 +1,4 @@
-"""Run directories: `<logdir>/<kind>/<YYYYmmdd-HHMMSS>` or `<logdir>/<kind>/<name>`.
+"""Run directories: `<logdir>/<folder>/<YYYYmmdd-HHMMSS>` or `<logdir>/<folder>/<name>`.
 
 A run directory is never reused, because TensorBoard would merge two runs'
 events into one confusing timeline; two runs started in the same second get
@@ -16,10 +16,12 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from tbimg_cli.errors import RunDirError
 
 DEFAULT_LOGDIR = "logs"
-# The tutorial's names for the three kinds of run.
-KIND_IMAGES = "train_data"
-KIND_PLOTS = "plots"
-KIND_TRAINING = "image"
+# The folders the tutorial puts each kind of run in. Its names read oddly (a
+# training run goes in `image`, single images in `train_data`); kept so that
+# logs written by tbimg and by the tutorial sit side by side.
+IMAGES_FOLDER = "train_data"
+PLOTS_FOLDER = "plots"
+TRAINING_FOLDER = "image"
 TIMESTAMP_FORMAT = "%Y%m%d-%H%M%S"
 
 
@@ -38,7 +40,7 @@ def check_run_name(name: str) -> str:
 
 
 @contextlib.contextmanager
-def new_run_dir(logdir: str | Path, kind: str, run_name: str | None = None) -> Iterator[Path]:
+def new_run_dir(logdir: str | Path, folder: str, run_name: str | None = None) -> Iterator[Path]:
     """Create a fresh run directory; remove it again if the block fails before writing.
 
     Folders this call created are removed on failure only while empty, so a
@@ -46,7 +48,7 @@ def new_run_dir(logdir: str | Path, kind: str, run_name: str | None = None) -> I
     """
     if run_name is not None:
         check_run_name(run_name)
-    parent = Path(logdir) / kind
+    parent = Path(logdir) / folder
     created = _make_parents(parent)
     run_dir = _claim(parent, run_name)
     created.append(run_dir)

@@ -1,19 +1,18 @@
 """Start TensorBoard in this process and keep it serving until Ctrl-C.
 
 In-process (`tensorboard.program`) rather than a subprocess: the server is up
-before training starts, shares our stdout, and dies with us.
+before training starts, shares our stdout, and dies with us. Nothing here
+prints: `start` returns the URL and `output.serving` announces it.
 """
 
 from __future__ import annotations
 
 import errno
-import logging
 import signal
 import socket
 import sys
 import time
 import types
-import webbrowser
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -41,18 +40,6 @@ def prepare(host: str, port: int | None, open_browser: bool, image_steps: int = 
     settings = ServeSettings(host, port, open_browser, max(image_steps, IMAGE_STEPS_KEPT))
     check_available(settings)
     return settings
-
-
-def start_and_announce(logdir: str | Path, settings: ServeSettings) -> str:
-    """Start TensorBoard and say where it is (and that the port moved, if it did)."""
-    from tbimg_cli import output
-
-    url = start(logdir, settings)
-    moved = moved_port_note(url, settings)
-    if moved:
-        output.note(moved)
-    output.stderr.print(f"TensorBoard at [bold cyan]{url}[/] serving {logdir}  (Ctrl-C to stop)", soft_wrap=True)
-    return url
 
 
 def check_available(settings: ServeSettings) -> None:
@@ -102,6 +89,8 @@ def start(logdir: str | Path, settings: ServeSettings) -> str:
     except program.TensorBoardServerException as exc:
         raise ServeError(f"TensorBoard could not start: {exc.msg}") from exc
     if settings.open_browser:
+        import webbrowser
+
         webbrowser.open(url)
     return url
 
@@ -144,5 +133,7 @@ def _use_tensorflow_stub() -> None:
 
 def _quiet_libraries() -> None:
     """TensorBoard's and werkzeug's per-request and start-up logs are not for our terminal."""
+    import logging
+
     for name in ("tensorboard", "werkzeug", "absl"):
         logging.getLogger(name).setLevel(logging.ERROR)

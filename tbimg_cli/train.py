@@ -1,7 +1,7 @@
 """`train-cm`: the tutorial's classifier, with scalars and a confusion matrix every epoch.
 
 The only module that imports TensorFlow, and only inside `run`. Run layout
-(one run directory, kind `image`):
+(one run directory under the tutorial's `image` folder):
 
     <run>/train, <run>/validation   Keras's TensorBoard callback: loss and accuracy
     <run>/cm                        "Confusion Matrix", "Misclassified", per_class_accuracy/*
@@ -24,10 +24,14 @@ import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tbimg_cli import data
-from tbimg_cli.epoch_report import EpochReporter
-from tbimg_cli.runs import KIND_TRAINING, new_run_dir
+from tbimg_cli.confusion import ConfusionMatrixLogger
+from tbimg_cli.runs import DEFAULT_LOGDIR, TRAINING_FOLDER, new_run_dir
+
+if TYPE_CHECKING:
+    from tbimg_cli.download import BytesCallback
 
 STEPS_PER_EXECUTION = 128
 EVAL_BATCH_SIZE = 2048
@@ -42,9 +46,10 @@ class TrainSettings:
     max_misclassified: int = 25
     data_dir: Path | None = None
     offline: bool = False
-    logdir: Path = Path("logs")
+    logdir: Path = Path(DEFAULT_LOGDIR)
     run_name: str | None = None
     verbose: bool = False
+    on_download: BytesCallback | None = None  # progress of a Fashion-MNIST download, if one is needed
 
 
 @dataclass
@@ -55,7 +60,6 @@ class EpochRecord:
     val_loss: float
     val_accuracy: float
     seconds: float
-    logging_seconds: float  # what the epoch's confusion-matrix logging held training up
 
 
 @dataclass
@@ -65,7 +69,6 @@ class TrainResult:
     tags: list[str]
     epochs: list[EpochRecord] = field(default_factory=list)
     interrupted: bool = False
-    report_seconds: list[float] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {
@@ -75,15 +78,33 @@ class TrainResult:
             "epochs": [asdict(e) for e in self.epochs],
             "test_accuracy": self.epochs[-1].val_accuracy if self.epochs else None,
             "interrupted": self.interrupted,
-            "report_seconds": self.report_seconds,
         }
 
 
-def run(settings: TrainSettings, show_progress: bool = True, on_run_dir: Callable[[Path], None] | None = None):
-    """Train and log; Ctrl-C ends training early with everything written so far intact."""
-    from tbimg_cli.epoch_report import CM_TAG, MISCLASSIFIED_TAG
-    from tbimg_cli.train_view import TrainingProgress
+class TrainingObserver:
+    """What `run` reports while it trains. This one hears nothing; `output.TrainingProgress`
+    has the same methods and draws them as progress bars."""
 
+    def training_started(self, epochs: int, steps_per_epoch: int) -> None: ...
+
+    def epoch_started(self, epoch: int) -> None: ...
+
+    def batch_done(self, batch: int, logs: dict) -> None: ...
+
+    def epoch_done(self, epoch: int, logs: dict) -> None: ...
+
+    def training_ended(self) -> None: ...
+
+
+def run(
+    settings: TrainSettings,
+    observer: TrainingObserver | None = None,
+    on_run_created: Callable[[Path], None] | None = None,
+) -> TrainResult:
+    """Train and log; Ctrl-C ends training early with everything written so far intact."""
+    from tbimg_cli.confusion import CM_TAG, MISCLASSIFIED_TAG
+
+    observer = observer or TrainingObserver()
     train_images, train_labels, test_images, test_labels = _load(settings)
     tf, keras = _import_tensorflow(settings.verbose)
     if settings.seed is not None:
@@ -93,29 +114,34 @@ def run(settings: TrainSettings, show_progress: bool = True, on_run_dir: Callabl
     test_batches = _batches(tf, test_images, test_labels, EVAL_BATCH_SIZE)
     steps = -(-len(train_images) // settings.batch_size)
 
-    with new_run_dir(settings.logdir, KIND_TRAINING, settings.run_name) as run_dir:
+    with new_run_dir(settings.logdir, TRAINING_FOLDER, settings.run_name) as run_dir:
         result = TrainResult(run_dir, Path(settings.logdir), ["epoch_loss", "epoch_accuracy", CM_TAG, MISCLASSIFIED_TAG])
-        if on_run_dir is not None:
-            on_run_dir(Path(settings.logdir))
-        reporter = EpochReporter(run_dir, test_images, test_labels, settings.max_misclassified)
+        if on_run_created is not None:
+            on_run_created(run_dir)
+        cm_logger = ConfusionMatrixLogger(run_dir, test_images, test_labels, settings.max_misclassified)
         board = keras.callbacks.TensorBoard(log_dir=str(run_dir), write_graph=False)
-        with TrainingProgress(settings.epochs, steps, enabled=show_progress) as progress:
-            callback = _EpochCallback(keras, progress, reporter, result, test_batches, test_labels)
-            try:
-                model.fit(
-                    train_batches,
-                    epochs=settings.epochs,
-                    validation_data=test_batches,
-                    shuffle=False,  # the pipeline shuffles; Keras cannot shuffle a tf.data.Dataset
-                    verbose=0,
-                    callbacks=[board, callback.keras_callback],
-                )
-            except KeyboardInterrupt:
-                result.interrupted = True
-                board.on_train_end()  # Keras only closes its writers when training ends normally
-            finally:
-                reporter.close()
-        result.report_seconds = reporter.seconds
+        epoch_end = _EpochEnd(model, observer, cm_logger, result, test_batches, test_labels)
+        epoch_hooks = keras.callbacks.LambdaCallback(
+            on_epoch_begin=lambda epoch, logs: epoch_end.begin(epoch),
+            on_train_batch_end=lambda batch, logs: observer.batch_done(batch, logs or {}),
+            on_epoch_end=lambda epoch, logs: epoch_end(epoch, logs or {}),
+        )
+        observer.training_started(settings.epochs, steps)
+        try:
+            model.fit(
+                train_batches,
+                epochs=settings.epochs,
+                validation_data=test_batches,
+                shuffle=False,  # the pipeline shuffles; Keras cannot shuffle a tf.data.Dataset
+                verbose=0,
+                callbacks=[board, epoch_hooks],
+            )
+        except KeyboardInterrupt:
+            result.interrupted = True
+            board.on_train_end()  # Keras only closes its writers when training ends normally
+        finally:
+            observer.training_ended()
+            cm_logger.close()
     return result
 
 
@@ -156,38 +182,27 @@ def build_model(keras):
     return model
 
 
-class _EpochCallback:
-    """Feeds the progress bars and hands each epoch's test predictions to the reporter."""
+class _EpochEnd:
+    """After each epoch: predict the test set once, queue its confusion matrix, record the metrics."""
 
-    def __init__(self, keras, progress, reporter, result, test_batches, y_test):
-        self.progress = progress
-        self.reporter = reporter
+    def __init__(self, model, observer, cm_logger, result, test_batches, y_test):
+        self.model = model
+        self.observer = observer
+        self.cm_logger = cm_logger
         self.result = result
         self.test_batches = test_batches
         self.y_test = y_test
         self._started = 0.0
-        outer = self
 
-        class KerasCallback(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                outer._started = time.perf_counter()
-                progress.epoch_started(epoch)
+    def begin(self, epoch: int) -> None:
+        self._started = time.perf_counter()
+        self.observer.epoch_started(epoch)
 
-            def on_train_batch_end(self, batch, logs=None):
-                progress.batch_done(batch, logs or {})
-
-            def on_epoch_end(self, epoch, logs=None):
-                outer.epoch_end(self.model, epoch, logs or {})
-
-        self.keras_callback = KerasCallback()
-
-    def epoch_end(self, model, epoch: int, logs: dict) -> None:
-        started = time.perf_counter()
-        probabilities = model.predict(self.test_batches, verbose=0)
+    def __call__(self, epoch: int, logs: dict) -> None:
+        probabilities = self.model.predict(self.test_batches, verbose=0)
         predicted = probabilities.argmax(axis=1)
         accuracy = float((predicted == self.y_test).mean())
-        self.reporter.submit(epoch, predicted, accuracy)
-        logging_seconds = time.perf_counter() - started
+        self.cm_logger.submit(epoch, predicted, accuracy)
         self.result.epochs.append(
             EpochRecord(
                 epoch=epoch,
@@ -196,17 +211,16 @@ class _EpochCallback:
                 val_loss=float(logs.get("val_loss", float("nan"))),
                 val_accuracy=float(logs.get("val_accuracy", accuracy)),
                 seconds=time.perf_counter() - self._started,
-                logging_seconds=logging_seconds,
             )
         )
-        self.progress.epoch_done(epoch, logs)
+        self.observer.epoch_done(epoch, logs)
 
 
 def _load(settings: TrainSettings):
     """Both splits, before TensorFlow is imported, so a data problem fails in milliseconds."""
     train_stop = settings.limit_train
-    train_images, train_labels = data.load("train", settings.data_dir, settings.offline, stop=train_stop)
-    test_images, test_labels = data.load("test", settings.data_dir, settings.offline)
+    train_images, train_labels = data.load("train", settings.data_dir, settings.offline, train_stop, settings.on_download)
+    test_images, test_labels = data.load("test", settings.data_dir, settings.offline, None, settings.on_download)
     return train_images, train_labels, test_images, test_labels
 
 
@@ -219,8 +233,8 @@ def _import_tensorflow(verbose: bool):
     if not verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with contextlib.nullcontext() if verbose else _stderr_silenced():
-        import tensorflow as tf
         import keras
+        import tensorflow as tf
     if not verbose:
         warnings.filterwarnings("ignore", module=r"(keras|tensorflow)\b")
         tf.get_logger().setLevel("ERROR")

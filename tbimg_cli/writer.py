@@ -5,14 +5,21 @@ an image summary is a DT_STRING tensor of shape [k+2] holding
 `[str(width), str(height), png_0, ..., png_{k-1}]`, with plugin name "images"
 and content `ImagePluginData(version=0)`; a scalar is a DT_FLOAT tensor of
 shape [] with plugin "scalars". Every value carries its metadata, as TF 2's
-writer does. Records use TFRecord framing (`records.py`); the first record of
-a file is the `file_version: "brain.Event:2"` event, and the file is named
-`events.out.tfevents.<10-digit time>.<host>.<pid>.<n>.v2`.
+writer does, built by TensorBoard's own plugin `metadata` modules (which do not
+import TensorFlow). Records use TFRecord framing (`records.py`); the first
+record of a file is the `file_version: "brain.Event:2"` event, and the file is
+named `events.out.tfevents.<10-digit time>.<host>.<pid>.<n>.v2`.
 
 Every command writes through this module, so there is one place that knows
 TensorBoard's format. The event file is opened lazily (no empty files for a
 command that fails before writing) and each record is written with a single
 `write` call, so an exception or Ctrl-C never leaves half a record behind.
+
+PNGs are encoded here too, by a small numpy + zlib encoder rather than Pillow:
+Pillow's per-call overhead caps it near 8,000 28x28 images/s at TensorFlow's
+compression level, and a 10,000-image summary is a normal request. The output
+is a standard, lossless PNG (filter type 0, zlib level 6 as
+`tf.image.encode_png` uses), so decoded pixels equal the input.
 """
 
 from __future__ import annotations
@@ -20,15 +27,19 @@ from __future__ import annotations
 import itertools
 import os
 import socket
+import struct
 import time
+import zlib
 from pathlib import Path
 
 from tbimg_cli.errors import InputError
 from tbimg_cli.records import frame
 
-IMAGES_PLUGIN = "images"
-SCALARS_PLUGIN = "scalars"
 FILE_VERSION = "brain.Event:2"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_ZLIB_LEVEL = 6
+# PNG colour types by channel count: grey, RGB, RGBA.
+_PNG_COLOUR_TYPE = {1: 0, 3: 2, 4: 6}
 _file_counter = itertools.count()
 
 
@@ -62,6 +73,35 @@ def to_uint8_batch(images):
     raise InputError(f"images must be uint8 or floats in [0, 1], got {array.dtype}")
 
 
+def encode_pngs(images) -> list[bytes]:
+    """PNG bytes for each image of a uint8 array shaped (N, H, W, C), C in {1, 3, 4}.
+
+    The filter bytes of every scanline are added in one vectorised step, so
+    the per-image cost is little more than zlib's.
+    """
+    import numpy as np
+
+    count, height, width, channels = images.shape
+    header = _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOUR_TYPE[channels], 0, 0, 0))
+    prefix = PNG_SIGNATURE + header
+    suffix = _png_chunk(b"IEND", b"")
+    rows = np.zeros((count, height, 1 + width * channels), dtype=np.uint8)  # column 0: filter type 0 (none)
+    rows[:, :, 1:] = images.reshape(count, height, width * channels)
+    return [prefix + _png_chunk(b"IDAT", zlib.compress(rows[i], PNG_ZLIB_LEVEL)) + suffix for i in range(count)]
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk, without decoding it."""
+    if png[:8] != PNG_SIGNATURE or png[12:16] != b"IHDR":
+        raise ValueError("not a PNG image")
+    width, height = struct.unpack(">II", png[16:24])
+    return width, height
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
 class EventWriter:
     """Writes summaries for one run directory; use as a context manager."""
 
@@ -78,41 +118,39 @@ class EventWriter:
 
     def image(self, tag: str, images, step: int = 0, description: str | None = None) -> int:
         """Encode and write all `images` as one summary with k samples; returns k."""
-        from tbimg_cli.png import encode_batch
-
         batch = to_uint8_batch(images)
-        _, height, width, _ = batch.shape
-        self.png_images(tag, encode_batch(batch), width, height, step, description)
+        self.png_images(tag, encode_pngs(batch), step, description)
         return len(batch)
 
-    def png_images(
-        self, tag: str, pngs: list[bytes], width: int, height: int, step: int = 0, description: str | None = None
-    ) -> None:
-        """Write already-encoded PNGs as they are (figures are never decoded and re-encoded)."""
-        from tensorboard.compat.proto import tensor_pb2, tensor_shape_pb2, types_pb2
-        from tensorboard.plugins.image import plugin_data_pb2
+    def png_images(self, tag: str, pngs: list[bytes], step: int = 0, description: str | None = None) -> None:
+        """Write already-encoded PNGs as they are (figures are never decoded and re-encoded).
 
+        The summary's width and height are the first PNG's, as TensorBoard
+        expects every sample of one summary to share them.
+        """
+        from tensorboard.compat.proto import tensor_pb2, tensor_shape_pb2, types_pb2
+        from tensorboard.plugins.image import metadata
+
+        width, height = png_size(pngs[0])
         tensor = tensor_pb2.TensorProto(
             dtype=types_pb2.DT_STRING,
             tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=len(pngs) + 2)]),
             string_val=[str(width).encode(), str(height).encode(), *pngs],
         )
-        content = plugin_data_pb2.ImagePluginData(version=0).SerializeToString()
-        self._write_value(tag, tensor, IMAGES_PLUGIN, content, step, description)
+        self._write_value(tag, tensor, metadata.create_summary_metadata(None, description or ""), step)
 
     def scalar(self, tag: str, value: float, step: int, description: str | None = None) -> None:
         """A float32 scalar in TF 2's tensor form (what `tf.summary.scalar` writes)."""
         import numpy as np
         from tensorboard.compat.proto import tensor_pb2, tensor_shape_pb2, types_pb2
-        from tensorboard.plugins.scalar import plugin_data_pb2
+        from tensorboard.plugins.scalar import metadata
 
         tensor = tensor_pb2.TensorProto(
             dtype=types_pb2.DT_FLOAT,
             tensor_shape=tensor_shape_pb2.TensorShapeProto(),
             tensor_content=np.float32(value).astype("<f4").tobytes(),
         )
-        content = plugin_data_pb2.ScalarPluginData(version=0).SerializeToString()
-        self._write_value(tag, tensor, SCALARS_PLUGIN, content, step, description)
+        self._write_value(tag, tensor, metadata.create_summary_metadata(None, description or ""), step)
 
     def flush(self) -> None:
         if self._file is not None:
@@ -123,14 +161,10 @@ class EventWriter:
             self._file.close()
             self._file = None
 
-    def _write_value(self, tag, tensor, plugin, content, step, description) -> None:
+    def _write_value(self, tag, tensor, summary_metadata, step) -> None:
         from tensorboard.compat.proto import event_pb2, summary_pb2
 
-        metadata = summary_pb2.SummaryMetadata(
-            summary_description=description or "",
-            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin, content=content),
-        )
-        value = summary_pb2.Summary.Value(tag=tag, metadata=metadata, tensor=tensor)
+        value = summary_pb2.Summary.Value(tag=tag, metadata=summary_metadata, tensor=tensor)
         event = event_pb2.Event(wall_time=time.time(), step=step, summary=summary_pb2.Summary(value=[value]))
         self._write_event(event)
 

@@ -7,7 +7,7 @@ import pytest
 
 from tbimg_cli import figures
 from tbimg_cli.data import CLASS_NAMES
-from tbimg_cli.png import png_size
+from tbimg_cli.writer import png_size
 
 from .conftest import decode_png, heavy_modules_after, load_run
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tbimg_cli.readback import safe_component
 from tbimg_cli.records import frame
-from tbimg_cli.safe_names import safe_component
 from tbimg_cli.writer import EventWriter
 
 from .conftest import decode_png, event_files, heavy_modules_after
@@ -138,9 +138,9 @@ def test_export_refuses_to_overwrite_unless_forced(cli, tmp_path):
 
 @pytest.mark.parametrize("tag", ["../../etc/x", "/abs", "con:", "a" * 300, "..", "C:\\windows\\x", "ok/../../up"])
 def test_hostile_tags_export_under_out(cli, tmp_path, tag):
-    from tbimg_cli.png import encode_batch
+    from tbimg_cli.writer import encode_pngs
 
-    png = encode_batch(IMAGES[:1])[0]
+    png = encode_pngs(IMAGES[:1])[0]
     logs = _legacy_logs(tmp_path / "logs", png, tag=tag)
     out = tmp_path / "out"
     result = cli.json("export", logs, "--out", out, "--tag", tag)

@@ -64,7 +64,7 @@ def test_train_and_validation_scalars_for_every_epoch(trained):
 
 
 def test_confusion_matrix_and_gallery_every_epoch(trained):
-    from tbimg_cli.png import png_size
+    from tbimg_cli.writer import png_size
 
     accumulator = load_run(Path(trained["run_dir"]) / "cm")
     for tag in ("Confusion Matrix", "Misclassified"):

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from tbimg_cli import records
-from tbimg_cli.png import encode_batch, png_size
-from tbimg_cli.writer import EventWriter, to_uint8_batch
+from tbimg_cli.writer import EventWriter, encode_pngs, to_uint8_batch
 
 from .conftest import decode_png, event_files, load_run
 
@@ -120,9 +119,9 @@ def test_rejected_inputs(array, message):
 
 
 def test_png_bytes_are_stored_as_given(tmp_path):
-    png = encode_batch(np.full((1, 3, 2, 3), 200, np.uint8))[0] + b""  # any valid PNG
+    png = encode_pngs(np.full((1, 3, 2, 3), 200, np.uint8))[0] + b""  # any valid PNG
     with EventWriter(tmp_path) as writer:
-        writer.png_images("figure", [png], *png_size(png), step=2)
+        writer.png_images("figure", [png], step=2)
     (event,) = load_run(tmp_path).Tensors("figure")
     assert event.tensor_proto.string_val == [b"2", b"3", png]
 

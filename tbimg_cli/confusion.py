@@ -1,6 +1,7 @@
-"""What `train-cm` logs after each epoch, from test-set predictions: no TensorFlow here.
+"""The confusion-matrix logging: what `train-cm` logs after each epoch, from predictions alone.
 
-The confusion matrix, the gallery of mistakes and the per-class accuracies are
+No TensorFlow here: it takes labels and predicted classes as arrays. The
+confusion matrix, the gallery of mistakes and the per-class accuracies are
 drawn and written on one worker thread, so matplotlib's ~0.2 s per epoch
 overlaps the next epoch's training instead of stalling it. The worker is the
 only user of its writer and of matplotlib, so neither needs locking.
@@ -8,7 +9,6 @@ only user of its writer and of matplotlib, so neither needs locking.
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -25,7 +25,7 @@ def per_class_tag(class_name: str) -> str:
     return PER_CLASS_PREFIX + class_name
 
 
-class EpochReporter:
+class ConfusionMatrixLogger:
     """Queue one epoch's predictions; draw and write them in the background."""
 
     def __init__(self, run_dir: Path, test_images, test_labels, max_misclassified: int = 25):
@@ -35,14 +35,13 @@ class EpochReporter:
         self.images = test_images
         self.labels = np.asarray(test_labels)
         self.max_misclassified = max_misclassified
-        self.seconds: list[float] = []  # worker time per epoch, for the benchmark
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tbimg-epoch-report")
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tbimg-confusion-matrix")
         self._pending: list[Future] = []
         self._warm = self._pool.submit(_import_drawing_libraries)
 
     def submit(self, epoch: int, predicted, accuracy: float) -> None:
         self._raise_worker_errors()
-        self._pending.append(self._pool.submit(self._report, epoch, predicted, accuracy))
+        self._pending.append(self._pool.submit(self._write_epoch, epoch, predicted, accuracy))
 
     def close(self) -> None:
         """Wait for queued epochs, then close the event file; re-raise a worker failure."""
@@ -57,31 +56,28 @@ class EpochReporter:
             if (wait or future.done()) and future.exception() is not None:
                 raise future.exception()
 
-    def _report(self, epoch: int, predicted, accuracy: float) -> None:
+    def _write_epoch(self, epoch: int, predicted, accuracy: float) -> None:
         from sklearn.metrics import confusion_matrix
 
         from tbimg_cli.figures import confusion_matrix_png, misclassified_png
-        from tbimg_cli.png import png_size
 
-        started = time.perf_counter()
         matrix = confusion_matrix(self.labels, predicted, labels=range(len(CLASS_NAMES)))
         title = f"Confusion matrix after epoch {epoch + 1} (step {epoch}): test accuracy {accuracy:.3f}"
         png = confusion_matrix_png(matrix, CLASS_NAMES, title)
-        self.writer.png_images(CM_TAG, [png], *png_size(png), step=epoch, description=_cm_description(epoch, accuracy))
+        self.writer.png_images(CM_TAG, [png], step=epoch, description=_cm_description(epoch, accuracy))
 
         wrong = (predicted != self.labels).nonzero()[0][: self.max_misclassified]
         if len(wrong):
             titles = [f"{CLASS_NAMES[self.labels[i]]} → {CLASS_NAMES[predicted[i]]}" for i in wrong]
             gallery = misclassified_png(self.images[wrong], titles)
             description = f"The first {len(wrong)} misclassified test images after epoch {epoch + 1} (true → predicted)."
-            self.writer.png_images(MISCLASSIFIED_TAG, [gallery], *png_size(gallery), step=epoch, description=description)
+            self.writer.png_images(MISCLASSIFIED_TAG, [gallery], step=epoch, description=description)
 
         totals = matrix.sum(axis=1)
         for class_id, name in enumerate(CLASS_NAMES):
             if totals[class_id]:
                 self.writer.scalar(per_class_tag(name), matrix[class_id, class_id] / totals[class_id], step=epoch)
         self.writer.flush()  # so a TensorBoard watching the run sees this epoch now
-        self.seconds.append(time.perf_counter() - started)
 
 
 def _import_drawing_libraries() -> None:
