@@ -18,17 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
-    DATA_DIR,
-    PYTHON,
-    QUIET_TF,
-    REPO,
-    TBIMG,
-    alternate,
-    keras_home_with_data,
-    print_table,
-    row,
-    run_measured,
-    save,
+    DATA_DIR, PYTHON, QUIET_TF, REPO, TBIMG, alternate, keras_home_with_data, print_table, row, run_measured, save,
 )  # fmt: skip
 
 EPOCHS = 5

@@ -9,6 +9,7 @@ wraps every command, so none can forget it.
 
 from __future__ import annotations
 
+import inspect as signatures
 import os
 from enum import Enum
 from pathlib import Path
@@ -220,38 +221,39 @@ def grid(
 ) -> None:
     from tbimg_cli import images
 
-    serving = _serve_settings(then_serve, host, port, open_browser)
-    with _download_bars(as_json) as on_download:
-        source = images.DataSource(split.value, data_dir, offline, on_download)
-        result = images.grid(source, images.RunTarget(logdir, run_name), count, start, class_name)
-    _finish(result, f"{result.images} {split.value} images", as_json, serving)
+    _many_images(images.grid, "{count} {split} images", **locals())
+
+
+def _same_options_as(command):
+    """Give a command another's options: Typer reads parameters from the signature and annotations."""
+
+    def copy(function):
+        function.__signature__ = signatures.signature(command, eval_str=True)
+        function.__annotations__ = command.__annotations__
+        return function
+
+    return copy
 
 
 @app.command(help="A matplotlib figure of COUNT images with their class names, logged as one image.\n\n"
              "Example: tbimg plot --count 25")  # fmt: skip
-def plot(
-    count: CountOpt = 25,
-    start: StartOpt = 0,
-    class_name: ClassOpt = None,
-    split: SplitOpt = Split.train,
-    data_dir: DataDirOpt = None,
-    offline: OfflineOpt = False,
-    logdir: LogdirOpt = Path(DEFAULT_LOGDIR),
-    run_name: RunNameOpt = None,
-    as_json: JsonOpt = False,
-    then_serve: ServeOpt = False,
-    host: HostOpt = serve.DEFAULT_HOST,
-    port: PortOpt = None,
-    open_browser: OpenOpt = False,
-    verbose: VerboseOpt = False,
-) -> None:
+@_same_options_as(grid)
+def plot(**options) -> None:
+    from tbimg_cli import images
+
+    _many_images(images.plot, "a figure of {count} {split} images", **options)
+
+
+def _many_images(write, what: str, count, start, class_name, split, data_dir, offline, logdir, run_name,
+                 as_json, then_serve, host, port, open_browser, verbose, **_) -> None:  # fmt: skip
+    """`grid` and `plot`: the same selection of images, written by `images.grid` or `images.plot`."""
     from tbimg_cli import images
 
     serving = _serve_settings(then_serve, host, port, open_browser)
     with _download_bars(as_json) as on_download:
         source = images.DataSource(split.value, data_dir, offline, on_download)
-        result = images.plot(source, images.RunTarget(logdir, run_name), count, start, class_name)
-    _finish(result, f"a figure of {result.images} {split.value} images", as_json, serving)
+        result = write(source, images.RunTarget(logdir, run_name), count, start, class_name)
+    _finish(result, what.format(count=result.images, split=split.value), as_json, serving)
 
 
 @app.command("train-cm")
