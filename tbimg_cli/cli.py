@@ -19,6 +19,7 @@ import typer
 from typer.core import TyperGroup
 
 from tbimg_cli import __version__, serve
+from tbimg_cli.errors import counted
 from tbimg_cli.runs import DEFAULT_LOGDIR
 
 EXIT_ERROR = 1  # a mistake the user can fix (usage errors keep Click's 2)
@@ -115,7 +116,7 @@ DataDirOpt = Annotated[
     ),
 ]
 OfflineOpt = Annotated[
-    bool, typer.Option("--offline", envvar="TBIMG_OFFLINE", help="Never download the dataset.", rich_help_panel=DATA)
+    bool, typer.Option("--offline", envvar="TBIMG_OFFLINE", help="Never download the dataset.", metavar="", rich_help_panel=DATA)
 ]
 SplitOpt = Annotated[Split, typer.Option("--split", help="Which Fashion-MNIST split to read.", rich_help_panel=DATA)]
 CountOpt = Annotated[int, typer.Option("--count", "-n", help="How many images.")]
@@ -132,14 +133,14 @@ RunNameOpt = Annotated[
     typer.Option("--run-name", help="Name the run folder instead of a timestamp.", rich_help_panel=OUTPUT, show_default=False),
 ]
 JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print one JSON object describing the run, nothing else.", rich_help_panel=OUTPUT)
+    bool, typer.Option("--json", help="Print one JSON object describing the run, nothing else.", metavar="", rich_help_panel=OUTPUT)
 ]
 VerboseOpt = Annotated[
     bool,
-    typer.Option("--verbose", "-v", help="Show tracebacks and library logs.", rich_help_panel=OUTPUT, callback=_remember_verbose),
+    typer.Option("--verbose", "-v", help="Show tracebacks and library logs.", metavar="", rich_help_panel=OUTPUT, callback=_remember_verbose),
 ]
 ServeOpt = Annotated[
-    bool, typer.Option("--serve", help="Start TensorBoard on the log root and keep serving until Ctrl-C.", rich_help_panel=SERVING)
+    bool, typer.Option("--serve", help="Start TensorBoard on the log root and keep serving until Ctrl-C.", metavar="", rich_help_panel=SERVING)
 ]
 HostOpt = Annotated[
     str, typer.Option("--host", help="Address TensorBoard binds (0.0.0.0 for every interface).", rich_help_panel=SERVING)
@@ -151,8 +152,8 @@ PortOpt = Annotated[
         rich_help_panel=SERVING, show_default=False, min=0, max=65535,
     ),
 ]  # fmt: skip
-OpenOpt = Annotated[bool, typer.Option("--open", help="Open TensorBoard in a browser.", rich_help_panel=SERVING)]
-LogdirArg = Annotated[Path, typer.Argument(help="A TensorBoard log directory (any writer's).")]
+OpenOpt = Annotated[bool, typer.Option("--open", help="Open TensorBoard in a browser.", metavar="", rich_help_panel=SERVING)]
+LogdirArg = Annotated[Path, typer.Argument(help="A TensorBoard log directory (any writer's).", metavar="LOGDIR")]
 
 
 def version_callback(value: bool) -> None:
@@ -164,7 +165,7 @@ def version_callback(value: bool) -> None:
 @app.callback()
 def root(
     version: Annotated[
-        bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version and exit.")
+        bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version and exit.", metavar="")
     ] = False,
 ) -> None:
     """Fashion-MNIST images into TensorBoard: TensorBoard's image-summary tutorial as commands."""
@@ -221,7 +222,7 @@ def grid(
 ) -> None:
     from tbimg_cli import images
 
-    _many_images(images.grid, "{count} {split} images", **locals())
+    _many_images(images.grid, lambda n, split: counted(n, f"{split} image"), **locals())
 
 
 def _same_options_as(command):
@@ -241,10 +242,10 @@ def _same_options_as(command):
 def plot(**options) -> None:
     from tbimg_cli import images
 
-    _many_images(images.plot, "a figure of {count} {split} images", **options)
+    _many_images(images.plot, lambda n, split: f"a figure of {counted(n, f'{split} image')}", **options)
 
 
-def _many_images(write, what: str, count, start, class_name, split, data_dir, offline, logdir, run_name,
+def _many_images(write, what, count, start, class_name, split, data_dir, offline, logdir, run_name,
                  as_json, then_serve, host, port, open_browser, verbose, **_) -> None:  # fmt: skip
     """`grid` and `plot`: the same selection of images, written by `images.grid` or `images.plot`."""
     from tbimg_cli import images
@@ -253,7 +254,7 @@ def _many_images(write, what: str, count, start, class_name, split, data_dir, of
     with _download_bars(as_json) as on_download:
         source = images.DataSource(split.value, data_dir, offline, on_download)
         result = write(source, images.RunTarget(logdir, run_name), count, start, class_name)
-    _finish(result, what.format(count=result.images, split=split.value), as_json, serving)
+    _finish(result, what(result.images, split.value), as_json, serving)
 
 
 @app.command("train-cm")
@@ -300,9 +301,9 @@ def train_cm(
     if as_json:
         output.emit_json(result.to_json())
     else:
-        output.training_summary(result)
+        output.training_summary(result, serving=serving is not None)
     if result.interrupted:
-        raise KeyboardInterrupt(f"Interrupted after {len(result.epochs)} epoch(s); what was logged is complete and readable.")
+        raise KeyboardInterrupt(f"Interrupted after {counted(len(result.epochs), 'epoch')}; what was logged is complete and readable.")
     if serving is not None:
         serve.wait_for_ctrl_c()
 
@@ -334,7 +335,7 @@ def export(
     tag: Annotated[Optional[str], typer.Option("--tag", help="Only this tag.", show_default=False)] = None,
     run: Annotated[Optional[str], typer.Option("--run", help="Only this run (as inspect names it).", show_default=False)] = None,
     step: Annotated[Optional[int], typer.Option("--step", help="Only this step.", show_default=False)] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.", metavar="")] = False,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -349,6 +350,8 @@ def export(
         output.emit_json(result.to_json())
     else:
         output.exported(result)
+    if result.corrupt:
+        raise typer.Exit(EXIT_ERROR)  # after exporting what was valid
 
 
 # Glue shared by the writing commands
@@ -371,7 +374,7 @@ def _start_server(logdir: Path, settings) -> None:
     from tbimg_cli import output
 
     url = serve.start(logdir, settings)
-    output.serving(url, logdir, serve.moved_port_note(url, settings))
+    output.serving(url, logdir, serve.moved_port_note(url, settings), serve.exposed(settings))
 
 
 def _finish(result, what: str, as_json: bool, serving) -> None:
@@ -381,7 +384,7 @@ def _finish(result, what: str, as_json: bool, serving) -> None:
     if as_json:
         output.emit_json(result.to_json())
     else:
-        output.wrote(result, what)
+        output.wrote(result, what, serving=serving is not None)
     if serving is not None:
         _start_server(result.logdir, serving)
         serve.wait_for_ctrl_c()

@@ -6,13 +6,18 @@ order, in an explicit data directory, then in the Keras cache that
 `keras.datasets.fashion_mnist.load_data()` fills (so anyone who ran the
 tutorial already has them), and are otherwise downloaded into that cache.
 
-Reads are lazy and split-local: `single --index 0` decompresses one image, and
-asking for the test set never touches the training files.
+Every file is checked whole against its MD5 (the official one, or a data
+folder's own MD5SUMS) before anything is read from it, once: the result is
+remembered. Reads are then lazy and split-local: `single --index 0`
+decompresses one image, and asking for the test set never touches the
+training files.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
+import json
 import os
 import struct
 import zlib
@@ -54,6 +59,8 @@ OFFICIAL_MD5 = {
 # IDX magic numbers: 0x08 = unsigned byte, last byte = number of dimensions.
 IMAGES_MAGIC = 0x00000803
 LABELS_MAGIC = 0x00000801
+MD5SUMS_FILE = "MD5SUMS"  # in a --data-dir, vouches for files other than the official ones
+VERIFIED_FILE = "verified-files.json"  # in tbimg's cache folder: files whose MD5 already passed
 
 
 def keras_cache_dir() -> Path:
@@ -98,20 +105,22 @@ class SplitFiles:
         return labels
 
     def count(self) -> int:
-        """Number of images in the split, from the label file's header alone."""
-        return _header_count(self.labels_path, LABELS_MAGIC, ())
+        """Number of images in the split, from the two files' headers (which must agree)."""
+        labels = _header_count(self.labels_path, LABELS_MAGIC, ())
+        images = _header_count(self.images_path, IMAGES_MAGIC, (IMAGE_SIDE, IMAGE_SIDE))
+        if images != labels:
+            raise DataError(
+                f"{self.images_path.name} holds {images} images but {self.labels_path.name} "
+                f"holds {labels} labels: the files do not belong together"
+            )
+        return labels
 
     def images(self, stop: int | None = None) -> "np.ndarray":  # noqa: F821
         """Images [0, stop) as uint8 (N, 28, 28); decompresses only that much."""
         import numpy as np
 
-        expected = self.count()
-        count, body = _read_idx(self.images_path, IMAGES_MAGIC, (IMAGE_SIDE, IMAGE_SIDE), stop)
-        if count != expected:
-            raise DataError(
-                f"{self.images_path.name} holds {count} images but {self.labels_path.name} "
-                f"holds {expected} labels: the files do not belong together"
-            )
+        self.count()
+        _, body = _read_idx(self.images_path, IMAGES_MAGIC, (IMAGE_SIDE, IMAGE_SIDE), stop)
         return np.frombuffer(body, dtype=np.uint8).reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
 
 
@@ -127,6 +136,8 @@ def locate(
     names = SPLIT_FILES[check_split(split)]
     if data_dir is not None:
         folder = Path(data_dir).expanduser()
+        if folder.exists() and not folder.is_dir():
+            raise DataError(f"--data-dir {folder} is a file: give the folder that holds the four Fashion-MNIST files")
         if not folder.is_dir():
             raise DataError(f"data directory {folder} does not exist")
         missing = [n for n in names if not (folder / n).is_file()]
@@ -135,6 +146,9 @@ def locate(
                 f"data directory {folder} has no {', '.join(missing)}: "
                 f"put the four Fashion-MNIST files there ({', '.join(ALL_FILES)})"
             )
+        sums = _folder_md5sums(folder)
+        for name in names:
+            verify(folder / name, sums.get(name, OFFICIAL_MD5[name]), "replace it with the official file")
         return SplitFiles(split, folder / names[0], folder / names[1])
 
     cache = keras_cache_dir()
@@ -149,7 +163,83 @@ def locate(
         from tbimg_cli.download import download_files
 
         download_files({name: OFFICIAL_MD5[name] for name in missing}, cache, on_download)
+    for name in names:
+        verify(cache / name, OFFICIAL_MD5[name], "delete it and tbimg downloads it again")
     return SplitFiles(split, cache / names[0], cache / names[1])
+
+
+def verify(path: Path, expected_md5: str, fix: str) -> None:
+    """Refuse a file whose MD5 is not `expected_md5`; remember files that passed.
+
+    A damaged file can still parse (a cut gzip stream yields its first images,
+    a wrong CRC is only noticed at the very end), so only a whole-file check
+    guarantees that no result is built on it. The check reads the file once;
+    after that a record keyed by path, size and modification time, in tbimg's
+    cache folder, lets later runs skip it.
+    """
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from exc
+    key, stamp = str(path.resolve()), [stat.st_size, stat.st_mtime_ns, expected_md5]
+    remembered = _load_verified()
+    if remembered.get(key) == stamp:
+        return
+    digest = hashlib.md5()
+    try:
+        with open(path, "rb") as stream:
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from exc
+    if digest.hexdigest() != expected_md5:
+        raise DataError(
+            f"{path} is damaged or not the expected file (MD5 {digest.hexdigest()}, expected {expected_md5}): {fix}"
+        )
+    remembered[key] = stamp
+    _save_verified(remembered)
+
+
+def tbimg_cache_dir() -> Path:
+    """tbimg's own cache folder: $TBIMG_CACHE_DIR, else $XDG_CACHE_HOME/tbimg, else ~/.cache/tbimg."""
+    explicit = os.environ.get("TBIMG_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "tbimg"
+
+
+def _folder_md5sums(folder: Path) -> dict[str, str]:
+    """A data folder's own MD5SUMS (as `md5sum` writes it), which vouches for files that are not the official ones."""
+    try:
+        text = (folder / MD5SUMS_FILE).read_text()
+    except (OSError, UnicodeDecodeError):
+        return {}
+    sums = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and len(parts[0]) == 32:
+            sums[parts[1].lstrip("*")] = parts[0].lower()
+    return sums
+
+
+def _load_verified() -> dict:
+    try:
+        remembered = json.loads((tbimg_cache_dir() / VERIFIED_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return remembered if isinstance(remembered, dict) else {}
+
+
+def _save_verified(remembered: dict) -> None:
+    """Best effort: a cache folder that cannot be written only costs the check again next time."""
+    folder = tbimg_cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary = folder / f".{VERIFIED_FILE}.{os.getpid()}"
+        temporary.write_text(json.dumps(remembered))
+        os.replace(temporary, folder / VERIFIED_FILE)
+    except OSError:
+        pass
 
 
 def load(

@@ -28,3 +28,8 @@ class ServeError(TbimgError):
 
 class LogReadError(TbimgError):
     """An event file could not be read back (corrupt record, missing logdir)."""
+
+
+def counted(count: int, noun: str) -> str:
+    """ "1 image", "25 images": messages never say "the 1 images" or "image(s)"."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from tbimg_cli import data
 from tbimg_cli.data import CLASS_NAMES
-from tbimg_cli.errors import InputError
+from tbimg_cli.errors import InputError, counted
 from tbimg_cli.runs import DEFAULT_LOGDIR, IMAGES_FOLDER, PLOTS_FOLDER, new_run_dir
 from tbimg_cli.writer import EventWriter, png_size
 
@@ -97,7 +97,8 @@ def plot(source: DataSource, target: RunTarget, count: int, start: int = 0, clas
     tag = single_tag(source.split)
     with new_run_dir(target.logdir, PLOTS_FOLDER, target.run_name) as run_dir, EventWriter(run_dir) as writer:
         writer.png_images(tag, [png], step=0, description=describe_many(selection))
-    return WrittenRun(run_dir, Path(target.logdir), [tag], 1, [1, height, width, 4], selection.class_names)
+    shown = len(selection.indices)  # images in the figure; the summary itself holds one PNG
+    return WrittenRun(run_dir, Path(target.logdir), [tag], shown, [1, height, width, 4], selection.class_names)
 
 
 def _write_images(target: RunTarget, tag: str, selection: Selection, description: str) -> WrittenRun:
@@ -144,11 +145,8 @@ def pick_many(files: data.SplitFiles, count: int, start: int = 0, class_id: int 
     if class_id is not None:
         candidates = candidates[labels[start:] == class_id]
     if count > len(candidates):
-        what = f"{CLASS_NAMES[class_id]} images" if class_id is not None else "images"
-        raise InputError(
-            f"--count {count} asks for more than the {len(candidates)} {what} of the "
-            f"{files.split} split from index {start} on"
-        )
+        what = counted(len(candidates), f"{CLASS_NAMES[class_id]} image" if class_id is not None else "image")
+        raise InputError(f"--count {count} asks for more than the {what} of the {files.split} split from index {start} on")
     chosen = candidates[:count]
     images = files.images(stop=int(chosen[-1]) + 1)[chosen]
     return Selection(files.split, chosen.tolist(), images, labels[chosen].tolist())

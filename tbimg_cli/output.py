@@ -25,6 +25,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from tbimg_cli.errors import counted
+
 stdout = Console(highlight=False)
 stderr = Console(stderr=True, highlight=False)
 
@@ -51,17 +53,20 @@ def view_hint(logdir) -> str:
     return f"tensorboard --logdir {shlex.quote(str(logdir))}"
 
 
-def wrote(result, what: str) -> None:
-    """The short summary that ends every writing command, with the command to view it."""
+def wrote(result, what: str, serving: bool = False) -> None:
+    """The short summary that ends every writing command, with the command to view it unless it is being served."""
     stdout.print(f"[green]✓[/] Wrote {escape(what)} to [bold]{escape(str(result.run_dir))}[/]", soft_wrap=True)
     stdout.print(f"  tags: {escape(', '.join(result.tags))}", soft_wrap=True)
-    stdout.print(f"  view: [cyan]{escape(view_hint(result.logdir))}[/]  (or add --serve)", soft_wrap=True)
+    if not serving:
+        stdout.print(f"  view: [cyan]{escape(view_hint(result.logdir))}[/]  (or add --serve)", soft_wrap=True)
 
 
-def serving(url: str, logdir, moved_port_note: str | None) -> None:
-    """Where TensorBoard is (and that the port moved, if it did)."""
+def serving(url: str, logdir, moved_port_note: str | None, exposed: bool = False) -> None:
+    """Where TensorBoard is, that the port moved if it did, and that others can see it if they can."""
     if moved_port_note:
         note(moved_port_note)
+    if exposed:
+        note("TensorBoard listens on every network interface: anyone who can reach this machine can read these logs.")
     stderr.print(f"TensorBoard at [bold cyan]{url}[/] serving {escape(str(logdir))}  (Ctrl-C to stop)", soft_wrap=True)
 
 
@@ -73,7 +78,7 @@ class DownloadBars:
 
     def __init__(self, enabled: bool = True):
         columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
-        self._progress = Progress(*columns, console=stderr, disable=not enabled)
+        self._progress = Progress(*columns, console=stderr, disable=not (enabled and stderr.is_terminal))
         self._tasks: dict[str, int] = {}
         self._drawing = False
 
@@ -114,7 +119,7 @@ class TrainingProgress:
             TimeElapsedColumn(),
             TextColumn("{task.fields[metrics]}"),
             console=stderr,
-            disable=not enabled,
+            disable=not (enabled and stderr.is_terminal),  # piped, bars would print as fragments
         )
         self._epochs = self._batches = None
 
@@ -132,7 +137,9 @@ class TrainingProgress:
         self._progress.update(self._batches, description=f"epoch {epoch + 1}")
 
     def batch_done(self, batch: int, logs: dict) -> None:
-        self._progress.update(self._batches, completed=batch + 1, metrics=_metrics(logs, ("loss", "accuracy")))
+        # Keras reports the last batch of each multi-batch call, which can pass the end of the epoch.
+        completed = min(batch + 1, self.steps)
+        self._progress.update(self._batches, completed=completed, metrics=_metrics(logs, ("loss", "accuracy")))
 
     def epoch_done(self, epoch: int, logs: dict) -> None:
         self._progress.update(self._batches, completed=self.steps)
@@ -148,14 +155,15 @@ def _metrics(logs: dict, keys: tuple[str, ...]) -> str:
 # Command results
 
 
-def training_summary(result) -> None:
+def training_summary(result, serving: bool = False) -> None:
     """Per-epoch table of `train-cm`, where the run went, and how to look at it."""
     table = Table(title="train-cm", title_justify="left")
-    for column in ("epoch", "loss", "accuracy", "val loss", "val accuracy", "seconds"):
+    for column in ("epoch", "step", "loss", "accuracy", "val loss", "val accuracy", "seconds"):
         table.add_column(column, justify="right")
     for row in result.epochs:
         table.add_row(
-            str(row.epoch + 1),
+            str(row.epoch),
+            str(row.step),
             f"{row.loss:.4f}",
             f"{row.accuracy:.4f}",
             f"{row.val_loss:.4f}",
@@ -163,50 +171,68 @@ def training_summary(result) -> None:
             f"{row.seconds:.1f}",
         )
     stdout.print(table)
-    if result.interrupted:
-        note(f"Interrupted after {len(result.epochs)} epoch(s); what was logged is complete and readable.")
-    wrote(result, f"{len(result.epochs)} epoch(s) of scalars and confusion matrices")
+    wrote(result, f"{counted(len(result.epochs), 'epoch')} of scalars and confusion matrices", serving)
     if result.epochs:
         stdout.print(f"  final test accuracy: {escape(f'{result.epochs[-1].val_accuracy:.4f}')}")
 
 
+INSPECT_COLUMNS = ("run", "tag", "plugin", "steps (n)", "samples", "size / last")
+
+
 def inspection(found) -> None:
-    """`inspect`: one table row per (run, tag), then any problems with the files."""
+    """`inspect`: one row per (run, tag), then any problems with the files.
+
+    A rich table on a terminal wide enough for it; otherwise (piped, or too
+    narrow) plain tab-separated rows with a header, for `grep` and `cut`. A
+    name or value is never broken across lines.
+    """
     if not found.tags:
         note(f"No summaries found in {found.logdir}.")
-    else:
-        table = Table(title=f"{found.logdir}", title_justify="left")
-        for name, justify in (("run", "left"), ("tag", "left"), ("plugin", "left"), ("steps (n)", "right"),
-                              ("samples", "right"), ("size / last", "right")):  # fmt: skip
-            table.add_column(name, justify=justify, overflow="fold")
-        for tag in found.tags:
-            if tag.plugin == "images":
-                detail, samples = tag.image_size, str(tag.samples)
-            elif tag.last_value is not None:
-                detail, samples = f"{tag.last_value:.4g}", ""
-            else:
-                detail, samples = "", ""
-            table.add_row(escape(tag.run), escape(tag.tag), tag.plugin, _steps(tag.steps), samples, detail)
+        file_problems(found.problems)
+        return
+    rows = [_inspect_row(tag) for tag in found.tags]
+    widths = [max(len(cell) for cell in column) for column in zip(INSPECT_COLUMNS, *rows)]
+    if stdout.is_terminal and sum(widths) + 3 * len(widths) + 1 <= stdout.width:
+        table = Table(title=escape(str(found.logdir)), title_justify="left")
+        for name in INSPECT_COLUMNS:
+            table.add_column(name, justify="left" if name in ("run", "tag", "plugin") else "right", no_wrap=True)
+        for row in rows:
+            table.add_row(*map(escape, row))
         stdout.print(table)
+    else:
+        lines = ["\t".join(INSPECT_COLUMNS), *("\t".join(row) for row in rows)]
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
     file_problems(found.problems)
+
+
+def _inspect_row(tag) -> tuple[str, ...]:
+    if tag.plugin == "images":
+        detail, samples = tag.image_size, str(tag.samples)
+    elif tag.last_value is not None:
+        detail, samples = f"{tag.last_value:.4g}", ""
+    else:
+        detail, samples = "", ""
+    return (tag.run, tag.tag, tag.plugin, _steps(tag.steps), samples, detail)
 
 
 def exported(result) -> None:
     stdout.print(
-        f"[green]✓[/] Exported {len(result.files)} image(s) from {len(result.runs)} run(s) "
-        f"and {len(result.tags)} tag(s) to [bold]{escape(str(result.out))}[/]",
+        f"[green]✓[/] Exported {counted(len(result.files), 'image')} from {counted(len(result.runs), 'run')} "
+        f"and {counted(len(result.tags), 'tag')} to [bold]{escape(str(result.out))}[/]",
         soft_wrap=True,
     )
     file_problems(result.problems)
 
 
 def file_problems(problems) -> None:
+    """One line per problem: a note for what a running writer or an odd file leaves, an error for damage."""
     for problem in problems:
-        where = f"{problem.path} at byte {problem.offset}"
-        if problem.truncated_tail:
-            note(f"Note: {where}: {problem.message} (a writer may still be running); read up to there.")
+        where = f"{problem.path} at byte {problem.offset}" if problem.offset else problem.path
+        if problem.note:
+            note(f"Note: {where}: {problem.message}")
         else:
-            error(f"{where}: {problem.message}; the rest of that file was skipped")
+            error(f"{where}: {problem.message}")
 
 
 def _steps(steps: list[int]) -> str:

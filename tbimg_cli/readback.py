@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -56,10 +57,13 @@ class TagSummary:
 
 @dataclass(frozen=True)
 class FileProblem:
+    """Something wrong in or about one file. `note` problems (a cut last record, a skipped
+    FIFO) are no damage and leave the exit code at 0; the others are damage, exit 1."""
+
     path: str
     offset: int
     message: str
-    truncated_tail: bool
+    note: bool
 
 
 @dataclass
@@ -71,7 +75,7 @@ class Inspection:
     @property
     def corrupt(self) -> bool:
         """A cut last record is what a running writer leaves; anything else is damage."""
-        return any(not p.truncated_tail for p in self.problems)
+        return any(not p.note for p in self.problems)
 
     def to_json(self) -> dict:
         return {
@@ -91,8 +95,13 @@ class Sample:
     data: bytes
 
 
-def find_runs(logdir: Path) -> dict[str, list[Path]]:
-    """Run name (path relative to logdir, "." for the logdir itself) -> its event files."""
+def find_runs(logdir: Path, problems: list[FileProblem] | None = None) -> dict[str, list[Path]]:
+    """Run name (path relative to logdir, "." for the logdir itself) -> its event files.
+
+    Only regular files count: a FIFO would block the first read forever, and a
+    dangling or looping symlink cannot be read at all, so those are skipped
+    with a note. Symlinked folders are not followed (no loops to walk).
+    """
     logdir = Path(logdir)
     if logdir.exists() and not logdir.is_dir():
         raise LogReadError(f"{logdir} is a file; give the log directory that holds event files")
@@ -100,70 +109,143 @@ def find_runs(logdir: Path) -> dict[str, list[Path]]:
         raise LogReadError(f"log directory {logdir} does not exist")
     runs: dict[str, list[Path]] = {}
     for folder, _, files in os.walk(logdir):
-        events = sorted(Path(folder) / f for f in files if EVENT_FILE_MARKER in f)
+        events = []
+        for name in sorted(f for f in files if EVENT_FILE_MARKER in f):
+            path = Path(folder) / name
+            why = _not_readable(path)
+            if why is None:
+                events.append(path)
+            elif problems is not None:
+                problems.append(FileProblem(str(path), 0, f"skipped: {why}", True))
         if events:
             runs[Path(folder).relative_to(logdir).as_posix()] = events
     return dict(sorted(runs.items()))
 
 
-def _values(path: Path, plugins: dict[str, str], problems: list[FileProblem]) -> Iterator[tuple[int, object]]:
-    """(step, value) for every summary value in one file, normalised to tensor form."""
+def _not_readable(path: Path) -> str | None:
+    try:
+        mode = path.stat().st_mode  # follows symlinks, as opening would
+    except OSError as exc:
+        if path.is_symlink():
+            return f"a symlink that leads nowhere ({exc.strerror})"
+        return exc.strerror or str(exc)
+    if not stat.S_ISREG(mode):
+        return "not a regular file (a FIFO, socket or device would block or mislead the reader)"
+    return None
+
+
+@dataclass(frozen=True)
+class _Value:
+    """One summary value of a logdir, with where it came from (for problem reports)."""
+
+    run: str
+    step: int
+    plugin: str
+    value: object  # Summary.Value in tensor form
+    path: Path
+    offset: int
+
+
+def _values(path: Path, plugins: dict[str, str], problems: list[FileProblem]) -> Iterator[tuple[int, int, object]]:
+    """(offset, step, value) for every summary value in one file, normalised to tensor form."""
     from google.protobuf.message import DecodeError
     from tensorboard import data_compat
     from tensorboard.compat.proto import event_pb2
 
     for item in iter_records(path):
         if isinstance(item, RecordProblem):
-            problems.append(FileProblem(str(path), item.offset, item.message, item.truncated_tail))
+            consequence = "read up to there" if item.truncated_tail else "the rest of that file was skipped"
+            problems.append(FileProblem(str(path), item.offset, f"{item.message}; {consequence}", item.truncated_tail))
             return
         offset, payload = item
         try:
             event = event_pb2.Event.FromString(payload)
         except DecodeError:
-            problems.append(FileProblem(str(path), offset, "record is not a TensorBoard event", False))
+            problems.append(FileProblem(str(path), offset, "record is not a TensorBoard event; the rest of that file was skipped", False))
             return
         if not event.HasField("summary"):
             continue
         for value in event.summary.value:
-            value = data_compat.migrate_value(value)
+            try:
+                value = data_compat.migrate_value(value)
+            except Exception as exc:  # a malformed legacy value: report it, keep reading
+                problems.append(FileProblem(str(path), offset, f"tag {value.tag!r}: {exc}; that value was skipped", False))
+                continue
             # TF 1 writers put metadata only on a tag's first value.
             if value.metadata.plugin_data.plugin_name:
                 plugins[value.tag] = value.metadata.plugin_data.plugin_name
-            yield event.step, value
+            yield offset, event.step, value
 
 
-def _walk(logdir: Path, problems: list[FileProblem]) -> Iterator[tuple[str, int, str, object]]:
-    """(run, step, plugin, value) over a whole logdir; file problems are collected on the side."""
-    for run, files in find_runs(logdir).items():
+def _walk(logdir: Path, problems: list[FileProblem]) -> Iterator[_Value]:
+    """Every summary value of a whole logdir; file problems are collected on the side."""
+    for run, files in find_runs(logdir, problems).items():
         plugins: dict[str, str] = {}
         for path in files:
-            for step, value in _values(path, plugins, problems):
-                yield run, step, plugins.get(value.tag, ""), value
+            for offset, step, value in _values(path, plugins, problems):
+                yield _Value(run, step, plugins.get(value.tag, ""), value, path, offset)
+
+
+def _image_value(tensor) -> tuple[int, int, list[bytes]]:
+    """(width, height, samples) of an image summary's tensor; ValueError says what is malformed."""
+    strings = tensor.string_val
+    if len(strings) < 2:
+        raise ValueError(f"an image summary holds width, height and images, but this one has {len(strings)} strings")
+    try:
+        width, height = int(strings[0]), int(strings[1])
+    except ValueError:
+        raise ValueError(f"image width and height must be numbers, got {strings[0][:20]!r} and {strings[1][:20]!r}") from None
+    return width, height, list(strings[2:])
+
+
+def _scalar_value(tensor) -> float:
+    from tensorboard.util import tensor_util
+
+    try:
+        array = tensor_util.make_ndarray(tensor)
+    except Exception as exc:
+        raise ValueError(f"scalar tensor cannot be read ({exc})") from None
+    if array.size != 1:
+        raise ValueError(f"a scalar must hold one number, this one holds {array.size}")
+    return float(array.item())
+
+
+def _bad_value(item: _Value, why: str) -> FileProblem:
+    return FileProblem(str(item.path), item.offset, f"tag {item.value.tag!r} at step {item.step}: {why}; that value was skipped", False)
 
 
 def inspect_logdir(logdir: Path) -> Inspection:
-    from tensorboard.util import tensor_util
-
     summaries: dict[tuple[str, str], TagSummary] = {}
     problems: list[FileProblem] = []
-    for run, step, plugin, value in _walk(logdir, problems):
-        summary = summaries.setdefault((run, value.tag), TagSummary(run, value.tag, plugin or "?"))
-        summary.steps.append(step)
-        if plugin == "images":
-            strings = value.tensor.string_val
-            summary.samples = max(summary.samples, max(len(strings) - 2, 0))
-            if len(strings) >= 2:
-                summary.width, summary.height = int(strings[0]), int(strings[1])
-        elif plugin == "scalars":
-            summary.last_value = float(tensor_util.make_ndarray(value.tensor).item())
+    for item in _walk(logdir, problems):
+        try:
+            if item.plugin == "images":
+                width, height, samples = _image_value(item.value.tensor)
+            elif item.plugin == "scalars":
+                last_value = _scalar_value(item.value.tensor)
+        except ValueError as exc:
+            problems.append(_bad_value(item, str(exc)))
+            continue
+        summary = summaries.setdefault((item.run, item.value.tag), TagSummary(item.run, item.value.tag, item.plugin or "?"))
+        summary.steps.append(item.step)
+        if item.plugin == "images":
+            summary.samples = max(summary.samples, len(samples))
+            summary.width, summary.height = width, height
+        elif item.plugin == "scalars":
+            summary.last_value = last_value
     return Inspection(Path(logdir), list(summaries.values()), problems)
 
 
 def iter_image_samples(logdir: Path, problems: list[FileProblem]) -> Iterator[Sample]:
-    for run, step, plugin, value in _walk(logdir, problems):
-        if plugin == "images":
-            for index, data in enumerate(value.tensor.string_val[2:]):
-                yield Sample(run, value.tag, step, index, data)
+    for item in _walk(logdir, problems):
+        if item.plugin == "images":
+            try:
+                _, _, samples = _image_value(item.value.tensor)
+            except ValueError as exc:
+                problems.append(_bad_value(item, str(exc)))
+                continue
+            for index, data in enumerate(samples):
+                yield Sample(item.run, item.value.tag, item.step, index, data)
 
 
 @dataclass
@@ -173,6 +255,10 @@ class ExportResult:
     runs: list[str]
     tags: list[str]
     problems: list[FileProblem]
+
+    @property
+    def corrupt(self) -> bool:
+        return any(not p.note for p in self.problems)
 
     def to_json(self) -> dict:
         return {
@@ -255,24 +341,40 @@ def extension(data: bytes) -> str:
 
 
 class ExportPaths:
-    """Hands out distinct, safe paths under one output folder."""
+    """Hands out distinct, safe paths under one output folder.
+
+    Distinct also means no file where another sample needs a folder: tags `a`
+    and `a/step-0-0.png` would otherwise claim `a/step-0-0.png` as both.
+    """
 
     def __init__(self, out: Path):
         self.out = Path(out)
         self._root = self.out.resolve()
-        self._used: set[Path] = set()
+        self._files: set[Path] = set()
+        self._folders: set[Path] = set()
+        self._folder_of: dict[tuple[str, str], Path] = {}
 
     def for_sample(self, run: str, tag: str, step: int, index: int, data: bytes) -> Path:
-        # The logdir itself as a run (".") gets no folder of its own.
-        run_folder = Path() if run == "." else safe_relative(run)
-        folder = self.out / run_folder / safe_relative(tag)
+        folder = self._folder_of.get((run, tag)) or self._new_folder(run, tag)
         stem, ext = f"step-{step}-{index}", extension(data)
         path = folder / f"{stem}{ext}"
         n = 1
-        while path in self._used:
+        while path in self._files or path in self._folders:
             n += 1
             path = folder / f"{stem}~{n}{ext}"
         if not path.resolve().is_relative_to(self._root):  # belt and braces: never outside --out
             raise ValueError(f"export path {path} escapes {self.out}")
-        self._used.add(path)
+        self._files.add(path)
+        self._folders.update(p for p in path.parents if p.is_relative_to(self.out) and p != self.out)
         return path
+
+    def _new_folder(self, run: str, tag: str) -> Path:
+        # The logdir itself as a run (".") gets no folder of its own.
+        run_folder = Path() if run == "." else safe_relative(run)
+        folder = self.out / run_folder / safe_relative(tag)
+        n = 1
+        while clash := next((p for p in (*reversed(folder.parents), folder) if p in self._files), None):
+            n += 1  # rename the part that is already a file, keep what is below it
+            folder = clash.with_name(f"{clash.name}~{n}") / folder.relative_to(clash)
+        self._folder_of[(run, tag)] = folder
+        return folder

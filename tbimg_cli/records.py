@@ -22,6 +22,9 @@ _LENGTH = struct.Struct("<Q")
 _CRC = struct.Struct("<I")
 HEADER_BYTES = _LENGTH.size + _CRC.size
 FOOTER_BYTES = _CRC.size
+# A record holds one serialised protobuf, and protobuf messages stop at 2 GiB:
+# a longer length is damage, not a record a writer is still writing.
+MAX_RECORD_BYTES = 2**31 - 1
 
 
 def masked_crc32c(data: bytes) -> int:
@@ -57,7 +60,7 @@ def iter_records(path: Path) -> Iterator[tuple[int, bytes] | RecordProblem]:
         offset = 0
         while header := stream.read(HEADER_BYTES):
             if len(header) < HEADER_BYTES:
-                yield RecordProblem(offset, "file ends inside a record header", True)
+                yield RecordProblem(offset, "file ends inside a record header (a writer may still be running)", True)
                 return
             length_bytes = header[: _LENGTH.size]
             (length,) = _LENGTH.unpack(length_bytes)
@@ -65,12 +68,15 @@ def iter_records(path: Path) -> Iterator[tuple[int, bytes] | RecordProblem]:
             if masked_crc32c(length_bytes) != length_crc:
                 yield RecordProblem(offset, "record length fails its CRC (corrupt data)", False)
                 return
+            if length > MAX_RECORD_BYTES:
+                yield RecordProblem(offset, f"record length {length} is beyond any record's (corrupt data)", False)
+                return
             if length + FOOTER_BYTES > size - offset - HEADER_BYTES:  # never allocate what is not there
-                yield RecordProblem(offset, f"file ends inside a {length}-byte record", True)
+                yield RecordProblem(offset, f"file ends inside a {length}-byte record (a writer may still be running)", True)
                 return
             body = stream.read(length + FOOTER_BYTES)
             if len(body) < length + FOOTER_BYTES:
-                yield RecordProblem(offset, f"file ends inside a {length}-byte record", True)
+                yield RecordProblem(offset, f"file ends inside a {length}-byte record (a writer may still be running)", True)
                 return
             payload = body[:length]
             (payload_crc,) = _CRC.unpack_from(body, length)

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
+import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -23,42 +26,65 @@ IMAGES_FOLDER = "train_data"
 PLOTS_FOLDER = "plots"
 TRAINING_FOLDER = "image"
 TIMESTAMP_FORMAT = "%Y%m%d-%H%M%S"
+MAX_NAME_BYTES = 255  # NAME_MAX of every common file system
 
 
 def check_run_name(name: str) -> str:
-    """A run name must be one plain path component, so it cannot escape the logdir."""
+    """A run name must be one plain, visible path component, so it cannot escape the logdir or hide."""
     plain = (
         name
         and name not in (".", "..")
         and len(PurePosixPath(name).parts) == 1
         and len(PureWindowsPath(name).parts) == 1
-        and "\0" not in name
     )
     if not plain:
         raise RunDirError(f"run name {name!r} must be a single plain folder name (no '/', '..' or empty)")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise RunDirError(f"run name {name!r} contains a control character (newline, tab...): use a plain folder name")
+    if name.strip() != name:
+        raise RunDirError(f"run name {name!r} starts or ends with white space: use a plain folder name")
+    size = len(os.fsencode(name))
+    if size > MAX_NAME_BYTES:
+        raise RunDirError(f"run name is {size} bytes long; folder names can be at most {MAX_NAME_BYTES}: choose a shorter --run-name")
     return name
 
 
 @contextlib.contextmanager
 def new_run_dir(logdir: str | Path, folder: str, run_name: str | None = None) -> Iterator[Path]:
-    """Create a fresh run directory; remove it again if the block fails before writing.
+    """Create a fresh run directory; clean up after the block if it fails.
 
     Folders this call created are removed on failure only while empty, so a
     partly written run (e.g. training interrupted after two epochs) is kept.
+    A full disk is different: what was written is incomplete by accident, so
+    the run folder goes, partial event files and all, and the error says so.
     """
     if run_name is not None:
         check_run_name(run_name)
     parent = Path(logdir) / folder
     created = _make_parents(parent)
-    run_dir = _claim(parent, run_name)
-    created.append(run_dir)
+    run_dir = None
     try:
+        run_dir = _claim(parent, run_name)
         yield run_dir
+    except OSError as exc:
+        if run_dir is None or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            _remove_empty([*created, run_dir] if run_dir else created)
+            raise
+        shutil.rmtree(run_dir, ignore_errors=True)
+        _remove_empty(created)
+        raise RunDirError(
+            f"no space left on the device of {logdir}: the unfinished run {run_dir.name} was removed; "
+            "free some space or choose another --logdir"
+        ) from exc
     except BaseException:
-        for folder in reversed(created):
-            with contextlib.suppress(OSError):
-                folder.rmdir()  # only succeeds when empty
+        _remove_empty([*created, run_dir] if run_dir else created)
         raise
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in reversed(folders):
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only succeeds when empty
 
 
 def _make_parents(parent: Path) -> list[Path]:

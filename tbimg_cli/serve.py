@@ -20,6 +20,8 @@ from urllib.parse import urlparse
 from tbimg_cli.errors import ServeError
 
 DEFAULT_HOST = "127.0.0.1"  # loopback only, unless the user asks for more
+# Hosts that mean "every interface": TensorBoard's --bind_all, which also gives a URL with this machine's name.
+EVERY_INTERFACE = ("0.0.0.0", "::", "[::]")
 DEFAULT_PORT = 6006
 RELOAD_SECONDS = 2  # short, so each epoch's confusion matrix shows up while training
 # TensorBoard keeps 10 steps per image tag by default; keep every epoch.
@@ -70,10 +72,11 @@ def start(logdir: str | Path, settings: ServeSettings) -> str:
     _quiet_libraries()
     from tensorboard import program
 
+    where = ["--bind_all"] if exposed(settings) else ["--host", settings.host]
     argv = [
         None,
         "--logdir", str(logdir),
-        "--host", settings.host,
+        *where,
         "--reload_interval", str(RELOAD_SECONDS),
         "--samples_per_plugin", f"images={settings.image_steps}",
         "--load_fast", "false",
@@ -88,11 +91,26 @@ def start(logdir: str | Path, settings: ServeSettings) -> str:
         raise ServeError(f"port {settings.port} is already in use: pick another --port or leave it out") from exc
     except program.TensorBoardServerException as exc:
         raise ServeError(f"TensorBoard could not start: {exc.msg}") from exc
+    if exposed(settings):
+        url = url.replace(f"//{urlparse(url).hostname}:", f"//{machine_name()}:", 1)
     if settings.open_browser:
         import webbrowser
 
         webbrowser.open(url)
     return url
+
+
+def exposed(settings: ServeSettings) -> bool:
+    """True when TensorBoard listens on every interface, so other machines can read the logs."""
+    return settings.host in EVERY_INTERFACE
+
+
+def machine_name() -> str:
+    """This machine's name as others would use it: the FQDN, else the host name (some hosts map theirs to localhost)."""
+    for name in (socket.getfqdn(), socket.gethostname()):
+        if name and name not in ("localhost", "localhost.localdomain") and not name.startswith("127."):
+            return name
+    return "localhost"
 
 
 def moved_port_note(url: str, settings: ServeSettings) -> str | None:

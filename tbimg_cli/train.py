@@ -18,7 +18,9 @@ are drawn on a worker thread while the next epoch trains.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Callable
@@ -54,7 +56,8 @@ class TrainSettings:
 
 @dataclass
 class EpochRecord:
-    epoch: int
+    epoch: int  # counted from 1, as people count
+    step: int  # TensorBoard's step for this epoch's summaries (from 0, as Keras logs them)
     loss: float
     accuracy: float
     val_loss: float
@@ -101,21 +104,23 @@ def run(
     observer: TrainingObserver | None = None,
     on_run_created: Callable[[Path], None] | None = None,
 ) -> TrainResult:
-    """Train and log; Ctrl-C ends training early with everything written so far intact."""
-    from tbimg_cli.confusion import CM_TAG, MISCLASSIFIED_TAG
+    """Train and log; Ctrl-C ends training early with everything written so far intact.
 
+    The data is read and the run folder claimed before TensorFlow is imported,
+    so a missing file or an unwritable logdir fails in milliseconds, not after
+    a 3 s import. Interrupted before the first epoch ends, nothing is kept.
+    """
     observer = observer or TrainingObserver()
     train_images, train_labels, test_images, test_labels = _load(settings)
-    tf, keras = _import_tensorflow(settings.verbose)
-    if settings.seed is not None:
-        keras.utils.set_random_seed(settings.seed)
-    model = build_model(keras)
-    train_batches = _batches(tf, train_images, train_labels, settings.batch_size, shuffle=True, seed=settings.seed)
-    test_batches = _batches(tf, test_images, test_labels, EVAL_BATCH_SIZE)
-    steps = -(-len(train_images) // settings.batch_size)
-
     with new_run_dir(settings.logdir, TRAINING_FOLDER, settings.run_name) as run_dir:
-        result = TrainResult(run_dir, Path(settings.logdir), ["epoch_loss", "epoch_accuracy", CM_TAG, MISCLASSIFIED_TAG])
+        tf, keras = _import_tensorflow(settings.verbose)
+        if settings.seed is not None:
+            keras.utils.set_random_seed(settings.seed)
+        model = build_model(keras)
+        train_batches = _batches(tf, train_images, train_labels, settings.batch_size, shuffle=True, seed=settings.seed)
+        test_batches = _batches(tf, test_images, test_labels, EVAL_BATCH_SIZE)
+        steps = -(-len(train_images) // settings.batch_size)
+        result = TrainResult(run_dir, Path(settings.logdir), [])
         if on_run_created is not None:
             on_run_created(run_dir)
         cm_logger = ConfusionMatrixLogger(run_dir, test_images, test_labels, settings.max_misclassified)
@@ -139,10 +144,27 @@ def run(
         except KeyboardInterrupt:
             result.interrupted = True
             board.on_train_end()  # Keras only closes its writers when training ends normally
+        except tf.errors.OpError as exc:
+            # TensorFlow's own event writer reports a full disk as an OpError; make it the OSError
+            # it is, so the run folder is cleaned up like any other writer's.
+            if "No space left on device" in str(exc):
+                raise OSError(errno.ENOSPC, "No space left on device") from exc
+            raise
         finally:
             observer.training_ended()
             cm_logger.close()
+        if result.interrupted and not result.epochs:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise KeyboardInterrupt("Interrupted before the first epoch ended; nothing was kept.")
+    result.tags = _tags_written(run_dir)
     return result
+
+
+def _tags_written(run_dir: Path) -> list[str]:
+    """Every tag in the run, read back from its event files: what the user will find in TensorBoard."""
+    from tbimg_cli.readback import inspect_logdir
+
+    return sorted({tag.tag for tag in inspect_logdir(run_dir).tags})
 
 
 def _batches(tf, images, labels, batch_size: int, shuffle: bool = False, seed: int | None = None):
@@ -205,7 +227,8 @@ class _EpochEnd:
         self.cm_logger.submit(epoch, predicted, accuracy)
         self.result.epochs.append(
             EpochRecord(
-                epoch=epoch,
+                epoch=epoch + 1,
+                step=epoch,
                 loss=float(logs.get("loss", float("nan"))),
                 accuracy=float(logs.get("accuracy", float("nan"))),
                 val_loss=float(logs.get("val_loss", float("nan"))),

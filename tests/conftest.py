@@ -1,6 +1,12 @@
-"""Shared fixtures: the official Fashion-MNIST files from ../shared, an isolated
-environment per test (no real Keras cache, no network), and helpers that read
-event files back with TensorBoard's own reader."""
+"""Shared fixtures: Fashion-MNIST data, an isolated environment per test (no real
+Keras cache, no network), and helpers that read event files back with
+TensorBoard's own reader.
+
+`data_dir` is the small real subset committed in tests/data (2,000 training and
+1,000 test images), so a fresh clone's tests need nothing else. `full_data_dir`
+is the official files, from $TBIMG_DATA_DIR or the Keras cache; tests that need
+all 70,000 images skip without them, saying why, unless
+TBIMG_REQUIRE_FULL_DATA=1 (as in CI) turns that skip into a failure."""
 
 from __future__ import annotations
 
@@ -17,33 +23,55 @@ from typer.testing import CliRunner
 from tbimg_cli.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
-# Read before any test isolates the environment: where the real files are.
-DATA_CANDIDATES = [
-    Path(p)
+SUBSET_DIR = REPO / "tests" / "data" / "fashion-mnist-subset"
+SUBSET_TRAIN, SUBSET_TEST = 2000, 1000
+# Read before any test isolates the environment: where the official files may be.
+FULL_DATA_CANDIDATES = [
+    Path(p).expanduser()
     for p in (
         os.environ.get("TBIMG_DATA_DIR"),
-        REPO.parent / "shared" / "fashion-mnist",
         Path(os.environ.get("KERAS_HOME") or "~/.keras").expanduser() / "datasets" / "fashion-mnist",
     )
     if p
 ]
+REQUIRE_FULL_DATA = os.environ.get("TBIMG_REQUIRE_FULL_DATA") not in (None, "", "0")
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """The official files: TBIMG_DATA_DIR, else ../shared/fashion-mnist, else the Keras cache."""
-    for folder in DATA_CANDIDATES:
-        if all((folder / n).is_file() for n in ("t10k-images-idx3-ubyte.gz", "train-images-idx3-ubyte.gz")):
-            return folder
-    pytest.fail(f"Fashion-MNIST files not found in any of {[str(p) for p in DATA_CANDIDATES]}: set TBIMG_DATA_DIR")
+    """The committed subset: real Fashion-MNIST images, the first 2,000 training and 1,000 test."""
+    return SUBSET_DIR
+
+
+def _label_count(path: Path) -> int:
+    with gzip.open(path) as f:
+        return int.from_bytes(f.read(8)[4:], "big")
+
+
+@pytest.fixture(scope="session")
+def full_data_dir() -> Path:
+    """The official files, all 70,000 images, when this machine has them."""
+    for folder in FULL_DATA_CANDIDATES:
+        try:
+            if _label_count(folder / "train-labels-idx1-ubyte.gz") == 60000 and _label_count(
+                folder / "t10k-labels-idx1-ubyte.gz"
+            ) == 10000:
+                return folder
+        except OSError:
+            continue
+    message = f"needs the full Fashion-MNIST files: set TBIMG_DATA_DIR (looked in {[str(p) for p in FULL_DATA_CANDIDATES]})"
+    if REQUIRE_FULL_DATA:
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path, monkeypatch):
     """No test may touch the user's Keras cache or the internet by accident."""
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+    monkeypatch.setenv("TBIMG_CACHE_DIR", str(tmp_path / "tbimg-cache"))
     monkeypatch.setenv("TBIMG_DATA_URL", "http://127.0.0.1:9/unreachable/")
-    for name in ("TBIMG_DATA_DIR", "TBIMG_OFFLINE", "TBIMG_DEBUG"):
+    for name in ("TBIMG_DATA_DIR", "TBIMG_OFFLINE", "TBIMG_DEBUG", "XDG_CACHE_HOME"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
 

@@ -12,7 +12,7 @@ import pytest
 from tbimg_cli import __version__
 from tbimg_cli.data import CLASS_NAMES
 
-from .conftest import decode_png, heavy_modules_after, load_run, run_module
+from .conftest import SUBSET_TEST, SUBSET_TRAIN, decode_png, heavy_modules_after, load_run, run_module
 
 COMMANDS = ["single", "grid", "plot", "train-cm", "inspect", "export"]
 
@@ -118,12 +118,12 @@ def test_run_name_and_logdir(cli, data_dir, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["single", "--index", "60000"], "use 0 to 59999"),
-        (["single", "--index", "10000", "--split", "test"], "use 0 to 9999"),
-        (["single", "--index", "-1"], "use 0 to 59999"),
+        (["single", "--index", str(SUBSET_TRAIN)], f"use 0 to {SUBSET_TRAIN - 1}"),
+        (["single", "--index", str(SUBSET_TEST), "--split", "test"], f"use 0 to {SUBSET_TEST - 1}"),
+        (["single", "--index", "-1"], f"use 0 to {SUBSET_TRAIN - 1}"),
         (["grid", "--count", "0"], "at least 1"),
-        (["grid", "--count", "11", "--start", "9990", "--split", "test"], "more than the 10 images"),
-        (["grid", "--count", "2000", "--class", "Bag", "--split", "test"], "1000 Bag images"),
+        (["grid", "--count", "11", "--start", str(SUBSET_TEST - 10), "--split", "test"], "more than the 10 images"),
+        (["grid", "--count", str(SUBSET_TEST), "--class", "Bag", "--split", "test"], "Bag images of the test split"),
         (["grid", "--class", "Hat"], "unknown class 'Hat'"),
         (["grid", "--class", "10"], "0=T-shirt/top"),
         (["single", "--run-name", "../x"], "single plain folder name"),
@@ -152,3 +152,36 @@ def test_existing_run_name_is_refused(cli, data_dir):
 def test_unknown_split_is_a_usage_error(cli, data_dir):
     result = cli("single", "--split", "validation", "--data-dir", data_dir)
     assert result.exit_code == 2 and "validation" in result.output
+
+
+def test_the_last_image_of_the_full_dataset(cli, full_data_dir):
+    out = cli.json("single", "--index", "59999", "--data-dir", full_data_dir)
+    assert out["images"] == 1
+    result = cli("single", "--index", "60000", "--data-dir", full_data_dir)
+    assert result.exit_code == 1 and "use 0 to 59999" in result.stderr
+    result = cli("grid", "--count", "11", "--start", "9990", "--split", "test", "--data-dir", full_data_dir)
+    assert result.exit_code == 1 and "more than the 10 images" in result.stderr
+
+
+def test_plot_says_how_many_images_its_figure_shows(cli, data_dir):
+    result = cli("plot", "--count", "9", "--data-dir", data_dir)
+    assert "Wrote a figure of 9 train images" in result.stdout
+
+
+def test_counts_of_one_are_singular(cli, data_dir):
+    result = cli("grid", "--count", "3", "--start", str(SUBSET_TEST - 1), "--split", "test", "--data-dir", data_dir)
+    assert "more than the 1 image of the test split" in result.stderr
+    assert "Wrote 1 train image " in cli("grid", "--count", "1", "--data-dir", data_dir).stdout
+
+
+def test_help_names_the_logdir_argument_and_shows_no_metavar_for_flags(cli):
+    result = cli("inspect", "--help")
+    assert "LOGDIR" in result.stdout and "{logdir}" not in result.stdout
+    flags = [line for line in cli("single", "--help").stdout.splitlines() if "--offline" in line or "--serve" in line]
+    assert flags and not any("<bool>" in line for line in flags)
+
+
+def test_usage_errors_exit_2_and_mistakes_exit_1(cli, data_dir):
+    assert cli("single", "--no-such-option").exit_code == 2
+    assert cli("single", "--index", "x").exit_code == 2
+    assert cli("single", "--index", "99999", "--data-dir", data_dir).exit_code == 1

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
+import json
 import shutil
 import struct
 
@@ -11,6 +13,8 @@ import pytest
 
 from tbimg_cli import data
 from tbimg_cli.errors import DataError
+
+from .conftest import SUBSET_TEST
 
 FIRST_TEST_LABELS = [9, 2, 1, 1, 6, 1, 4, 6, 5, 7]
 
@@ -23,8 +27,8 @@ def test_class_names_are_the_ten_fashion_mnist_classes():
 
 
 @pytest.mark.parametrize(("split", "count", "per_class"), [("train", 60000, 6000), ("test", 10000, 1000)])
-def test_official_files_load_with_known_shapes_and_balance(data_dir, split, count, per_class):
-    images, labels = data.load(split, data_dir)
+def test_official_files_load_with_known_shapes_and_balance(full_data_dir, split, count, per_class):
+    images, labels = data.load(split, full_data_dir)
     assert images.shape == (count, 28, 28) and images.dtype == np.uint8
     assert labels.shape == (count,) and labels.dtype == np.uint8
     assert np.bincount(labels, minlength=10).tolist() == [per_class] * 10
@@ -42,21 +46,22 @@ def test_partial_read_equals_the_start_of_a_full_read(data_dir, test_split):
     first = files.images(stop=3)
     assert first.shape == (3, 28, 28)
     assert np.array_equal(first, test_split[0][:3])
-    assert files.count() == 10000
+    assert files.count() == SUBSET_TEST
 
 
 def test_test_split_never_opens_training_files(tmp_path, data_dir):
     for name in data.SPLIT_FILES["test"]:
         shutil.copy(data_dir / name, tmp_path / name)
+    shutil.copy(data_dir / "MD5SUMS", tmp_path)
     images, labels = data.load("test", tmp_path)  # the training files are not even there
-    assert len(images) == len(labels) == 10000
+    assert len(images) == len(labels) == SUBSET_TEST
 
 
-def test_keras_cache_is_found(tmp_path, monkeypatch, data_dir):
+def test_keras_cache_is_found(tmp_path, monkeypatch, full_data_dir):
     cache = tmp_path / "kh" / "datasets" / "fashion-mnist"
     cache.mkdir(parents=True)
     for name in data.SPLIT_FILES["test"]:
-        (cache / name).symlink_to(data_dir / name)
+        (cache / name).symlink_to(full_data_dir / name)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "kh"))
     assert data.keras_cache_dir() == cache
     files = data.locate("test", offline=True)
@@ -69,24 +74,38 @@ def _write_idx(path, magic, dims, body: bytes, compress=True):
     path.write_bytes(gzip.compress(raw) if compress else raw)
 
 
-def _broken_dir(tmp_path, data_dir, breakage: str):
+def _vouch(folder):
+    """An MD5SUMS for the folder's files, as a user with files of their own writes it (`md5sum * > MD5SUMS`)."""
+    lines = [f"{hashlib.md5(p.read_bytes()).hexdigest()}  {p.name}" for p in sorted(folder.glob("*.gz"))]
+    (folder / "MD5SUMS").write_text("\n".join(lines) + "\n")
+
+
+def _broken_dir(tmp_path, data_dir, breakage: str, vouched: bool = True):
+    """A data folder whose test images are broken in one way; its MD5SUMS vouches for them, so parsing is tested."""
     folder = tmp_path / "broken"
     folder.mkdir()
     shutil.copy(data_dir / "t10k-labels-idx1-ubyte.gz", folder)
     images = folder / "t10k-images-idx3-ubyte.gz"
+    n = SUBSET_TEST
     if breakage == "truncated gzip":
         whole = (data_dir / images.name).read_bytes()
         images.write_bytes(whole[: len(whole) // 2])
     elif breakage == "wrong magic":
-        _write_idx(images, 0x00000801, (10000, 28, 28), bytes(10))
+        _write_idx(images, 0x00000801, (n, 28, 28), bytes(10))
     elif breakage == "wrong dimension":
-        _write_idx(images, 0x00000803, (10000, 32, 32), bytes(32 * 32 * 10000))
+        _write_idx(images, 0x00000803, (n, 32, 32), bytes(32 * 32 * n))
     elif breakage == "wrong counts":
-        _write_idx(images, 0x00000803, (9000, 28, 28), bytes(28 * 28 * 9000))
+        _write_idx(images, 0x00000803, (n - 100, 28, 28), bytes(28 * 28 * (n - 100)))
     elif breakage == "short body":
-        _write_idx(images, 0x00000803, (10000, 28, 28), bytes(28 * 28 * 10))
+        _write_idx(images, 0x00000803, (n, 28, 28), bytes(28 * 28 * 10))
     elif breakage == "garbage":
         images.write_bytes(b"this is not a gzip file at all" * 100)
+    elif breakage == "gzip crc":
+        whole = bytearray((data_dir / images.name).read_bytes())
+        whole[-8] ^= 0xFF  # the CRC-32 in the gzip trailer
+        images.write_bytes(bytes(whole))
+    if vouched:
+        _vouch(folder)
     return folder
 
 
@@ -103,12 +122,63 @@ def _broken_dir(tmp_path, data_dir, breakage: str):
 )
 def test_broken_files_give_one_line_errors(tmp_path, data_dir, cli, breakage, message):
     folder = _broken_dir(tmp_path, data_dir, breakage)
-    result = cli("grid", "--split", "test", "--count", "10000", "--data-dir", folder)
+    result = cli("grid", "--split", "test", "--count", SUBSET_TEST, "--data-dir", folder)
     assert result.exit_code == 1
     assert message in result.stderr
     assert "Traceback" not in result.output
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "logs").exists()  # nothing written, not even an empty run
+
+
+@pytest.mark.parametrize("breakage", ["truncated gzip", "gzip crc", "wrong counts"])
+@pytest.mark.parametrize("command", [["single", "--index", "0"], ["grid", "--count", str(SUBSET_TEST)]])
+def test_a_damaged_file_never_yields_a_result(tmp_path, data_dir, cli, breakage, command):
+    """Half a gzip stream still parses its first images, and a bad gzip CRC shows only at the end: the MD5 catches both."""
+    folder = _broken_dir(tmp_path, data_dir, breakage, vouched=False)
+    shutil.copy(data_dir / "MD5SUMS", folder)  # the subset's sums: the damaged file no longer matches
+    result = cli(*command, "--split", "test", "--data-dir", folder)
+    assert result.exit_code == 1, result.output
+    assert "t10k-images-idx3-ubyte.gz is damaged" in result.stderr and "MD5" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "logs").exists()
+
+
+def test_files_that_are_not_the_official_ones_are_refused_without_an_md5sums(tmp_path, data_dir, cli):
+    for name in data.SPLIT_FILES["test"]:
+        shutil.copy(data_dir / name, tmp_path / name)  # the subset, with no MD5SUMS to vouch for it
+    result = cli("single", "--split", "test", "--data-dir", tmp_path)
+    assert result.exit_code == 1 and "expected bef4ecab320f06d8554ea6380940ec79" in result.stderr
+    assert "replace it with the official file" in result.stderr
+
+
+def test_a_verified_file_is_not_read_again(tmp_path, data_dir, cli, monkeypatch):
+    folder = tmp_path / "copy"
+    shutil.copytree(data_dir, folder)
+    assert cli("single", "--split", "test", "--data-dir", folder).exit_code == 0
+    remembered = json.loads((tmp_path / "tbimg-cache" / "verified-files.json").read_text())
+    assert str((folder / "t10k-images-idx3-ubyte.gz").resolve()) in remembered
+    opened = []
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda path, *a, **k: opened.append(str(path)) or real_open(path, *a, **k))
+    data.locate("test", folder)
+    assert not [p for p in opened if p.endswith(".gz")]  # neither file was hashed again
+    images = folder / "t10k-images-idx3-ubyte.gz"
+    images.write_bytes(images.read_bytes()[:-10])  # changed since: checked again, and refused
+    result = cli("single", "--split", "test", "--data-dir", folder)
+    assert result.exit_code == 1 and "is damaged" in result.stderr
+
+
+def test_data_dir_that_is_a_file_says_so(tmp_path, cli):
+    (tmp_path / "f").write_text("")
+    result = cli("single", "--data-dir", tmp_path / "f")
+    assert result.exit_code == 1 and "is a file" in result.stderr
+
+
+def test_fewer_labels_than_images_is_named_by_every_command(tmp_path, data_dir, cli):
+    folder = _broken_dir(tmp_path, data_dir, "wrong counts")
+    for command in (["single"], ["grid", "--count", "5"], ["plot"]):
+        result = cli(*command, "--split", "test", "--data-dir", folder)
+        assert result.exit_code == 1 and "do not belong together" in result.stderr, command
 
 
 def test_broken_file_raises_data_error_from_the_library(tmp_path, data_dir):

@@ -69,7 +69,7 @@ def test_image_grid_titles_and_shows_every_image():
 
 def test_plot_logs_one_png_of_the_figure(cli, data_dir):
     out = cli.json("plot", "--data-dir", data_dir)
-    assert out["tags"] == ["Training data"] and out["images"] == 1
+    assert out["tags"] == ["Training data"] and out["images"] == 25  # images shown in the one figure
     assert out["run_dir"].startswith("logs/plots/")
     (event,) = load_run(out["run_dir"]).Tensors("Training data")
     width, height, png = event.tensor_proto.string_val

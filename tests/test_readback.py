@@ -99,7 +99,7 @@ def test_export_keeps_the_original_bytes_and_decodes_to_the_pixels(cli, tmp_path
     logs = _tbimg_logs(tmp_path / "logs")
     result = cli("export", logs, "--out", tmp_path / "out")
     assert result.exit_code == 0, result.output
-    assert "Exported 6 image(s)" in result.stdout
+    assert "Exported 6 images" in result.stdout
     written = sorted((tmp_path / "out" / "mine" / "pictures").iterdir())
     assert [p.name for p in written] == [f"step-0-{i}.png" for i in range(4)] + ["step-5-0.png", "step-5-1.png"]
     for index in range(4):
@@ -172,7 +172,7 @@ def test_flipped_byte_is_reported_with_file_and_offset(cli, tmp_path):
     assert str(path) in result.stderr and "at byte" in result.stderr and "CRC" in result.stderr
     assert "Traceback" not in result.output
     problems = json.loads(cli("inspect", logs, "--json").stdout)["problems"]
-    assert len(problems) == 1 and not problems[0]["truncated_tail"] and 0 < problems[0]["offset"] < len(data)
+    assert len(problems) == 1 and not problems[0]["note"] and 0 < problems[0]["offset"] < len(data)
 
 
 def test_cut_last_record_is_a_note_not_an_error(cli, tmp_path):
@@ -217,3 +217,129 @@ def test_inspect_and_export_import_no_tensorflow(tmp_path):
     assert heavy == []
     heavy, proc = heavy_modules_after(["export", str(logs), "--out", str(tmp_path / "o")])
     assert proc.returncode == 0 and heavy == []
+
+
+# Hostile logs: every problem is reported with its file, and reading goes on.
+
+
+def _event_file(folder: Path, *values, step: int = 0) -> Path:
+    """An event file whose one summary holds the given Summary.Value protos, written as given."""
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    events = [
+        event_pb2.Event(wall_time=1.0, file_version="brain.Event:2"),
+        event_pb2.Event(wall_time=2.0, step=step, summary=summary_pb2.Summary(value=list(values))),
+    ]
+    path = folder / "events.out.tfevents.1.host.1.0"
+    path.write_bytes(b"".join(frame(e.SerializeToString()) for e in events))
+    return path
+
+
+def _tensor_value(tag: str, plugin: str, **tensor):
+    from tensorboard.compat.proto import summary_pb2, tensor_pb2, tensor_shape_pb2
+
+    shape = tensor.pop("shape", [])
+    return summary_pb2.Summary.Value(
+        tag=tag,
+        metadata=summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin)),
+        tensor=tensor_pb2.TensorProto(
+            tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=n) for n in shape]),
+            **tensor,
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        (dict(tag="two", plugin="scalars", dtype=1, float_val=[1.0, 2.0], shape=[2]), "holds 2"),
+        (dict(tag="empty", plugin="scalars", dtype=1, shape=[0]), "holds 0"),
+        (dict(tag="wide", plugin="images", dtype=7, string_val=[b"abc", b"5", b"png"], shape=[3]), "must be numbers"),
+        (dict(tag="short", plugin="images", dtype=7, string_val=[b"5"], shape=[1]), "has 1 strings"),
+    ],
+)
+def test_a_malformed_value_is_reported_and_the_rest_is_read(cli, tmp_path, bad, why):
+    logs = _tbimg_logs(tmp_path / "logs")
+    path = _event_file(logs / "odd", _tensor_value(**bad))
+    result = cli("inspect", logs)
+    assert result.exit_code == 1, result.output
+    assert str(path) in result.stderr and "at byte" in result.stderr and why in result.stderr
+    assert "Traceback" not in result.output and "unexpected" not in result.output
+    assert "pictures" in result.stdout and "loss" in result.stdout  # the valid run is still listed
+    if bad["plugin"] == "images":  # export reads images only
+        exported = cli("export", logs, "--out", tmp_path / "out")
+        assert exported.exit_code == 1 and why in exported.stderr
+        assert (tmp_path / "out" / "mine" / "pictures").is_dir()
+
+
+def test_files_that_are_not_regular_are_skipped_with_a_note(cli, tmp_path):
+    logs = _tbimg_logs(tmp_path / "logs")
+    odd = logs / "odd"
+    odd.mkdir()
+    os.mkfifo(odd / "events.out.tfevents.1.fifo.1.0")  # opening it would block forever
+    os.symlink(odd / "nowhere", odd / "events.out.tfevents.2.dangling.1.0")
+    os.symlink(odd / "events.out.tfevents.3.loop.1.0", odd / "events.out.tfevents.3.loop.1.0")
+    os.symlink(logs, logs / "mine" / "back-up")  # a folder loop: not followed
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "tbimg_cli", "inspect", str(logs)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("Note:") == 3 and "skipped" in proc.stderr and "Traceback" not in proc.stderr
+    assert "pictures" in proc.stdout
+
+
+def test_an_impossible_record_length_is_corruption_not_a_running_writer(cli, tmp_path):
+    from tbimg_cli.records import masked_crc32c
+
+    logs = _tbimg_logs(tmp_path / "logs")
+    (path,) = event_files(logs / "mine")
+    length = (2**63).to_bytes(8, "little")
+    path.write_bytes(path.read_bytes() + length + masked_crc32c(length).to_bytes(4, "little") + b"x" * 20)
+    result = cli("inspect", logs)
+    assert result.exit_code == 1 and "beyond any record" in result.stderr
+    assert "writer may still be running" not in result.stderr
+
+
+def test_export_exits_1_after_exporting_what_is_valid(cli, tmp_path):
+    logs, path = _corrupt_logs(tmp_path)
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF  # the last record (a scalar): the images before it are whole
+    path.write_bytes(bytes(data))
+    result = cli("export", logs, "--out", tmp_path / "out")
+    assert result.exit_code == 1
+    assert "Exported 6 images" in result.stdout and "CRC" in result.stderr
+    assert len(list((tmp_path / "out").rglob("*.png"))) == 6
+
+
+def test_tags_that_would_make_a_file_and_a_folder_of_one_path_both_export(cli, tmp_path):
+    with EventWriter(tmp_path / "logs" / "r") as writer:
+        writer.image("a", IMAGES[:1], step=0)
+        writer.image("a/step-0-0.png", IMAGES[1:2], step=0)
+        writer.image("b/step-0-0.png/x", IMAGES[2:3], step=0)
+        writer.image("b", IMAGES[3:4], step=0)
+    result = cli("export", tmp_path / "logs", "--out", tmp_path / "out", "--json")
+    assert result.exit_code == 0, result.output
+    files = [Path(f) for f in json.loads(result.stdout)["files"]]
+    assert len(files) == len(set(files)) == 4 and all(f.is_file() for f in files)
+    pixels = sorted(decode_png(f.read_bytes()).tobytes() for f in files)
+    assert pixels == sorted(IMAGES[i, :, :, 0].tobytes() for i in range(4))
+
+
+def test_piped_inspect_prints_whole_tab_separated_rows(tmp_path):
+    import subprocess
+    import sys
+
+    long_run = "a-run-name-that-is-much-longer-than-a-narrow-terminal-would-show-in-one-column"
+    with EventWriter(tmp_path / "logs" / long_run) as writer:
+        writer.image("Confusion Matrix", np.zeros((850, 800), np.uint8), step=0)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tbimg_cli", "inspect", str(tmp_path / "logs")],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "40"},
+    )  # fmt: skip
+    header, row = proc.stdout.splitlines()
+    assert header.split("\t")[:2] == ["run", "tag"]
+    assert row.split("\t") == [long_run, "Confusion Matrix", "images", "0 (1)", "1", "800x850"]

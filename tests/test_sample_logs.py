@@ -21,9 +21,9 @@ def _shape(logdir):
     return {(t.run, t.tag): (t.plugin, sorted(t.steps), t.samples, t.width, t.height) for t in inspection.tags}
 
 
-def test_sample_logs_are_current(tmp_path, data_dir):
+def test_sample_logs_are_current(tmp_path, full_data_dir):
     subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "make_sample_logs.py"), "--out", str(tmp_path), "--data-dir", str(data_dir)],
+        [sys.executable, str(REPO / "scripts" / "make_sample_logs.py"), "--out", str(tmp_path), "--data-dir", str(full_data_dir)],
         check=True,
         capture_output=True,
     )

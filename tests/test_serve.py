@@ -42,8 +42,10 @@ class Served:
             env={**os.environ, "COLUMNS": "200"},
         )
         self.err_lines: list[str] = []
+        self.out_lines: list[str] = []
         self.url_seen = threading.Event()
         threading.Thread(target=self._watch, daemon=True).start()
+        threading.Thread(target=lambda: self.out_lines.extend(self.proc.stdout), daemon=True).start()
 
     def _watch(self):
         for line in self.proc.stderr:
@@ -168,6 +170,18 @@ def test_binds_loopback_only_by_default(serve, data_dir):
     served = serve("single", "--data-dir", data_dir, "--serve", "--port", port)
     served.wait_for(lambda: served.get_json("/data/runs"))
     assert _listening_addresses(port) == {"0100007F"}  # 127.0.0.1, and nothing else
+    assert served.interrupt() == 0
+
+
+def test_every_interface_says_so_and_prints_a_url_other_machines_can_use(serve, data_dir):
+    port = free_port()
+    served = serve("single", "--data-dir", data_dir, "--serve", "--host", "0.0.0.0", "--port", port)
+    host = urllib.parse.urlparse(served.url).hostname
+    assert host not in ("0.0.0.0", "127.0.0.1", "localhost") and host in (socket.getfqdn(), socket.gethostname())
+    assert any("every network interface" in line for line in served.err_lines)
+    assert not any("--serve)" in line for line in served.out_lines)  # no "view: ... (or add --serve)" hint
+    local = served.url.replace(host, "127.0.0.1")
+    assert json.loads(urllib.request.urlopen(local + "data/runs", timeout=10).read())
     assert served.interrupt() == 0
 
 

@@ -76,7 +76,7 @@ def test_confusion_matrix_and_gallery_every_epoch(trained):
         assert accumulator.SummaryMetadata(tag).plugin_data.plugin_name == "images"
 
 
-def test_per_class_accuracy_scalars_agree_with_test_accuracy(trained):
+def test_per_class_accuracy_scalars_agree_with_test_accuracy(trained, test_split):
     accumulator = load_run(Path(trained["run_dir"]) / "cm")
     finals = []
     for name in CLASS_NAMES:
@@ -85,8 +85,32 @@ def test_per_class_accuracy_scalars_agree_with_test_accuracy(trained):
         values = _values(accumulator, tag)
         assert all(0.0 <= v <= 1.0 for v in values)
         finals.append(values[-1])
-    # The test set has 1,000 images per class, so the mean of per-class accuracies is the accuracy.
-    assert np.mean(finals) == pytest.approx(trained["test_accuracy"], abs=1e-4)
+    # Weighted by how many test images each class has, per-class accuracies make the accuracy.
+    per_class = np.bincount(test_split[1], minlength=len(CLASS_NAMES))
+    assert np.average(finals, weights=per_class) == pytest.approx(trained["test_accuracy"], abs=1e-4)
+
+
+def test_result_lists_every_tag_written_and_numbers_epochs_one_way(trained):
+    run_dir = Path(trained["run_dir"])
+    written = set()
+    for sub in ("train", "validation", "cm"):
+        tags = load_run(run_dir / sub).Tags()
+        written |= set(tags["tensors"]) | set(tags["scalars"])
+    assert set(trained["tags"]) == written and len(written) >= 14
+    assert {"epoch_loss", "Confusion Matrix", "Misclassified", "per_class_accuracy/Bag"} <= written
+    assert [(e["epoch"], e["step"]) for e in trained["epochs"]] == [(1, 0), (2, 1)]
+
+
+def test_batch_bar_never_passes_the_epoch():
+    from tbimg_cli.output import TrainingProgress
+
+    progress = TrainingProgress(enabled=False)
+    progress.training_started(epochs=1, steps_per_epoch=1875)
+    progress.epoch_started(0)
+    progress.batch_done(1919, {"loss": 0.5})  # Keras reports the last batch of a 128-batch call
+    batches = progress._progress.tasks[1]
+    assert batches.completed == 1875 == batches.total
+    progress.training_ended()
 
 
 def test_learns_something(trained):
@@ -129,6 +153,7 @@ def test_ctrl_c_leaves_readable_event_files_and_exit_130(data_dir, tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
+    assert "━" not in err and "0:00:" not in err  # no progress bars when stderr is not a terminal
     assert "stopped" in out
     for sub in ("train", "validation", "cm"):
         for path in event_files(tmp_path / "image" / "stopped" / sub):
@@ -136,3 +161,26 @@ def test_ctrl_c_leaves_readable_event_files_and_exit_130(data_dir, tmp_path):
             assert problem is None, (path, problem)
     steps = [e.step for e in load_run(cm_dir).Tensors("Confusion Matrix")]
     assert steps and steps == list(range(len(steps))) and len(steps) < 200
+
+
+def test_ctrl_c_before_the_first_epoch_ends_keeps_nothing(data_dir, tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tbimg_cli", "train-cm", "--batch-size", "1", "--epochs", "3",
+         "--data-dir", str(data_dir), "--logdir", str(tmp_path), "--run-name", "early"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    train_dir = tmp_path / "image" / "early" / "train"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not event_files(train_dir):
+        time.sleep(0.05)  # Keras's writer exists: training has begun
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "before the first epoch" in err and "Wrote" not in out
+    assert not (tmp_path / "image" / "early").exists()
+
+
+def test_full_data_reaches_the_tutorials_accuracy(cli, full_data_dir):
+    out = cli.json("train-cm", "--epochs", "1", "--seed", "0", "--data-dir", full_data_dir)
+    assert out["test_accuracy"] > 0.8  # the tutorial's model after one epoch on all 60,000 images
