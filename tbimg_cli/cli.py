@@ -100,6 +100,12 @@ class Split(str, Enum):
     test = "test"
 
 
+class Strategy(str, Enum):
+    default = "default"
+    mirrored = "mirrored"
+    multi_worker = "multi-worker"
+
+
 def _remember_verbose(ctx: typer.Context, value: bool) -> bool:
     ctx.meta[_VERBOSE] = ctx.meta.get(_VERBOSE) or value
     return value
@@ -271,6 +277,10 @@ def train_cm(
     max_misclassified: Annotated[
         int, typer.Option("--max-misclassified", help="Images in the per-epoch gallery of mistakes.", min=0)
     ] = 25,
+    strategy: Annotated[
+        Strategy,
+        typer.Option("--strategy", help="tf.distribute strategy; multi-worker reads TF_CONFIG and only the chief writes."),
+    ] = Strategy.default,
     data_dir: DataDirOpt = None,
     offline: OfflineOpt = False,
     logdir: LogdirOpt = Path(DEFAULT_LOGDIR),
@@ -295,7 +305,7 @@ def train_cm(
         settings = train.TrainSettings(
             epochs=epochs, batch_size=batch_size, seed=seed, limit_train=limit_train,
             max_misclassified=max_misclassified, data_dir=data_dir, offline=offline,
-            logdir=logdir, run_name=run_name, verbose=verbose, on_download=on_download,
+            logdir=logdir, run_name=run_name, verbose=verbose, strategy=strategy.value, on_download=on_download,
         )  # fmt: skip
         result = train.run(settings, output.TrainingProgress(enabled=not as_json), on_run_created)
     if as_json:

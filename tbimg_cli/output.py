@@ -171,6 +171,9 @@ def training_summary(result, serving: bool = False) -> None:
             f"{row.seconds:.1f}",
         )
     stdout.print(table)
+    if not result.writes_logs:
+        note("This worker is not the chief: it trained its share and wrote no logs (the chief writes them).")
+        return
     wrote(result, f"{counted(len(result.epochs), 'epoch')} of scalars and confusion matrices", serving)
     if result.epochs:
         stdout.print(f"  final test accuracy: {escape(f'{result.epochs[-1].val_accuracy:.4f}')}")

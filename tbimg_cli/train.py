@@ -4,15 +4,15 @@ The only module that imports TensorFlow, and only inside `run`. Run layout
 (one run directory under the tutorial's `image` folder):
 
     <run>/train, <run>/validation   Keras's TensorBoard callback: loss and accuracy
-    <run>/cm                        "Confusion Matrix", "Misclassified", per_class_accuracy/*
+    <run>/cm                        `ConfusionMatrixCallback`: the matrix, its table, the gallery
+                                    of mistakes, per-class accuracy and precision
 
 Faster than the tutorial without changing what is learned: the same model,
 optimiser and batch size, but Keras runs `STEPS_PER_EXECUTION` batches per call
 into TensorFlow, images stay uint8 until a tf.data pipeline scales each batch
 to float32 in [0, 1] (a quarter of the memory of a float copy of the training
-set), validation and test predictions use large batches (computed once per
-epoch, not with a second `model.predict` pass at batch 32), and the figures
-are drawn on a worker thread while the next epoch trains.
+set), validation and the confusion matrix's predictions use large batches,
+and the figures are drawn on a worker thread while the next epoch trains.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import contextlib
 import errno
 import os
 import shutil
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tbimg_cli import data
-from tbimg_cli.confusion import ConfusionMatrixLogger
+from tbimg_cli.errors import InputError
 from tbimg_cli.runs import DEFAULT_LOGDIR, TRAINING_FOLDER, new_run_dir
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ class TrainSettings:
     logdir: Path = Path(DEFAULT_LOGDIR)
     run_name: str | None = None
     verbose: bool = False
+    strategy: str = "default"  # or "mirrored", "multi-worker" (reads TF_CONFIG)
     on_download: BytesCallback | None = None  # progress of a Fashion-MNIST download, if one is needed
 
 
@@ -72,6 +74,7 @@ class TrainResult:
     tags: list[str]
     epochs: list[EpochRecord] = field(default_factory=list)
     interrupted: bool = False
+    writes_logs: bool = True  # False on a multi-worker run's non-chief workers
 
     def to_json(self) -> dict:
         return {
@@ -81,6 +84,7 @@ class TrainResult:
             "epochs": [asdict(e) for e in self.epochs],
             "test_accuracy": self.epochs[-1].val_accuracy if self.epochs else None,
             "interrupted": self.interrupted,
+            "writes_logs": self.writes_logs,
         }
 
 
@@ -109,55 +113,111 @@ def run(
     The data is read and the run folder claimed before TensorFlow is imported,
     so a missing file or an unwritable logdir fails in milliseconds, not after
     a 3 s import. Interrupted before the first epoch ends, nothing is kept.
+    Under `--strategy multi-worker` only the chief writes; the other workers
+    train in a throwaway folder.
     """
     observer = observer or TrainingObserver()
     train_images, train_labels, test_images, test_labels = _load(settings)
-    with new_run_dir(settings.logdir, TRAINING_FOLDER, settings.run_name) as run_dir:
-        tf, keras = _import_tensorflow(settings.verbose)
-        if settings.seed is not None:
-            keras.utils.set_random_seed(settings.seed)
-        model = build_model(keras)
-        train_batches = _batches(tf, train_images, train_labels, settings.batch_size, shuffle=True, seed=settings.seed)
-        test_batches = _batches(tf, test_images, test_labels, EVAL_BATCH_SIZE)
-        steps = -(-len(train_images) // settings.batch_size)
-        result = TrainResult(run_dir, Path(settings.logdir), [])
-        if on_run_created is not None:
-            on_run_created(run_dir)
-        cm_logger = ConfusionMatrixLogger(run_dir, test_images, test_labels, settings.max_misclassified)
-        board = keras.callbacks.TensorBoard(log_dir=str(run_dir), write_graph=False)
-        epoch_end = _EpochEnd(model, observer, cm_logger, result, test_batches, test_labels)
-        epoch_hooks = keras.callbacks.LambdaCallback(
-            on_epoch_begin=lambda epoch, logs: epoch_end.begin(epoch),
-            on_train_batch_end=lambda batch, logs: observer.batch_done(batch, logs or {}),
-            on_epoch_end=lambda epoch, logs: epoch_end(epoch, logs or {}),
-        )
-        observer.training_started(settings.epochs, steps)
-        try:
-            model.fit(
-                train_batches,
-                epochs=settings.epochs,
-                validation_data=test_batches,
-                shuffle=False,  # the pipeline shuffles; Keras cannot shuffle a tf.data.Dataset
-                verbose=0,
-                callbacks=[board, epoch_hooks],
-            )
-        except KeyboardInterrupt:
-            result.interrupted = True
-            board.on_train_end()  # Keras only closes its writers when training ends normally
-        except tf.errors.OpError as exc:
-            # TensorFlow's own event writer reports a full disk as an OpError; make it the OSError
-            # it is, so the run folder is cleaned up like any other writer's.
-            if "No space left on device" in str(exc):
-                raise OSError(errno.ENOSPC, "No space left on device") from exc
-            raise
-        finally:
-            observer.training_ended()
-            cm_logger.close()
-        if result.interrupted and not result.epochs:
-            shutil.rmtree(run_dir, ignore_errors=True)
-            raise KeyboardInterrupt("Interrupted before the first epoch ended; nothing was kept.")
-    result.tags = _tags_written(run_dir)
+    chief = settings.strategy != "multi-worker" or is_chief(os.environ.get("TF_CONFIG"))
+    logdir = Path(settings.logdir) if chief else Path(tempfile.mkdtemp(prefix="tbimg-worker-"))
+    try:
+        with new_run_dir(logdir, TRAINING_FOLDER, settings.run_name) as run_dir:
+            result = _train(settings, observer, on_run_created if chief else None, run_dir,
+                            (train_images, train_labels, test_images, test_labels))  # fmt: skip
+        result.tags = _tags_written(run_dir)
+    finally:
+        if not chief:
+            shutil.rmtree(logdir, ignore_errors=True)
+    result.logdir, result.writes_logs = Path(settings.logdir), chief
     return result
+
+
+def _train(settings: TrainSettings, observer, on_run_created, run_dir: Path, arrays) -> TrainResult:
+    from tbimg_cli.data import CLASS_NAMES
+
+    train_images, train_labels, test_images, test_labels = arrays
+    tf, keras = _import_tensorflow(settings.verbose)
+    from tbimg_cli.keras_callback import ConfusionMatrixCallback
+
+    if settings.seed is not None:
+        keras.utils.set_random_seed(settings.seed)
+    strategy = _strategy(tf, settings.strategy)
+    with strategy.scope():
+        model = build_model(keras)
+    train_batches = _batches(tf, train_images, train_labels, settings.batch_size, shuffle=True, seed=settings.seed)
+    test_batches = _batches(tf, test_images, test_labels, EVAL_BATCH_SIZE)
+    steps = -(-len(train_images) // settings.batch_size)
+    result = TrainResult(run_dir, Path(settings.logdir), [])
+    if on_run_created is not None:
+        on_run_created(run_dir)
+    confusion = ConfusionMatrixCallback(
+        run_dir, test_batches, CLASS_NAMES, max_misclassified=settings.max_misclassified, batch_size=EVAL_BATCH_SIZE
+    )
+    board = keras.callbacks.TensorBoard(log_dir=str(run_dir), write_graph=False)
+    epoch_end = _EpochEnd(observer, result)
+    epoch_hooks = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: epoch_end.begin(epoch),
+        on_train_batch_end=lambda batch, logs: observer.batch_done(batch, logs or {}),
+        on_epoch_end=lambda epoch, logs: epoch_end(epoch, logs or {}),
+    )
+    observer.training_started(settings.epochs, steps)
+    try:
+        model.fit(
+            train_batches,
+            epochs=settings.epochs,
+            validation_data=test_batches,
+            shuffle=False,  # the pipeline shuffles; Keras cannot shuffle a tf.data.Dataset
+            verbose=0,
+            callbacks=[board, confusion, epoch_hooks],
+        )
+    except KeyboardInterrupt:
+        result.interrupted = True
+        board.on_train_end()  # Keras only closes its writers when training ends normally
+    except tf.errors.OpError as exc:
+        # TensorFlow's own event writer reports a full disk as an OpError; make it the OSError
+        # it is, so the run folder is cleaned up like any other writer's.
+        if "No space left on device" in str(exc):
+            raise OSError(errno.ENOSPC, "No space left on device") from exc
+        raise
+    finally:
+        observer.training_ended()
+        confusion.close()
+    if result.interrupted and not result.epochs:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise KeyboardInterrupt("Interrupted before the first epoch ended; nothing was kept.")
+    return result
+
+
+def is_chief(tf_config: str | None) -> bool:
+    """Whether this process is the chief of a `TF_CONFIG` cluster, as TensorFlow decides it.
+
+    The task of type "chief", or worker 0 when the cluster has no chief.
+    Read without importing TensorFlow, so a worker knows before the 3 s import
+    whether it may claim the run folder.
+    """
+    import json
+
+    if not tf_config:
+        return True
+    try:
+        config = json.loads(tf_config)
+        task, cluster = config.get("task", {}), config.get("cluster", {})
+    except (ValueError, AttributeError) as exc:
+        raise InputError(f"TF_CONFIG is not valid JSON with 'cluster' and 'task' ({exc})") from None
+    if task.get("type") == "chief":
+        return True
+    return task.get("type") == "worker" and int(task.get("index", 0)) == 0 and "chief" not in cluster
+
+
+def _strategy(tf, name: str):
+    """The `tf.distribute` strategy for --strategy."""
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi-worker":
+        if not os.environ.get("TF_CONFIG"):
+            raise InputError("--strategy multi-worker needs TF_CONFIG describing the cluster and this worker's task")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
 
 
 def _tags_written(run_dir: Path) -> list[str]:
@@ -182,7 +242,11 @@ def _batches(tf, images, labels, batch_size: int, shuffle: bool = False, seed: i
     order = tf.data.Dataset.range(len(images))
     if shuffle:
         order = order.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    return order.batch(batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    # Under multi-worker training each worker takes every n-th batch: there are no files to split.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    batches = order.batch(batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return batches.with_options(options)
 
 
 def build_model(keras):
@@ -205,15 +269,11 @@ def build_model(keras):
 
 
 class _EpochEnd:
-    """After each epoch: predict the test set once, queue its confusion matrix, record the metrics."""
+    """Times each epoch, records its metrics and tells the observer."""
 
-    def __init__(self, model, observer, cm_logger, result, test_batches, y_test):
-        self.model = model
+    def __init__(self, observer, result):
         self.observer = observer
-        self.cm_logger = cm_logger
         self.result = result
-        self.test_batches = test_batches
-        self.y_test = y_test
         self._started = 0.0
 
     def begin(self, epoch: int) -> None:
@@ -221,10 +281,6 @@ class _EpochEnd:
         self.observer.epoch_started(epoch)
 
     def __call__(self, epoch: int, logs: dict) -> None:
-        probabilities = self.model.predict(self.test_batches, verbose=0)
-        predicted = probabilities.argmax(axis=1)
-        accuracy = float((predicted == self.y_test).mean())
-        self.cm_logger.submit(epoch, predicted, accuracy)
         self.result.epochs.append(
             EpochRecord(
                 epoch=epoch + 1,
@@ -232,7 +288,7 @@ class _EpochEnd:
                 loss=float(logs.get("loss", float("nan"))),
                 accuracy=float(logs.get("accuracy", float("nan"))),
                 val_loss=float(logs.get("val_loss", float("nan"))),
-                val_accuracy=float(logs.get("val_accuracy", accuracy)),
+                val_accuracy=float(logs.get("val_accuracy", float("nan"))),
                 seconds=time.perf_counter() - self._started,
             )
         )

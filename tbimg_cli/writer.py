@@ -4,7 +4,8 @@ Contract (what `tf.summary.image` writes, byte for byte where it matters):
 an image summary is a DT_STRING tensor of shape [k+2] holding
 `[str(width), str(height), png_0, ..., png_{k-1}]`, with plugin name "images"
 and content `ImagePluginData(version=0)`; a scalar is a DT_FLOAT tensor of
-shape [] with plugin "scalars". Every value carries its metadata, as TF 2's
+shape [] with plugin "scalars"; a text summary is a DT_STRING tensor of shape
+[] holding Markdown, plugin "text". Every value carries its metadata, as TF 2's
 writer does, built by TensorBoard's own plugin `metadata` modules (which do not
 import TensorFlow). Records use TFRecord framing (`records.py`); the first
 record of a file is the `file_version: "brain.Event:2"` event, and the file is
@@ -149,6 +150,16 @@ class EventWriter:
             dtype=types_pb2.DT_FLOAT,
             tensor_shape=tensor_shape_pb2.TensorShapeProto(),
             tensor_content=np.float32(value).astype("<f4").tobytes(),
+        )
+        self._write_value(tag, tensor, metadata.create_summary_metadata(None, description or ""), step)
+
+    def text(self, tag: str, markdown: str, step: int, description: str | None = None) -> None:
+        """A string shown as Markdown in the Text dashboard (what `tf.summary.text` writes)."""
+        from tensorboard.compat.proto import tensor_pb2, tensor_shape_pb2, types_pb2
+        from tensorboard.plugins.text import metadata
+
+        tensor = tensor_pb2.TensorProto(
+            dtype=types_pb2.DT_STRING, tensor_shape=tensor_shape_pb2.TensorShapeProto(), string_val=[markdown.encode()]
         )
         self._write_value(tag, tensor, metadata.create_summary_metadata(None, description or ""), step)
 

@@ -1,0 +1,120 @@
+"""`ConfusionMatrixCallback`: the confusion-matrix logging of `train-cm` for any Keras model.
+
+Importing this module imports Keras (a Keras callback must subclass
+`keras.callbacks.Callback`), so `tbimg_cli` loads it only when
+`tbimg_cli.ConfusionMatrixCallback` is first used. The drawing and writing
+are `confusion.py`'s, on its worker thread.
+
+Under `tf.distribute`: predictions are made on the whole validation set by
+calling the model directly (no collective ops, so it cannot deadlock waiting
+for other workers), and only the chief predicts and writes; the others do
+nothing, so no duplicate or clashing event files appear.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+
+from tbimg_cli.confusion import DEFAULT_SUBDIR, BackgroundLogger, check_options, class_ids_from_labels, prepare
+from tbimg_cli.errors import InputError
+
+PREDICT_BATCH_SIZE = 1024
+
+
+class ConfusionMatrixCallback(keras.callbacks.Callback):
+    """Log a confusion matrix, its table, a gallery of mistakes and per-class scalars every N epochs.
+
+    `log_dir` is the run folder, as for `keras.callbacks.TensorBoard`; the
+    summaries go to `<log_dir>/cm` (`subdir`). `validation_data` is `(x, y)`
+    arrays or a `tf.data.Dataset` of `(x, y)` batches, read in order each
+    time. `class_names` defaults to the class ids. `normalize` is "rows"
+    (each true class sums to 1) or "none" (counts). Steps are epochs counted
+    from 0, like Keras's own TensorBoard scalars.
+    """
+
+    def __init__(
+        self,
+        log_dir,
+        validation_data,
+        class_names=None,
+        *,
+        every_n_epochs: int = 1,
+        max_misclassified: int = 25,
+        normalize: str = "rows",
+        subdir: str = DEFAULT_SUBDIR,
+        batch_size: int = PREDICT_BATCH_SIZE,
+    ):
+        super().__init__()
+        check_options(max_misclassified, normalize, every_n_epochs)
+        self.folder = Path(log_dir) / subdir if subdir else Path(log_dir)
+        self.class_names = list(class_names) if class_names is not None else None
+        self.every_n_epochs = every_n_epochs
+        self.max_misclassified = max_misclassified
+        self.normalize = normalize
+        self.batch_size = batch_size
+        self._arrays = _checked_arrays(validation_data, self.class_names)
+        self._dataset = None if self._arrays else validation_data
+        self._logger: BackgroundLogger | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every_n_epochs or not self._is_chief():
+            return
+        y_true, scores, images = self._predict()
+        evaluation = prepare(y_true, scores, self.class_names, images, self.max_misclassified)
+        if self._logger is None:
+            self._logger = BackgroundLogger(self.folder, self.normalize)
+        self._logger.submit(evaluation, step=epoch, when=f"after epoch {epoch + 1} (step {epoch})")
+
+    def on_train_end(self, logs=None):
+        self.close()
+
+    def close(self) -> None:
+        """Write what is queued and close the event file (training's end does this; so does Ctrl-C via `fit`'s caller)."""
+        if self._logger is not None:
+            logger, self._logger = self._logger, None
+            logger.close()
+
+    def _is_chief(self) -> bool:
+        import tensorflow as tf
+
+        strategy = getattr(self.model, "distribute_strategy", None) or tf.distribute.get_strategy()
+        return bool(strategy.extended.should_save_summary)
+
+    def _predict(self):
+        """(labels, scores, inputs) over the whole validation set, in its order."""
+        import numpy as np
+
+        if self._arrays is not None:
+            x, y = self._arrays
+            batches = ((x[i : i + self.batch_size], y[i : i + self.batch_size]) for i in range(0, len(x), self.batch_size))
+        else:
+            batches = iter(self._dataset)
+        labels, scores, inputs = [], [], []
+        for x_batch, y_batch in batches:
+            scores.append(keras.ops.convert_to_numpy(self.model(x_batch, training=False)))
+            labels.append(keras.ops.convert_to_numpy(y_batch))
+            inputs.append(keras.ops.convert_to_numpy(x_batch))
+        if not labels:
+            raise InputError("validation_data holds no examples")
+        return np.concatenate(labels), np.concatenate(scores), np.concatenate(inputs)
+
+
+def _checked_arrays(validation_data, class_names):
+    """(x, y) as arrays when given as arrays, checked now rather than at the first epoch's end; None for a dataset."""
+    import numpy as np
+
+    if isinstance(validation_data, tuple | list) and len(validation_data) == 2:
+        x, y = (np.asarray(part) for part in validation_data)
+        if len(x) != len(y):
+            raise InputError(f"validation_data has {len(x)} inputs but {len(y)} labels")
+        if len(x) == 0:
+            raise InputError("validation_data holds no examples")
+        ids = class_ids_from_labels(y)
+        if class_names is not None and (ids.min() < 0 or ids.max() >= len(class_names)):
+            raise InputError(f"validation labels run from {ids.min()} to {ids.max()}, outside 0 to {len(class_names) - 1}")
+        return x, y
+    if hasattr(validation_data, "element_spec") and hasattr(validation_data, "__iter__"):
+        return None  # a tf.data.Dataset: read at each epoch's end
+    raise InputError("validation_data must be (x, y) arrays or a tf.data.Dataset of (x, y) batches")
