@@ -84,8 +84,12 @@ def prepare(y_true, y_pred, class_names=None, images=None, max_misclassified: in
     names = [str(n) for n in class_names] if class_names is not None else [str(i) for i in range(classes)]
     wrong = np.flatnonzero(true_ids != pred_ids)[:max_misclassified]
     gallery = None
-    if images is not None and len(wrong):
-        gallery = displayable_images(_take(images, wrong, len(truth)))
+    if images is not None:
+        images = np.asarray(images)
+        if len(images) != len(truth):
+            raise InputError(f"images must have one entry per example, got {len(images)} for {len(truth)} labels")
+        if len(wrong):
+            gallery = displayable_images(images[wrong])
     return Evaluation(true_ids, pred_ids, names, gallery, wrong.tolist() if gallery is not None else [])
 
 
@@ -295,15 +299,6 @@ def _class_count(truth, pred, class_names) -> int:
         if array.ndim == 2 and array.shape[1] > 1 and array.shape[1] != count:
             raise InputError(f"{name} has {array.shape[1]} columns but there are {count} classes")
     return count
-
-
-def _take(images, indices, expected: int):
-    import numpy as np
-
-    array = np.asarray(images)
-    if len(array) != expected:
-        raise InputError(f"images must have one entry per example, got {len(array)} for {expected} labels")
-    return array[indices]
 
 
 def _markdown_cell(text) -> str:

@@ -8,7 +8,9 @@ are `confusion.py`'s, on its worker thread.
 Under `tf.distribute`: predictions are made on the whole validation set by
 calling the model directly (no collective ops, so it cannot deadlock waiting
 for other workers), and only the chief predicts and writes; the others do
-nothing, so no duplicate or clashing event files appear.
+nothing, so no duplicate or clashing event files appear. The callback works
+with Keras 3 and with tf_keras (Keras 2), whose `fit` multi-worker training
+needs until Keras 3's can run MultiWorkerMirroredStrategy.
 """
 
 from __future__ import annotations
@@ -75,6 +77,17 @@ class ConfusionMatrixCallback(keras.callbacks.Callback):
         if self._logger is not None:
             logger, self._logger = self._logger, None
             logger.close()
+
+    # tf_keras (Keras 2), which multi-worker training needs (Keras 3's `fit` cannot run
+    # MultiWorkerMirroredStrategy: keras-team/keras#20585), asks each callback which batch hooks it has.
+    def _implements_train_batch_hooks(self) -> bool:
+        return False
+
+    def _implements_test_batch_hooks(self) -> bool:
+        return False
+
+    def _implements_predict_batch_hooks(self) -> bool:
+        return False
 
     def _is_chief(self) -> bool:
         import tensorflow as tf

@@ -136,7 +136,7 @@ def _train(settings: TrainSettings, observer, on_run_created, run_dir: Path, arr
     from tbimg_cli.data import CLASS_NAMES
 
     train_images, train_labels, test_images, test_labels = arrays
-    tf, keras = _import_tensorflow(settings.verbose)
+    tf, keras = _import_tensorflow(settings.verbose, legacy_keras=settings.strategy == "multi-worker")
     from tbimg_cli.keras_callback import ConfusionMatrixCallback
 
     if settings.seed is not None:
@@ -303,19 +303,27 @@ def _load(settings: TrainSettings):
     return train_images, train_labels, test_images, test_labels
 
 
-def _import_tensorflow(verbose: bool):
-    """Import TensorFlow without its start-up chatter unless --verbose.
+def _import_tensorflow(verbose: bool, legacy_keras: bool = False):
+    """Import TensorFlow and Keras without their start-up chatter unless --verbose.
 
-    Its C++ logging writes straight to file descriptor 2 before any Python
+    Their C++ logging writes straight to file descriptor 2 before any Python
     logging setting applies, so the descriptor itself is silenced during import.
+    `legacy_keras` gives tf_keras (Keras 2) as `keras`: Keras 3's `fit` cannot
+    run MultiWorkerMirroredStrategy (keras-team/keras#20585), Keras 2's can.
     """
     if not verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if legacy_keras:
+        os.environ["TF_USE_LEGACY_KERAS"] = "1"
     with contextlib.nullcontext() if verbose else _stderr_silenced():
-        import keras
         import tensorflow as tf
+
+        if legacy_keras:
+            keras = tf.keras
+        else:
+            import keras
     if not verbose:
-        warnings.filterwarnings("ignore", module=r"(keras|tensorflow)\b")
+        warnings.filterwarnings("ignore", module=r"(keras|tf_keras|tensorflow)\b")
         tf.get_logger().setLevel("ERROR")
         import absl.logging
 

@@ -93,6 +93,20 @@ def test_scalar_is_indistinguishable_from_tf_summary_scalar(tmp_path, tf):
     assert load_run(tmp_path / "tbimg").SummaryMetadata("loss") == load_run(tmp_path / "tf").SummaryMetadata("loss")
 
 
+def test_text_is_indistinguishable_from_tf_summary_text(tmp_path, tf):
+    table = "| a | b |\n|---|---|\n| 1 | 2 |  ü"
+    writer = tf.summary.create_file_writer(str(tmp_path / "tf"))
+    with writer.as_default():
+        tf.summary.text("table", table, step=3)
+    writer.close()
+    with EventWriter(tmp_path / "tbimg") as ours:
+        ours.text("table", table, step=3)
+    (theirs,) = load_run(tmp_path / "tf").Tensors("table")
+    (mine,) = load_run(tmp_path / "tbimg").Tensors("table")
+    assert mine.step == theirs.step and mine.tensor_proto == theirs.tensor_proto
+    assert load_run(tmp_path / "tbimg").SummaryMetadata("table") == load_run(tmp_path / "tf").SummaryMetadata("table")
+
+
 def test_float_conversion_matches_convert_image_dtype(tf):
     values = np.array([-1.0, 0.0, 0.001, 0.5, 0.998, 0.999, 1.0, 1.5, np.float32(254.5 / 255.5)], dtype=np.float32)
     expected = tf.image.convert_image_dtype(values, tf.uint8, saturate=True).numpy()

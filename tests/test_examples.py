@@ -1,0 +1,38 @@
+"""The examples in docs/examples run as a user would run them, on the test subset, and read back with TensorBoard's reader."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import REPO, load_run
+
+EXAMPLES = REPO / "docs" / "examples"
+
+
+def _run(script: str, *args: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, str(EXAMPLES / script), *args], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.mark.slow
+def test_keras_cnn_example(tmp_path, data_dir):
+    _run("keras_cnn.py", "--data-dir", str(data_dir), "--logdir", str(tmp_path), "--epochs", "2")
+    cm = load_run(tmp_path / "cm")
+    tags = set(cm.Tags()["tensors"])
+    assert {"Confusion Matrix", "Confusion Matrix (table)", "Misclassified", "per_class_accuracy/Sneaker"} <= tags
+    assert [e.step for e in cm.Tensors("Confusion Matrix")] == [0, 1]
+    table = cm.Tensors("Confusion Matrix (table)")[-1].tensor_proto.string_val[0].decode()
+    assert "| true \\ predicted | T-shirt/top | Trouser | Sneaker | total |" in table
+    assert "epoch_loss" in load_run(tmp_path / "train").Tags()["tensors"]
+
+
+def test_sklearn_example(tmp_path, data_dir):
+    proc = _run("sklearn_classifier.py", "--data-dir", str(data_dir), "--logdir", str(tmp_path), "--passes", "2")
+    assert "pass 2: accuracy" in proc.stdout
+    cm = load_run(tmp_path / "cm")
+    assert [e.step for e in cm.Tensors("Confusion Matrix")] == [0, 1]
+    assert len(cm.Tags()["tensors"]) == 3 + 20  # matrix, table, gallery, accuracy and precision of 10 classes
