@@ -110,6 +110,36 @@ def main() -> None:
             print(f"wrote {args.out / name}")
         stop(proc)
         export_last_confusion_matrix(logdir, args.out / "confusion-matrix.png")
+        example_shots(Path(work) / "cnn", args.data_dir, args.out)
+
+
+# The Keras CNN example (docs/examples/keras_cnn.py) with ConfusionMatrixCallback: its matrix and table.
+EXAMPLE_SHOTS = [
+    ("cnn-confusion-matrix.png", "images&tagFilter=Confusion", "1100,1100"),
+    ("cnn-confusion-table.png", "text", "1300,620"),
+]
+
+
+def example_shots(logdir: Path, data_dir: str | None, out: Path) -> None:
+    subprocess.run(
+        [sys.executable, str(REPO / "docs" / "examples" / "keras_cnn.py"), "--logdir", str(logdir), "--epochs", "3",
+         *(["--data-dir", data_dir] if data_dir else [])],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "tensorboard"), "--logdir", str(logdir), "--host", "127.0.0.1",
+         "--port", str(port), "--samples_per_plugin", "images=100,text=100"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_for_data(url)
+        for name, dashboard, size in EXAMPLE_SHOTS:
+            screenshot(f"{url}#{dashboard}", out / name, size)
+            print(f"wrote {out / name}")
+    finally:
+        stop(proc)
 
 
 def stop(proc: subprocess.Popen) -> None:
