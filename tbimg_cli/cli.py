@@ -159,7 +159,9 @@ PortOpt = Annotated[
     ),
 ]  # fmt: skip
 OpenOpt = Annotated[bool, typer.Option("--open", help="Open TensorBoard in a browser.", metavar="", rich_help_panel=SERVING)]
-LogdirArg = Annotated[Path, typer.Argument(help="A TensorBoard log directory (any writer's).", metavar="LOGDIR")]
+LogdirArg = Annotated[
+    str, typer.Argument(help="A TensorBoard log directory (any writer's): a folder, or a URL such as s3://bucket/logs.", metavar="LOGDIR")
+]
 
 
 def version_callback(value: bool) -> None:
@@ -341,21 +343,25 @@ def inspect(logdir: LogdirArg, as_json: JsonOpt = False, verbose: VerboseOpt = F
 @app.command()
 def export(
     logdir: LogdirArg,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the image files into.")],
-    tag: Annotated[Optional[str], typer.Option("--tag", help="Only this tag.", show_default=False)] = None,
-    run: Annotated[Optional[str], typer.Option("--run", help="Only this run (as inspect names it).", show_default=False)] = None,
-    step: Annotated[Optional[int], typer.Option("--step", help="Only this step.", show_default=False)] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the files into.")],
+    tag: Annotated[Optional[str], typer.Option("--tag", help="Only tags matching this regular expression.", show_default=False)] = None,
+    run: Annotated[Optional[str], typer.Option("--run", help="Only runs matching this regular expression.", show_default=False)] = None,
+    step: Annotated[Optional[str], typer.Option("--step", help="Only this step (5) or range (2:8, 2:, :8).", show_default=False)] = None,
+    animate: Annotated[bool, typer.Option("--animate", help="Also an animated GIF per image tag with several steps.", metavar="")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.", metavar="")] = False,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Write every image sample of a logdir as a file, with its original bytes.
+    """Write a logdir's images, text and scalars (CSV) as files; GIFs of images over steps with --animate.
 
-    Example: tbimg export logs --out images --tag "Confusion Matrix"
+    Example: tbimg export logs --out images --tag "Confusion Matrix" --animate
     """
-    from tbimg_cli import output, readback
+    from tbimg_cli import export as exporting
+    from tbimg_cli import output
 
-    result = readback.export_images(logdir, out, tag=tag, run=run, step=step, force=force)
+    selection = exporting.Selection(run, tag, exporting.parse_steps(step))
+    with output.FileCounter(enabled=not as_json) as on_file:
+        result = exporting.export_logdir(logdir, out, selection, animate, force, on_file)
     if as_json:
         output.emit_json(result.to_json())
     else:

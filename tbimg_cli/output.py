@@ -104,6 +104,27 @@ class DownloadBars:
             self._drawing = False
 
 
+class FileCounter:
+    """A running count of the files `export` has written; an `on_file(path)` callback."""
+
+    def __init__(self, enabled: bool = True):
+        self._progress = Progress(
+            TextColumn("Exporting"), TextColumn("{task.completed} files"), TimeElapsedColumn(),
+            console=stderr, transient=True, disable=not (enabled and stderr.is_terminal),
+        )  # fmt: skip
+        self._task = self._progress.add_task("export", total=None)
+
+    def __enter__(self) -> FileCounter:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._progress.stop()
+
+    def __call__(self, path) -> None:
+        self._progress.advance(self._task)
+
+
 class TrainingProgress:
     """Two bars, epochs and batches within the current epoch, with the latest metrics.
 
@@ -216,15 +237,12 @@ def _inspect_row(tag) -> tuple[str, ...]:
         detail, samples = f"{tag.last_value:.4g}", ""
     else:
         detail, samples = "", ""
-    return (tag.run, tag.tag, tag.plugin, _steps(tag.steps), samples, detail)
+    span = f"{tag.first_step}" if tag.first_step == tag.last_step else f"{tag.first_step}..{tag.last_step}"
+    return (tag.run, tag.tag, tag.plugin, f"{span} ({tag.count})", samples, detail)
 
 
 def exported(result) -> None:
-    stdout.print(
-        f"[green]✓[/] Exported {counted(len(result.files), 'image')} from {counted(len(result.runs), 'run')} "
-        f"and {counted(len(result.tags), 'tag')} to [bold]{escape(str(result.out))}[/]",
-        soft_wrap=True,
-    )
+    stdout.print(f"[green]✓[/] Exported {escape(result.summary())} to [bold]{escape(str(result.out))}[/]", soft_wrap=True)
     file_problems(result.problems)
 
 
@@ -236,9 +254,3 @@ def file_problems(problems) -> None:
             note(f"Note: {where}: {problem.message}")
         else:
             error(f"{where}: {problem.message}")
-
-
-def _steps(steps: list[int]) -> str:
-    first, last = min(steps), max(steps)
-    span = f"{first}" if first == last else f"{first}..{last}"
-    return f"{span} ({len(steps)})"

@@ -1,24 +1,26 @@
-"""Read any TensorBoard logdir back: `inspect` (what is there) and `export` (images out as files).
+"""Read any TensorBoard logdir back, fast and in flat memory: what `inspect` lists and `export` writes.
 
-No TensorFlow: records are read with tbimg's own framing code, which checks
-both CRCs, and every value goes through TensorBoard's `data_compat`, which turns
-legacy `Summary.Image` / `simple_value` values (tensorboardX, torch, TF 1)
-into the same tensor form `tf.summary.image` and tbimg write. A run is every
-directory holding event files, as TensorBoard sees it.
+No TensorFlow. Records are read with tbimg's own framing code (`records.py`,
+both CRCs checked) and parsed with protobuf's C parser; each value is decoded
+straight from its own form, TF 2's tensors or the `simple_value` and
+`Summary.Image` forms of TF 1, tensorboardX and PyTorch, instead of through
+generic converters: that is what makes a million scalars a matter of seconds.
+Nothing is kept per event: `inspect` keeps a few numbers per tag, and `export`
+writes as it reads.
 
-Exported files are named from tags and runs, which are arbitrary strings
-("../../etc/x", "/abs", "con:", 300 characters...): each "/"-separated part
-becomes one safe folder name, the resolved path must stay under the output
-folder, and names that collide after cleaning get a numeric suffix rather than
-overwriting each other.
+A logdir is a local folder or any URL fsspec understands (`s3://`, `gs://`...;
+`pip install 'tbimg[cloud]'`). A run is every folder holding event files, as
+TensorBoard sees it. Problems (corrupt records, malformed values, files that
+are not regular files) are collected with their file and offset, and reading
+goes on.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import stat
+import struct
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,32 +29,10 @@ from tbimg_cli.errors import LogReadError
 from tbimg_cli.records import RecordProblem, iter_records
 
 EVENT_FILE_MARKER = "tfevents"
-MAX_COMPONENT = 100  # characters in one exported folder or file name
-_UNSAFE = re.compile(r"[^A-Za-z0-9._ +=@,()\[\]-]")
-# Names Windows reserves whatever the extension.
-_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
-_MAGIC = ((b"\x89PNG\r\n\x1a\n", ".png"), (b"\xff\xd8\xff", ".jpg"), (b"GIF87a", ".gif"), (b"GIF89a", ".gif"), (b"BM", ".bmp"))
-
-
-@dataclass
-class TagSummary:
-    run: str
-    tag: str
-    plugin: str
-    steps: list[int] = field(default_factory=list)
-    samples: int = 0  # most samples seen in one step (images)
-    width: int | None = None
-    height: int | None = None
-    last_value: float | None = None  # scalars
-
-    @property
-    def image_size(self) -> str:
-        return f"{self.width}x{self.height}" if self.width is not None else ""
-
-    def to_json(self) -> dict:
-        result = asdict(self)
-        result["steps"] = {"first": min(self.steps), "last": max(self.steps), "count": len(self.steps)}
-        return result
+IMAGES, SCALARS, TEXT = "images", "scalars", "text"
+# TensorProto dtypes whose scalar value is read directly (DT_FLOAT, DT_DOUBLE, DT_INT32, DT_INT64, DT_HALF).
+_FLOAT, _DOUBLE, _INT32, _INT64, _HALF = 1, 2, 3, 9, 19
+_SCALAR_FORMATS = {_FLOAT: "<f", _DOUBLE: "<d", _INT32: "<i", _INT64: "<q", _HALF: "<e"}
 
 
 @dataclass(frozen=True)
@@ -66,11 +46,201 @@ class FileProblem:
     note: bool
 
 
+@dataclass(frozen=True)
+class Value:
+    """One summary value, decoded: `data` is a float (scalars), `(width, height, [encoded...])`
+    (images), a str (text), or None for plugins read-back does not decode."""
+
+    run: str
+    tag: str
+    step: int
+    wall_time: float
+    plugin: str
+    data: object
+
+
+class Logdir:
+    """A log directory on the local disk, or behind an fsspec URL, and its event files."""
+
+    def __init__(self, location: str | Path):
+        self.location = str(location)
+        self._fs, self._root = _file_system(self.location)
+
+    def runs(self, problems: list[FileProblem]) -> dict[str, list[str]]:
+        """Run name (path relative to the logdir, "." for the logdir itself) -> its event files, sorted."""
+        return _local_runs(Path(self._root), problems) if self._fs is None else self._remote_runs()
+
+    def open(self, path: str):
+        """(binary stream, size) of one event file."""
+        if self._fs is None:
+            stream = open(path, "rb")
+            return stream, os.fstat(stream.fileno()).st_size
+        try:
+            return self._fs.open(path, "rb", block_size=1 << 22), self._fs.size(path)
+        except Exception as exc:
+            raise _remote_error(self.location, exc) from exc
+
+    def _remote_runs(self) -> dict[str, list[str]]:
+        try:
+            found = self._fs.find(self._root, withdirs=False)
+        except Exception as exc:
+            raise _remote_error(self.location, exc) from exc
+        if not found and not self._fs.exists(self._root):
+            raise LogReadError(f"log directory {self.location} does not exist")
+        runs: dict[str, list[str]] = {}
+        root = self._root.rstrip("/")
+        for path in sorted(found):
+            folder, _, name = path.rpartition("/")
+            if EVENT_FILE_MARKER in name:
+                run = folder[len(root) :].strip("/") or "."
+                runs.setdefault(run, []).append(path)
+        return dict(sorted(runs.items()))
+
+
+def iter_values(
+    logdir: Logdir, problems: list[FileProblem], run_filter=None, plugins_wanted: set[str] | None = None
+) -> Iterator[Value]:
+    """Every summary value of the logdir, run by run, file by file, in file order.
+
+    `run_filter(run)` skips whole runs before their files are opened;
+    `plugins_wanted` skips decoding other values (they still count as read).
+    """
+    for run, files in logdir.runs(problems).items():
+        if run_filter is not None and not run_filter(run):
+            continue
+        plugin_of: dict[str, str] = {}  # TF 1 writers put metadata only on a tag's first value
+        for path in files:
+            yield from _file_values(logdir, run, path, plugin_of, problems, plugins_wanted)
+
+
+def _file_values(logdir, run, path, plugin_of, problems, plugins_wanted) -> Iterator[Value]:
+    from google.protobuf.message import DecodeError
+    from tensorboard.compat.proto import event_pb2
+
+    parse = event_pb2.Event.FromString
+    try:
+        stream, size = logdir.open(path)
+    except OSError as exc:
+        problems.append(FileProblem(str(path), 0, f"cannot read ({exc.strerror or exc}); skipped", False))
+        return
+    with stream:
+        for item in iter_records(stream, size):
+            if isinstance(item, RecordProblem):
+                consequence = "read up to there" if item.truncated_tail else "the rest of that file was skipped"
+                problems.append(FileProblem(str(path), item.offset, f"{item.message}; {consequence}", item.truncated_tail))
+                return
+            offset, payload = item
+            try:
+                event = parse(payload)
+            except DecodeError:
+                problems.append(FileProblem(str(path), offset, "record is not a TensorBoard event; the rest of that file was skipped", False))
+                return
+            if not event.HasField("summary"):
+                continue
+            for value in event.summary.value:
+                tag = value.tag
+                kind = value.WhichOneof("value")
+                plugin = value.metadata.plugin_data.plugin_name
+                if plugin:
+                    plugin_of[tag] = plugin
+                else:
+                    plugin = plugin_of.get(tag) or _LEGACY_PLUGINS.get(kind, "")
+                if plugins_wanted is not None and plugin not in plugins_wanted:
+                    yield Value(run, tag, event.step, event.wall_time, plugin, None)
+                    continue
+                try:
+                    data = _decode(kind, plugin, value)
+                except ValueError as exc:
+                    message = f"tag {tag!r} at step {event.step}: {exc}; that value was skipped"
+                    problems.append(FileProblem(str(path), offset, message, False))
+                    continue
+                yield Value(run, tag, event.step, event.wall_time, plugin, data)
+
+
+_LEGACY_PLUGINS = {"simple_value": SCALARS, "image": IMAGES, "histo": "histograms", "audio": "audio"}
+
+
+def _decode(kind: str, plugin: str, value) -> object:
+    """A value's payload, by its form; ValueError says what is malformed."""
+    if kind == "simple_value":
+        return float(value.simple_value)
+    if kind == "image":
+        image = value.image
+        return image.width, image.height, [image.encoded_image_string]
+    if kind != "tensor":
+        return None
+    tensor = value.tensor
+    if plugin == SCALARS:
+        return _scalar(tensor)
+    if plugin == IMAGES:
+        strings = tensor.string_val
+        if len(strings) < 2:
+            raise ValueError(f"an image summary holds width, height and images, but this one has {len(strings)} strings")
+        try:
+            width, height = int(strings[0]), int(strings[1])
+        except ValueError:
+            raise ValueError(f"image width and height must be numbers, got {strings[0][:20]!r} and {strings[1][:20]!r}") from None
+        return width, height, list(strings[2:])
+    if plugin == TEXT:
+        strings = tensor.string_val
+        if not strings:
+            raise ValueError("a text summary holds no string")
+        return "\n\n".join(s.decode("utf-8", "replace") for s in strings)
+    return None
+
+
+def _scalar(tensor) -> float:
+    """The one number of a scalar tensor, read from its bytes or its typed field."""
+    elements = 1
+    for dim in tensor.tensor_shape.dim:
+        elements *= dim.size
+    if elements != 1:
+        raise ValueError(f"a scalar must hold one number, this one holds {elements}")
+    form = _SCALAR_FORMATS.get(tensor.dtype)
+    if form is not None and len(tensor.tensor_content) == struct.calcsize(form):
+        return float(struct.unpack(form, tensor.tensor_content)[0])
+    for field_name in ("float_val", "double_val", "int_val", "int64_val", "half_val"):
+        values = getattr(tensor, field_name)
+        if len(values) == 1:
+            if field_name == "half_val":  # stored as the 16 bits of the half float
+                return float(struct.unpack("<e", struct.pack("<H", values[0]))[0])
+            return float(values[0])
+    raise ValueError("scalar tensor holds no readable number")
+
+
+# What `inspect` reports
+
+
+@dataclass
+class TagSummary:
+    run: str
+    tag: str
+    plugin: str
+    first_step: int = 0
+    last_step: int = 0
+    count: int = 0
+    samples: int = 0  # most samples seen in one step (images)
+    width: int | None = None
+    height: int | None = None
+    last_value: float | None = None  # scalars
+
+    @property
+    def image_size(self) -> str:
+        return f"{self.width}x{self.height}" if self.width is not None else ""
+
+    def to_json(self) -> dict:
+        result = asdict(self)
+        for name in ("first_step", "last_step", "count"):
+            del result[name]
+        result["steps"] = {"first": self.first_step, "last": self.last_step, "count": self.count}
+        return result
+
+
 @dataclass
 class Inspection:
-    logdir: Path
+    logdir: str
     tags: list[TagSummary]
-    problems: list[FileProblem]
+    problems: list[FileProblem] = field(default_factory=list)
 
     @property
     def corrupt(self) -> bool:
@@ -79,46 +249,66 @@ class Inspection:
 
     def to_json(self) -> dict:
         return {
-            "logdir": str(self.logdir),
+            "logdir": self.logdir,
             "runs": sorted({t.run for t in self.tags}),
             "tags": [t.to_json() for t in self.tags],
             "problems": [asdict(p) for p in self.problems],
         }
 
 
-@dataclass(frozen=True)
-class Sample:
-    run: str
-    tag: str
-    step: int
-    index: int
-    data: bytes
+def inspect_logdir(location: str | Path) -> Inspection:
+    logdir = open_logdir(location)
+    summaries: dict[tuple[str, str], TagSummary] = {}
+    problems: list[FileProblem] = []
+    for value in iter_values(logdir, problems, plugins_wanted={IMAGES, SCALARS}):
+        summary = summaries.get((value.run, value.tag))
+        if summary is None:
+            summary = summaries[(value.run, value.tag)] = TagSummary(
+                value.run, value.tag, value.plugin or "?", value.step, value.step
+            )
+        summary.count += 1
+        summary.first_step = min(summary.first_step, value.step)
+        summary.last_step = max(summary.last_step, value.step)
+        if value.plugin == IMAGES:
+            summary.width, summary.height, samples = value.data
+            summary.samples = max(summary.samples, len(samples))
+        elif value.plugin == SCALARS:
+            summary.last_value = value.data
+    return Inspection(str(location), list(summaries.values()), problems)
 
 
-def find_runs(logdir: Path, problems: list[FileProblem] | None = None) -> dict[str, list[Path]]:
-    """Run name (path relative to logdir, "." for the logdir itself) -> its event files.
+def open_logdir(location: str | Path) -> Logdir:
+    if "://" not in str(location):
+        path = Path(location)
+        if path.exists() and not path.is_dir():
+            raise LogReadError(f"{path} is a file; give the log directory that holds event files")
+        if not path.is_dir():
+            raise LogReadError(f"log directory {path} does not exist")
+    return Logdir(location)
+
+
+# Where the files are
+
+
+def _local_runs(root: Path, problems: list[FileProblem]) -> dict[str, list[str]]:
+    """Event files of a local logdir, by run.
 
     Only regular files count: a FIFO would block the first read forever, and a
     dangling or looping symlink cannot be read at all, so those are skipped
     with a note. Symlinked folders are not followed (no loops to walk).
     """
-    logdir = Path(logdir)
-    if logdir.exists() and not logdir.is_dir():
-        raise LogReadError(f"{logdir} is a file; give the log directory that holds event files")
-    if not logdir.is_dir():
-        raise LogReadError(f"log directory {logdir} does not exist")
-    runs: dict[str, list[Path]] = {}
-    for folder, _, files in os.walk(logdir):
+    runs: dict[str, list[str]] = {}
+    for folder, _, files in os.walk(root):
         events = []
         for name in sorted(f for f in files if EVENT_FILE_MARKER in f):
             path = Path(folder) / name
             why = _not_readable(path)
             if why is None:
-                events.append(path)
-            elif problems is not None:
+                events.append(str(path))
+            else:
                 problems.append(FileProblem(str(path), 0, f"skipped: {why}", True))
         if events:
-            runs[Path(folder).relative_to(logdir).as_posix()] = events
+            runs[Path(folder).relative_to(root).as_posix()] = events
     return dict(sorted(runs.items()))
 
 
@@ -134,247 +324,31 @@ def _not_readable(path: Path) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class _Value:
-    """One summary value of a logdir, with where it came from (for problem reports)."""
-
-    run: str
-    step: int
-    plugin: str
-    value: object  # Summary.Value in tensor form
-    path: Path
-    offset: int
-
-
-def _values(path: Path, plugins: dict[str, str], problems: list[FileProblem]) -> Iterator[tuple[int, int, object]]:
-    """(offset, step, value) for every summary value in one file, normalised to tensor form."""
-    from google.protobuf.message import DecodeError
-    from tensorboard import data_compat
-    from tensorboard.compat.proto import event_pb2
-
-    for item in iter_records(path):
-        if isinstance(item, RecordProblem):
-            consequence = "read up to there" if item.truncated_tail else "the rest of that file was skipped"
-            problems.append(FileProblem(str(path), item.offset, f"{item.message}; {consequence}", item.truncated_tail))
-            return
-        offset, payload = item
-        try:
-            event = event_pb2.Event.FromString(payload)
-        except DecodeError:
-            problems.append(FileProblem(str(path), offset, "record is not a TensorBoard event; the rest of that file was skipped", False))
-            return
-        if not event.HasField("summary"):
-            continue
-        for value in event.summary.value:
-            try:
-                value = data_compat.migrate_value(value)
-            except Exception as exc:  # a malformed legacy value: report it, keep reading
-                problems.append(FileProblem(str(path), offset, f"tag {value.tag!r}: {exc}; that value was skipped", False))
-                continue
-            # TF 1 writers put metadata only on a tag's first value.
-            if value.metadata.plugin_data.plugin_name:
-                plugins[value.tag] = value.metadata.plugin_data.plugin_name
-            yield offset, event.step, value
-
-
-def _walk(logdir: Path, problems: list[FileProblem]) -> Iterator[_Value]:
-    """Every summary value of a whole logdir; file problems are collected on the side."""
-    for run, files in find_runs(logdir, problems).items():
-        plugins: dict[str, str] = {}
-        for path in files:
-            for offset, step, value in _values(path, plugins, problems):
-                yield _Value(run, step, plugins.get(value.tag, ""), value, path, offset)
-
-
-def _image_value(tensor) -> tuple[int, int, list[bytes]]:
-    """(width, height, samples) of an image summary's tensor; ValueError says what is malformed."""
-    strings = tensor.string_val
-    if len(strings) < 2:
-        raise ValueError(f"an image summary holds width, height and images, but this one has {len(strings)} strings")
+def _file_system(location: str):
+    """(None, path) for a local folder; (fsspec file system, path inside it) for a URL."""
+    match = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://", location)
+    if match is None or match.group(1) == "file":
+        return None, location.removeprefix("file://")
+    protocol = match.group(1)
     try:
-        width, height = int(strings[0]), int(strings[1])
-    except ValueError:
-        raise ValueError(f"image width and height must be numbers, got {strings[0][:20]!r} and {strings[1][:20]!r}") from None
-    return width, height, list(strings[2:])
-
-
-def _scalar_value(tensor) -> float:
-    from tensorboard.util import tensor_util
-
+        import fsspec
+    except ImportError:
+        raise LogReadError(f"reading {protocol}:// logs needs fsspec: pip install 'tbimg[cloud]'") from None
     try:
-        array = tensor_util.make_ndarray(tensor)
-    except Exception as exc:
-        raise ValueError(f"scalar tensor cannot be read ({exc})") from None
-    if array.size != 1:
-        raise ValueError(f"a scalar must hold one number, this one holds {array.size}")
-    return float(array.item())
+        fs, root = fsspec.core.url_to_fs(location)
+    except ImportError as exc:
+        raise LogReadError(f"reading {protocol}:// logs needs a package fsspec could not import ({exc}); pip install 'tbimg[cloud]'") from None
+    except ValueError as exc:
+        raise LogReadError(f"{location}: {exc}") from None
+    return fs, root
 
 
-def _bad_value(item: _Value, why: str) -> FileProblem:
-    return FileProblem(str(item.path), item.offset, f"tag {item.value.tag!r} at step {item.step}: {why}; that value was skipped", False)
-
-
-def inspect_logdir(logdir: Path) -> Inspection:
-    summaries: dict[tuple[str, str], TagSummary] = {}
-    problems: list[FileProblem] = []
-    for item in _walk(logdir, problems):
-        try:
-            if item.plugin == "images":
-                width, height, samples = _image_value(item.value.tensor)
-            elif item.plugin == "scalars":
-                last_value = _scalar_value(item.value.tensor)
-        except ValueError as exc:
-            problems.append(_bad_value(item, str(exc)))
-            continue
-        summary = summaries.setdefault((item.run, item.value.tag), TagSummary(item.run, item.value.tag, item.plugin or "?"))
-        summary.steps.append(item.step)
-        if item.plugin == "images":
-            summary.samples = max(summary.samples, len(samples))
-            summary.width, summary.height = width, height
-        elif item.plugin == "scalars":
-            summary.last_value = last_value
-    return Inspection(Path(logdir), list(summaries.values()), problems)
-
-
-def iter_image_samples(logdir: Path, problems: list[FileProblem]) -> Iterator[Sample]:
-    for item in _walk(logdir, problems):
-        if item.plugin == "images":
-            try:
-                _, _, samples = _image_value(item.value.tensor)
-            except ValueError as exc:
-                problems.append(_bad_value(item, str(exc)))
-                continue
-            for index, data in enumerate(samples):
-                yield Sample(item.run, item.value.tag, item.step, index, data)
-
-
-@dataclass
-class ExportResult:
-    out: Path
-    files: list[Path]
-    runs: list[str]
-    tags: list[str]
-    problems: list[FileProblem]
-
-    @property
-    def corrupt(self) -> bool:
-        return any(not p.note for p in self.problems)
-
-    def to_json(self) -> dict:
-        return {
-            "out": str(self.out),
-            "images": len(self.files),
-            "runs": self.runs,
-            "tags": self.tags,
-            "files": [str(p) for p in self.files],
-            "problems": [asdict(p) for p in self.problems],
-        }
-
-
-def export_images(
-    logdir: Path, out: Path, tag: str | None = None, run: str | None = None, step: int | None = None, force: bool = False
-) -> ExportResult:
-    """Write each selected image sample with its original bytes; all-or-nothing about overwriting."""
-    if Path(out).exists() and not Path(out).is_dir():
-        raise LogReadError(f"--out {out} is a file, not a folder")
-    problems: list[FileProblem] = []
-    selected = [
-        s
-        for s in iter_image_samples(logdir, problems)
-        if (tag is None or s.tag == tag) and (run is None or s.run == run) and (step is None or s.step == step)
-    ]
-    if not selected:
-        what = " and ".join(f"{k} {v!r}" for k, v in (("tag", tag), ("run", run), ("step", step)) if v is not None)
-        raise LogReadError(f"no images in {logdir}" + (f" for {what}" if what else "") + "; `tbimg inspect` lists what is there")
-    paths = ExportPaths(Path(out))
-    planned = [(paths.for_sample(s.run, s.tag, s.step, s.index, s.data), s) for s in selected]
-    existing = [p for p, _ in planned if p.exists()]
-    if existing and not force:
-        raise LogReadError(
-            f"{len(existing)} file(s) already exist under {out} (first: {existing[0]}); use --force to overwrite"
-        )
-    for path, sample in planned:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(sample.data)
-        except OSError as exc:
-            raise LogReadError(f"cannot write {path} ({exc.strerror}); choose another --out") from exc
-    return ExportResult(
-        Path(out),
-        [p for p, _ in planned],
-        sorted({s.run for s in selected}),
-        sorted({s.tag for s in selected}),
-        problems,
-    )
-
-
-# Safe export paths
-
-
-def safe_component(text: str) -> str:
-    """One folder or file name: only portable characters, never '.', '..' or a device name."""
-    cleaned = _UNSAFE.sub("_", text).strip(" .")
-    if not cleaned:  # "", ".", ".." and the like
-        cleaned = "_"
-    if cleaned.split(".")[0].lower() in _RESERVED:
-        cleaned = "_" + cleaned
-    if len(cleaned) > MAX_COMPONENT:
-        digest = hashlib.sha1(text.encode()).hexdigest()[:10]
-        cleaned = cleaned[: MAX_COMPONENT - 11] + "-" + digest
-    return cleaned
-
-
-def safe_relative(text: str) -> Path:
-    """A tag or run ("a/b/c") as nested safe folders; empty parts and '..' cannot climb."""
-    parts = [safe_component(p) for p in text.split("/") if p not in ("", ".")]
-    return Path(*parts) if parts else Path("_")
-
-
-def extension(data: bytes) -> str:
-    """Keep the format a writer stored (PNG, JPEG, GIF...): bytes are never re-encoded."""
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return ".webp"
-    for magic, ext in _MAGIC:
-        if data.startswith(magic):
-            return ext
-    return ".bin"
-
-
-class ExportPaths:
-    """Hands out distinct, safe paths under one output folder.
-
-    Distinct also means no file where another sample needs a folder: tags `a`
-    and `a/step-0-0.png` would otherwise claim `a/step-0-0.png` as both.
-    """
-
-    def __init__(self, out: Path):
-        self.out = Path(out)
-        self._root = self.out.resolve()
-        self._files: set[Path] = set()
-        self._folders: set[Path] = set()
-        self._folder_of: dict[tuple[str, str], Path] = {}
-
-    def for_sample(self, run: str, tag: str, step: int, index: int, data: bytes) -> Path:
-        folder = self._folder_of.get((run, tag)) or self._new_folder(run, tag)
-        stem, ext = f"step-{step}-{index}", extension(data)
-        path = folder / f"{stem}{ext}"
-        n = 1
-        while path in self._files or path in self._folders:
-            n += 1
-            path = folder / f"{stem}~{n}{ext}"
-        if not path.resolve().is_relative_to(self._root):  # belt and braces: never outside --out
-            raise ValueError(f"export path {path} escapes {self.out}")
-        self._files.add(path)
-        self._folders.update(p for p in path.parents if p.is_relative_to(self.out) and p != self.out)
-        return path
-
-    def _new_folder(self, run: str, tag: str) -> Path:
-        # The logdir itself as a run (".") gets no folder of its own.
-        run_folder = Path() if run == "." else safe_relative(run)
-        folder = self.out / run_folder / safe_relative(tag)
-        n = 1
-        while clash := next((p for p in (*reversed(folder.parents), folder) if p in self._files), None):
-            n += 1  # rename the part that is already a file, keep what is below it
-            folder = clash.with_name(f"{clash.name}~{n}") / folder.relative_to(clash)
-        self._folder_of[(run, tag)] = folder
-        return folder
+def _remote_error(location: str, exc: Exception) -> LogReadError:
+    """One line for what object stores say: no credentials, refused, no such bucket."""
+    name = type(exc).__name__
+    text = str(exc).splitlines()[0] if str(exc) else name
+    if isinstance(exc, PermissionError) or "AccessDenied" in text or "Forbidden" in text or "credential" in text.lower():
+        return LogReadError(f"access to {location} was refused ({text}); check your credentials")
+    if isinstance(exc, FileNotFoundError) or "NoSuchBucket" in text:
+        return LogReadError(f"log directory {location} does not exist ({text})")
+    return LogReadError(f"cannot read {location}: {name}: {text}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Iterator
+from typing import BinaryIO
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,50 +49,48 @@ class RecordProblem:
     truncated_tail: bool  # a cut last record, as a still-running writer leaves
 
 
-def iter_records(path: Path) -> Iterator[tuple[int, bytes] | RecordProblem]:
-    """Yield (offset, payload) for each whole, CRC-valid record, then a problem if one stops reading.
+def iter_records(stream: BinaryIO, size: int) -> Iterator[tuple[int, bytes] | RecordProblem]:
+    """Yield (offset, payload) for each whole, CRC-valid record of an open file of `size` bytes,
+    then a problem if one stops reading.
 
-    Streams the file, so a multi-gigabyte log is never held in memory. Reading
-    stops at the first bad record: after a corrupt length nothing that follows
-    can be trusted to be aligned.
+    Streams, so a multi-gigabyte log is never held in memory; works on any
+    binary stream (a local file, an object in a bucket). Reading stops at the
+    first bad record: after a corrupt length nothing that follows can be
+    trusted to be aligned.
     """
-    with open(path, "rb") as stream:
-        size = os.fstat(stream.fileno()).st_size
-        offset = 0
-        while header := stream.read(HEADER_BYTES):
-            if len(header) < HEADER_BYTES:
-                yield RecordProblem(offset, "file ends inside a record header (a writer may still be running)", True)
-                return
-            length_bytes = header[: _LENGTH.size]
-            (length,) = _LENGTH.unpack(length_bytes)
-            (length_crc,) = _CRC.unpack_from(header, _LENGTH.size)
-            if masked_crc32c(length_bytes) != length_crc:
-                yield RecordProblem(offset, "record length fails its CRC (corrupt data)", False)
-                return
-            if length > MAX_RECORD_BYTES:
-                yield RecordProblem(offset, f"record length {length} is beyond any record's (corrupt data)", False)
-                return
-            if length + FOOTER_BYTES > size - offset - HEADER_BYTES:  # never allocate what is not there
-                yield RecordProblem(offset, f"file ends inside a {length}-byte record (a writer may still be running)", True)
-                return
-            body = stream.read(length + FOOTER_BYTES)
-            if len(body) < length + FOOTER_BYTES:
-                yield RecordProblem(offset, f"file ends inside a {length}-byte record (a writer may still be running)", True)
-                return
-            payload = body[:length]
-            (payload_crc,) = _CRC.unpack_from(body, length)
-            if masked_crc32c(payload) != payload_crc:
-                yield RecordProblem(offset, "record data fails its CRC (corrupt data)", False)
-                return
-            yield offset, payload
-            offset += HEADER_BYTES + length + FOOTER_BYTES
+    read = stream.read
+    unpack_length, unpack_crc = _LENGTH.unpack, _CRC.unpack_from
+    offset = 0
+    while header := read(HEADER_BYTES):
+        if len(header) < HEADER_BYTES:
+            yield RecordProblem(offset, "file ends inside a record header (a writer may still be running)", True)
+            return
+        length_bytes = header[: _LENGTH.size]
+        (length,) = unpack_length(length_bytes)
+        if masked_crc32c(length_bytes) != unpack_crc(header, _LENGTH.size)[0]:
+            yield RecordProblem(offset, "record length fails its CRC (corrupt data)", False)
+            return
+        if length > MAX_RECORD_BYTES:
+            yield RecordProblem(offset, f"record length {length} is beyond any record's (corrupt data)", False)
+            return
+        body = read(length + FOOTER_BYTES) if length + FOOTER_BYTES <= size - offset - HEADER_BYTES else b""
+        if len(body) < length + FOOTER_BYTES:  # never allocate what is not there
+            yield RecordProblem(offset, f"file ends inside a {length}-byte record (a writer may still be running)", True)
+            return
+        payload = body[:length]
+        if masked_crc32c(payload) != unpack_crc(body, length)[0]:
+            yield RecordProblem(offset, "record data fails its CRC (corrupt data)", False)
+            return
+        yield offset, payload
+        offset += HEADER_BYTES + length + FOOTER_BYTES
 
 
 def read_records(path: Path) -> tuple[list[bytes], RecordProblem | None]:
-    """All whole, CRC-valid payloads of `path`, and the problem that stopped reading, if any."""
+    """All whole, CRC-valid payloads of the file at `path`, and the problem that stopped reading, if any."""
     payloads: list[bytes] = []
-    for item in iter_records(path):
-        if isinstance(item, RecordProblem):
-            return payloads, item
-        payloads.append(item[1])
+    with open(path, "rb") as stream:
+        for item in iter_records(stream, os.fstat(stream.fileno()).st_size):
+            if isinstance(item, RecordProblem):
+                return payloads, item
+            payloads.append(item[1])
     return payloads, None

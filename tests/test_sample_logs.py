@@ -18,7 +18,7 @@ SAMPLE_LOGS = REPO / "sample_logs"
 def _shape(logdir):
     inspection = inspect_logdir(logdir)
     assert inspection.problems == []
-    return {(t.run, t.tag): (t.plugin, sorted(t.steps), t.samples, t.width, t.height) for t in inspection.tags}
+    return {(t.run, t.tag): (t.plugin, t.first_step, t.last_step, t.count, t.samples, t.width, t.height) for t in inspection.tags}
 
 
 def test_sample_logs_are_current(tmp_path, full_data_dir):

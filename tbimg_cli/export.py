@@ -1,0 +1,354 @@
+"""`tbimg export`: everything in a logdir back out as ordinary files, written as it is read.
+
+Per run (the logdir's own events go straight into `--out`):
+
+    <out>/<run>/<tag>/step-<step>-<sample>.<ext>   each image sample, its stored bytes (PNG, JPEG, GIF...)
+    <out>/<run>/<tag>/step-<step>.md               each text summary (the confusion matrix's table...)
+    <out>/<run>/scalars.csv                        tag,step,wall_time,value: one row per scalar event
+    <out>/<run>/<tag>.gif                          with --animate: sample 0 of every step, in step order
+
+Filters compose: `--run` and `--tag` are regular expressions searched in the
+name, as TensorBoard's filter boxes do (a string that is not a valid
+expression matches itself), `--step` is N, A:B, A: or :B (inclusive).
+
+Safety: names come from tags and runs, which are arbitrary strings
+("../../etc/x", "/abs", "con:", 300 characters...): each "/"-separated part
+becomes one safe folder name, the resolved path must stay under `--out`, and
+names that collide (after cleaning, or a file where another needs a folder)
+get a numeric suffix. Nothing is overwritten without `--force`: when `--out`
+already holds files, a first pass works out every path and checks them before
+anything is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tbimg_cli.errors import InputError, LogReadError, counted
+from tbimg_cli.readback import IMAGES, SCALARS, TEXT, FileProblem, iter_values, open_logdir
+
+MAX_COMPONENT = 100  # characters in one exported folder or file name
+SCALARS_FILE = "scalars.csv"
+GIF_FRAME_MS = 500  # two frames a second: an epoch at a glance
+GIF_LAST_FRAME_MS = 2000  # hold the final state before the loop starts again
+_UNSAFE = re.compile(r"[^A-Za-z0-9._ +=@,()\[\]-]")
+# Names Windows reserves whatever the extension.
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", ".png"), (b"\xff\xd8\xff", ".jpg"), (b"GIF87a", ".gif"), (b"GIF89a", ".gif"), (b"BM", ".bmp"))
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which runs, tags and steps to export."""
+
+    run: str | None = None
+    tag: str | None = None
+    steps: tuple[int | None, int | None] = (None, None)  # inclusive; None is open
+
+    def run_matches(self, run: str) -> bool:
+        return _matches(self.run, run)
+
+    def matches(self, tag: str, step: int) -> bool:
+        low, high = self.steps
+        return _matches(self.tag, tag) and (low is None or step >= low) and (high is None or step <= high)
+
+    def describe(self) -> str:
+        parts = [f"{name} {value!r}" for name, value in (("run", self.run), ("tag", self.tag)) if value is not None]
+        if self.steps != (None, None):
+            low, high = self.steps
+            parts.append(f"step {low}" if low == high else f"steps {'' if low is None else low}:{'' if high is None else high}")
+        return " and ".join(parts)
+
+
+def parse_steps(text: str | None) -> tuple[int | None, int | None]:
+    """`--step`: N, A:B, A: or :B, inclusive."""
+    if text is None:
+        return None, None
+    try:
+        if ":" not in text:
+            return int(text), int(text)
+        low, high = text.split(":", 1)
+        bounds = (int(low) if low.strip() else None, int(high) if high.strip() else None)
+    except ValueError:
+        raise InputError(f"--step {text!r} must be a step (5) or a range (2:8, 2:, :8)") from None
+    if bounds[0] is not None and bounds[1] is not None and bounds[0] > bounds[1]:
+        raise InputError(f"--step {text!r} is an empty range: the first step comes after the last")
+    return bounds
+
+
+@dataclass
+class ExportResult:
+    out: Path
+    files: list[Path] = field(default_factory=list)
+    images: int = 0
+    texts: int = 0
+    scalar_rows: int = 0
+    animations: int = 0
+    runs: set[str] = field(default_factory=set)
+    tags: set[str] = field(default_factory=set)
+    problems: list[FileProblem] = field(default_factory=list)
+
+    @property
+    def corrupt(self) -> bool:
+        return any(not p.note for p in self.problems)
+
+    def summary(self) -> str:
+        parts = [counted(self.images, "image")]
+        if self.texts:
+            parts.append(counted(self.texts, "text"))
+        if self.scalar_rows:
+            parts.append(counted(self.scalar_rows, "scalar"))
+        if self.animations:
+            parts.append(counted(self.animations, "animation"))
+        return ", ".join(parts) + f" from {counted(len(self.runs), 'run')} and {counted(len(self.tags), 'tag')}"
+
+    def to_json(self) -> dict:
+        return {
+            "out": str(self.out),
+            "images": self.images,
+            "texts": self.texts,
+            "scalar_rows": self.scalar_rows,
+            "animations": self.animations,
+            "runs": sorted(self.runs),
+            "tags": sorted(self.tags),
+            "files": [str(p) for p in self.files],
+            "problems": [asdict(p) for p in self.problems],
+        }
+
+
+def export_logdir(location, out: Path, selection: Selection = Selection(), animate: bool = False,
+                  force: bool = False, on_file=None) -> ExportResult:  # fmt: skip
+    """Write every selected image, text and scalar of the logdir under `out`; `on_file(path)` hears each file."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise LogReadError(f"--out {out} is a file, not a folder")
+    logdir = open_logdir(location)
+    if not force and out.is_dir() and any(out.iterdir()):
+        existing = [path for path in _plan(logdir, out, selection, animate) if path.exists()]
+        if existing:
+            raise LogReadError(
+                f"{counted(len(existing), 'file')} already exist under {out} (first: {existing[0]}); use --force to overwrite"
+            )
+    result = _export(logdir, out, selection, animate, on_file or (lambda path: None))
+    if not result.files:
+        what = selection.describe()
+        raise LogReadError(
+            f"nothing to export from {location}" + (f" for {what}" if what else "") + "; `tbimg inspect` lists what is there"
+        )
+    return result
+
+
+def _plan(logdir, out: Path, selection: Selection, animate: bool) -> list[Path]:
+    """Every path an export would write, without writing (to check for existing files first)."""
+    planned = []
+    _walk(logdir, out, selection, animate, [], lambda path, write: planned.append(path))
+    return planned
+
+
+def _export(logdir, out: Path, selection: Selection, animate: bool, on_file) -> ExportResult:
+    result = ExportResult(out)
+
+    def write(path: Path, contents) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            contents(path)
+        except OSError as exc:
+            raise LogReadError(f"cannot write {path} ({exc.strerror}); choose another --out") from exc
+        result.files.append(path)
+        on_file(path)
+
+    _walk(logdir, out, selection, animate, result.problems, write, result)
+    return result
+
+
+def _walk(logdir, out, selection, animate, problems, write, result: ExportResult | None = None) -> None:
+    """One pass over the logdir, handing each output file to `write(path, contents)`; the run's
+    CSV and animations are finished when the run ends, so memory holds one run's frames at most."""
+    paths = ExportPaths(out)
+    run, scalars, frames = None, None, {}
+
+    def finish_run() -> None:
+        if scalars is not None:
+            scalars.close()
+        for tag, by_step in frames.items():
+            if len(by_step) > 1:
+                gif = paths.for_animation(run, tag)
+                write(gif, lambda path, by_step=by_step: _write_gif(path, [by_step[s] for s in sorted(by_step)]))
+                if result is not None:
+                    result.animations += 1
+
+    wanted = {IMAGES, SCALARS, TEXT}
+    for value in iter_values(logdir, problems, selection.run_matches, wanted):
+        if value.run != run:
+            finish_run()
+            run, scalars, frames = value.run, None, {}
+        if value.plugin not in wanted or not selection.matches(value.tag, value.step):
+            continue
+        if result is not None:
+            result.runs.add(value.run)
+            result.tags.add(value.tag)
+        if value.plugin == IMAGES:
+            _, _, samples = value.data
+            for index, data in enumerate(samples):
+                write(paths.for_sample(run, value.tag, value.step, index, data), lambda path, data=data: path.write_bytes(data))
+            if result is not None:
+                result.images += len(samples)
+            if animate and samples:
+                frames.setdefault(value.tag, {})[value.step] = samples[0]
+        elif value.plugin == TEXT:
+            write(paths.for_text(run, value.tag, value.step), lambda path, text=value.data: path.write_text(text + "\n"))
+            if result is not None:
+                result.texts += 1
+        else:
+            if scalars is None:
+                scalars = _ScalarsFile(paths.for_scalars(run), write)
+            scalars.add(value.tag, value.step, value.wall_time, value.data)
+            if result is not None:
+                result.scalar_rows += 1
+    finish_run()
+
+
+class _ScalarsFile:
+    """One run's scalars.csv, opened at its first row and written row by row."""
+
+    def __init__(self, path: Path, write):
+        self._stream = None
+        self._rows = None
+        write(path, self._open)
+
+    def _open(self, path: Path) -> None:
+        self._stream = open(path, "w", newline="", encoding="utf-8")
+        self._rows = csv.writer(self._stream)
+        self._rows.writerow(("tag", "step", "wall_time", "value"))
+
+    def add(self, tag: str, step: int, wall_time: float, value: float) -> None:
+        if self._rows is not None:  # None while only planning
+            self._rows.writerow((tag, step, repr(wall_time), repr(value)))
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+
+
+def _write_gif(path: Path, frames: list[bytes]) -> None:
+    """An animated GIF of the frames (any format Pillow reads), same size as the first, looping forever."""
+    import io
+
+    from PIL import Image
+
+    images = []
+    for data in frames:
+        with Image.open(io.BytesIO(data)) as frame:
+            image = frame.convert("RGB")
+        if images and image.size != images[0].size:
+            image = image.resize(images[0].size)
+        images.append(image)
+    durations = [GIF_FRAME_MS] * (len(images) - 1) + [GIF_LAST_FRAME_MS]
+    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0)
+
+
+# Safe export paths
+
+
+def safe_component(text: str) -> str:
+    """One folder or file name: only portable characters, never '.', '..' or a device name."""
+    cleaned = _UNSAFE.sub("_", text).strip(" .")
+    if not cleaned:  # "", ".", ".." and the like
+        cleaned = "_"
+    if cleaned.split(".")[0].lower() in _RESERVED:
+        cleaned = "_" + cleaned
+    if len(cleaned) > MAX_COMPONENT:
+        digest = hashlib.sha1(text.encode()).hexdigest()[:10]
+        cleaned = cleaned[: MAX_COMPONENT - 11] + "-" + digest
+    return cleaned
+
+
+def safe_relative(text: str) -> Path:
+    """A tag or run ("a/b/c") as nested safe folders; empty parts and '..' cannot climb."""
+    parts = [safe_component(p) for p in text.split("/") if p not in ("", ".")]
+    return Path(*parts) if parts else Path("_")
+
+
+def extension(data: bytes) -> str:
+    """Keep the format a writer stored (PNG, JPEG, GIF...): bytes are never re-encoded."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return ".webp"
+    for magic, ext in _MAGIC:
+        if data.startswith(magic):
+            return ext
+    return ".bin"
+
+
+class ExportPaths:
+    """Hands out distinct, safe paths under one output folder.
+
+    Distinct also means no file where another output needs a folder: tags `a`
+    and `a/step-0-0.png` would otherwise claim `a/step-0-0.png` as both.
+    """
+
+    def __init__(self, out: Path):
+        self.out = Path(out)
+        self._root = self.out.resolve()
+        self._files: set[Path] = set()
+        self._folders: set[Path] = set()
+        self._folder_of: dict[tuple[str, str], Path] = {}
+
+    def for_sample(self, run: str, tag: str, step: int, index: int, data: bytes) -> Path:
+        return self._claim(self._tag_folder(run, tag), f"step-{step}-{index}", extension(data))
+
+    def for_text(self, run: str, tag: str, step: int) -> Path:
+        return self._claim(self._tag_folder(run, tag), f"step-{step}", ".md")
+
+    def for_scalars(self, run: str) -> Path:
+        return self._claim(self._free_folder(self._run_folder(run)), "scalars", ".csv")
+
+    def for_animation(self, run: str, tag: str) -> Path:
+        tag_path = self._run_folder(run) / safe_relative(tag)
+        return self._claim(self._free_folder(tag_path.parent), tag_path.name, ".gif")
+
+    def _run_folder(self, run: str) -> Path:
+        # The logdir itself as a run (".") gets no folder of its own.
+        return self.out if run == "." else self.out / safe_relative(run)
+
+    def _tag_folder(self, run: str, tag: str) -> Path:
+        folder = self._folder_of.get((run, tag))
+        if folder is None:
+            folder = self._folder_of[(run, tag)] = self._free_folder(self._run_folder(run) / safe_relative(tag))
+        return folder
+
+    def _free_folder(self, folder: Path) -> Path:
+        """`folder`, renamed where one of its parts is already a file."""
+        n = 1
+        while clash := next((p for p in (*reversed(folder.parents), folder) if p in self._files), None):
+            n += 1  # rename the part that is already a file, keep what is below it
+            folder = clash.with_name(f"{clash.name}~{n}") / folder.relative_to(clash)
+        return folder
+
+    def _claim(self, folder: Path, stem: str, ext: str) -> Path:
+        path = folder / f"{stem}{ext}"
+        n = 1
+        while path in self._files or path in self._folders:
+            n += 1
+            path = folder / f"{stem}~{n}{ext}"
+        if not path.resolve().is_relative_to(self._root):  # belt and braces: never outside --out
+            raise ValueError(f"export path {path} escapes {self.out}")
+        self._files.add(path)
+        self._folders.update(p for p in path.parents if p.is_relative_to(self.out) and p != self.out)
+        return path
+
+
+def _matches(pattern: str | None, name: str) -> bool:
+    if pattern is None:
+        return True
+    return pattern == name or _compiled(pattern).search(name) is not None
+
+
+def _compiled(pattern: str):
+    try:
+        return re.compile(pattern)
+    except re.error:  # not an expression: a name with brackets or backslashes, matched as it is
+        return re.compile(re.escape(pattern))
