@@ -3,9 +3,9 @@
     python bench/train_probe.py [--epochs 5] [--data-dir DIR]
 
 Runs `tbimg_cli.train.run` in this process with timers wrapped around the two
-pieces of per-epoch logging: what holds the training thread up (predicting
-the test set and queueing the epoch) and what the worker thread spends
-drawing and writing. Prints one JSON object; `bench_train.py` runs it once.
+pieces of per-epoch logging: what holds the training thread up (the
+callback's `on_epoch_end`: predicting the test set and queueing the epoch) and
+what the worker thread spends drawing and writing (`write_summaries`). Prints one JSON object; `bench_train.py` runs it once.
 """
 
 from __future__ import annotations
@@ -44,8 +44,12 @@ def main() -> None:
 
     blocking: list[float] = []
     worker: list[float] = []
-    train._EpochEnd.__call__ = timed(train._EpochEnd.__call__, blocking)
-    confusion.ConfusionMatrixLogger._write_epoch = timed(confusion.ConfusionMatrixLogger._write_epoch, worker)
+    train._import_tensorflow(verbose=False)  # so that the callback module can be imported and timed
+    from tbimg_cli import keras_callback
+
+    callback = keras_callback.ConfusionMatrixCallback
+    callback.on_epoch_end = timed(callback.on_epoch_end, blocking)
+    confusion.write_summaries = timed(confusion.write_summaries, worker)
     settings = train.TrainSettings(epochs=args.epochs, data_dir=args.data_dir, logdir=Path(tempfile.mkdtemp()))
     result = train.run(settings)
     epochs = [e.seconds for e in result.epochs]

@@ -152,7 +152,7 @@ def export_last_confusion_matrix(logdir: Path, target: Path) -> None:
     """The last epoch's matrix at full size, as `tbimg export` gives it back."""
     with tempfile.TemporaryDirectory() as out:
         subprocess.run(
-            [sys.executable, "-m", "tbimg_cli", "export", str(logdir), "--out", out, "--tag", "Confusion Matrix"],
+            [sys.executable, "-m", "tbimg_cli", "export", str(logdir), "--out", out, "--tag", "^Confusion Matrix$"],
             check=True, capture_output=True,
         )  # fmt: skip
         last = max(Path(out).rglob("step-*-0.png"), key=lambda p: int(p.name.split("-")[1]))

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tbimg_cli.errors import InputError, LogReadError, counted
-from tbimg_cli.readback import IMAGES, SCALARS, TEXT, FileProblem, iter_values, open_logdir
+from tbimg_cli.readback import IMAGES, SCALARS, TEXT, FileProblem, Logdir, map_runs, open_logdir, run_values
 
 MAX_COMPONENT = 100  # characters in one exported folder or file name
 SCALARS_FILE = "scalars.csv"
@@ -81,6 +82,19 @@ def parse_steps(text: str | None) -> tuple[int | None, int | None]:
 
 
 @dataclass
+class RunExport:
+    """What one run's export wrote (or, when planning, would write)."""
+
+    files: list[Path] = field(default_factory=list)
+    images: int = 0
+    texts: int = 0
+    scalar_rows: int = 0
+    animations: int = 0
+    tags: set[str] = field(default_factory=set)
+    problems: list[FileProblem] = field(default_factory=list)
+
+
+@dataclass
 class ExportResult:
     out: Path
     files: list[Path] = field(default_factory=list)
@@ -95,6 +109,17 @@ class ExportResult:
     @property
     def corrupt(self) -> bool:
         return any(not p.note for p in self.problems)
+
+    def add(self, run: str, part: RunExport) -> None:
+        self.files += part.files
+        self.images += part.images
+        self.texts += part.texts
+        self.scalar_rows += part.scalar_rows
+        self.animations += part.animations
+        self.problems += part.problems
+        if part.files:
+            self.runs.add(run)
+            self.tags |= part.tags
 
     def summary(self) -> str:
         parts = [counted(self.images, "image")]
@@ -127,13 +152,19 @@ def export_logdir(location, out: Path, selection: Selection = Selection(), anima
     if out.exists() and not out.is_dir():
         raise LogReadError(f"--out {out} is a file, not a folder")
     logdir = open_logdir(location)
+    result = ExportResult(out)
+    runs = {run: files for run, files in logdir.runs(result.problems).items() if selection.run_matches(run)}
     if not force and out.is_dir() and any(out.iterdir()):
-        existing = [path for path in _plan(logdir, out, selection, animate) if path.exists()]
+        planned = _export_runs(logdir, out, runs, selection, animate, planning=True)
+        existing = [path for part in planned for path in part.files if path.exists()]
         if existing:
             raise LogReadError(
                 f"{counted(len(existing), 'file')} already exist under {out} (first: {existing[0]}); use --force to overwrite"
             )
-    result = _export(logdir, out, selection, animate, on_file or (lambda path: None))
+    for run, part in zip(runs, _export_runs(logdir, out, runs, selection, animate, planning=False)):
+        result.add(run, part)
+        for path in part.files:
+            (on_file or (lambda path: None))(path)
     if not result.files:
         what = selection.describe()
         raise LogReadError(
@@ -142,102 +173,113 @@ def export_logdir(location, out: Path, selection: Selection = Selection(), anima
     return result
 
 
-def _plan(logdir, out: Path, selection: Selection, animate: bool) -> list[Path]:
-    """Every path an export would write, without writing (to check for existing files first)."""
-    planned = []
-    _walk(logdir, out, selection, animate, [], lambda path, write: planned.append(path))
-    return planned
+def _export_runs(logdir, out: Path, runs: dict[str, list[str]], selection, animate, planning: bool) -> list[RunExport]:
+    """Each run exported into a folder of its own, on every core when it pays (`map_runs`).
+
+    When one run's folder would hold another's (the logdir's own events beside
+    runs below it, nested runs) they share one `ExportPaths`, so that no two
+    outputs can collide: those export one after another, in this process.
+    """
+    folders = [out if run == "." else out / safe_relative(run) for run in runs]
+    if len(set(folders)) < len(folders) or any(parent in set(folders) for folder in folders for parent in folder.parents):
+        paths = ExportPaths(out)
+        return [_export_run(logdir.location, run, files, out, selection, animate, planning, paths) for run, files in runs.items()]
+    return map_runs(logdir, runs, _export_run, out, selection, animate, planning)
 
 
-def _export(logdir, out: Path, selection: Selection, animate: bool, on_file) -> ExportResult:
-    result = ExportResult(out)
+def _export_run(location: str, run: str, files: list[str], out: Path, selection: Selection, animate: bool,
+                planning: bool, paths: ExportPaths | None = None) -> RunExport:  # fmt: skip
+    """Write (or only name, when planning) one run's files, streaming: its CSV row by row, its
+    animations when the run ends, so memory holds one run's animation frames at most."""
+    part = RunExport()
+    paths = paths or ExportPaths(out)
 
     def write(path: Path, contents) -> None:
+        part.files.append(path)
+        if planning:
+            return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             contents(path)
         except OSError as exc:
             raise LogReadError(f"cannot write {path} ({exc.strerror}); choose another --out") from exc
-        result.files.append(path)
-        on_file(path)
 
-    _walk(logdir, out, selection, animate, result.problems, write, result)
-    return result
-
-
-def _walk(logdir, out, selection, animate, problems, write, result: ExportResult | None = None) -> None:
-    """One pass over the logdir, handing each output file to `write(path, contents)`; the run's
-    CSV and animations are finished when the run ends, so memory holds one run's frames at most."""
-    paths = ExportPaths(out)
-    run, scalars, frames = None, None, {}
-
-    def finish_run() -> None:
+    scalars, frames, wanted = None, {}, {}
+    low, high = selection.steps
+    try:
+        for value in run_values(Logdir(location), run, files, part.problems, {IMAGES, SCALARS, TEXT}):
+            tag, step = value.tag, value.step
+            keep = wanted.get(tag)
+            if keep is None:
+                keep = wanted[tag] = value.plugin in (IMAGES, SCALARS, TEXT) and _matches(selection.tag, tag)
+            if not keep or (low is not None and step < low) or (high is not None and step > high):
+                continue
+            part.tags.add(tag)
+            if value.plugin == SCALARS:
+                if scalars is None:
+                    scalars = _ScalarsFile(paths.for_scalars(run), write, planning)
+                scalars.add(tag, step, value.wall_time, value.data)
+                part.scalar_rows += 1
+            elif value.plugin == IMAGES:
+                _, _, samples = value.data
+                for index, data in enumerate(samples):
+                    write(paths.for_sample(run, tag, step, index, data), lambda path, data=data: path.write_bytes(data))
+                part.images += len(samples)
+                if animate and samples:
+                    frames.setdefault(tag, {})[step] = samples[0]
+            else:
+                write(paths.for_text(run, tag, step), lambda path, text=value.data: path.write_text(text + "\n"))
+                part.texts += 1
+    finally:
         if scalars is not None:
             scalars.close()
-        for tag, by_step in frames.items():
-            if len(by_step) > 1:
-                gif = paths.for_animation(run, tag)
-                write(gif, lambda path, by_step=by_step: _write_gif(path, [by_step[s] for s in sorted(by_step)]))
-                if result is not None:
-                    result.animations += 1
-
-    wanted = {IMAGES, SCALARS, TEXT}
-    for value in iter_values(logdir, problems, selection.run_matches, wanted):
-        if value.run != run:
-            finish_run()
-            run, scalars, frames = value.run, None, {}
-        if value.plugin not in wanted or not selection.matches(value.tag, value.step):
-            continue
-        if result is not None:
-            result.runs.add(value.run)
-            result.tags.add(value.tag)
-        if value.plugin == IMAGES:
-            _, _, samples = value.data
-            for index, data in enumerate(samples):
-                write(paths.for_sample(run, value.tag, value.step, index, data), lambda path, data=data: path.write_bytes(data))
-            if result is not None:
-                result.images += len(samples)
-            if animate and samples:
-                frames.setdefault(value.tag, {})[value.step] = samples[0]
-        elif value.plugin == TEXT:
-            write(paths.for_text(run, value.tag, value.step), lambda path, text=value.data: path.write_text(text + "\n"))
-            if result is not None:
-                result.texts += 1
-        else:
-            if scalars is None:
-                scalars = _ScalarsFile(paths.for_scalars(run), write)
-            scalars.add(value.tag, value.step, value.wall_time, value.data)
-            if result is not None:
-                result.scalar_rows += 1
-    finish_run()
+    for tag, by_step in frames.items():
+        if len(by_step) > 1:
+            write(paths.for_animation(run, tag), lambda path, by_step=by_step: _write_gif(path, [by_step[s] for s in sorted(by_step)]))
+            part.animations += 1
+    return part
 
 
 class _ScalarsFile:
-    """One run's scalars.csv, opened at its first row and written row by row."""
+    """One run's scalars.csv, opened at its first row and written row by row.
 
-    def __init__(self, path: Path, write):
+    Rows are formatted here rather than by `csv.writer`: a million rows are
+    the common case, and only the tag can need quoting (done once per tag).
+    """
+
+    def __init__(self, path: Path, write, planning: bool):
         self._stream = None
-        self._rows = None
-        write(path, self._open)
+        self._quoted: dict[str, str] = {}
+        if planning:
+            write(path, None)
+        else:
+            write(path, self._open)
 
     def _open(self, path: Path) -> None:
-        self._stream = open(path, "w", newline="", encoding="utf-8")
-        self._rows = csv.writer(self._stream)
-        self._rows.writerow(("tag", "step", "wall_time", "value"))
+        self._stream = open(path, "w", encoding="utf-8", newline="", buffering=1 << 20)
+        self._stream.write("tag,step,wall_time,value\r\n")  # the csv module's dialect, which readers expect
 
     def add(self, tag: str, step: int, wall_time: float, value: float) -> None:
-        if self._rows is not None:  # None while only planning
-            self._rows.writerow((tag, step, repr(wall_time), repr(value)))
+        if self._stream is None:  # only planning
+            return
+        quoted = self._quoted.get(tag)
+        if quoted is None:
+            quoted = self._quoted[tag] = _csv_field(tag)
+        self._stream.write(f"{quoted},{step},{wall_time!r},{value!r}\r\n")
 
     def close(self) -> None:
         if self._stream is not None:
             self._stream.close()
 
 
+def _csv_field(text: str) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow([text])
+    return buffer.getvalue().rstrip("\r\n")
+
+
 def _write_gif(path: Path, frames: list[bytes]) -> None:
     """An animated GIF of the frames (any format Pillow reads), same size as the first, looping forever."""
-    import io
-
     from PIL import Image
 
     images = []

@@ -21,7 +21,9 @@ import contextlib
 import errno
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -154,22 +156,24 @@ def _train(settings: TrainSettings, observer, on_run_created, run_dir: Path, arr
         run_dir, test_batches, CLASS_NAMES, max_misclassified=settings.max_misclassified, batch_size=EVAL_BATCH_SIZE
     )
     board = keras.callbacks.TensorBoard(log_dir=str(run_dir), write_graph=False)
-    epoch_end = _EpochEnd(observer, result)
+    ctrl_c = _CtrlCAtBatchEnd()
+    hooks = _TrainingHooks(observer, result, ctrl_c)
     epoch_hooks = keras.callbacks.LambdaCallback(
-        on_epoch_begin=lambda epoch, logs: epoch_end.begin(epoch),
-        on_train_batch_end=lambda batch, logs: observer.batch_done(batch, logs or {}),
-        on_epoch_end=lambda epoch, logs: epoch_end(epoch, logs or {}),
+        on_epoch_begin=lambda epoch, logs: hooks.epoch_begin(epoch),
+        on_train_batch_end=lambda batch, logs: hooks.batch_end(batch, logs or {}),
+        on_epoch_end=lambda epoch, logs: hooks.epoch_end(epoch, logs or {}),
     )
     observer.training_started(settings.epochs, steps)
     try:
-        model.fit(
-            train_batches,
-            epochs=settings.epochs,
-            validation_data=test_batches,
-            shuffle=False,  # the pipeline shuffles; Keras cannot shuffle a tf.data.Dataset
-            verbose=0,
-            callbacks=[board, confusion, epoch_hooks],
-        )
+        with ctrl_c:
+            model.fit(
+                train_batches,
+                epochs=settings.epochs,
+                validation_data=test_batches,
+                shuffle=False,  # the pipeline shuffles; Keras cannot shuffle a tf.data.Dataset
+                verbose=0,
+                callbacks=[board, confusion, epoch_hooks],
+            )
     except KeyboardInterrupt:
         result.interrupted = True
         board.on_train_end()  # Keras only closes its writers when training ends normally
@@ -186,6 +190,38 @@ def _train(settings: TrainSettings, observer, on_run_created, run_dir: Path, arr
         shutil.rmtree(run_dir, ignore_errors=True)
         raise KeyboardInterrupt("Interrupted before the first epoch ended; nothing was kept.")
     return result
+
+
+class _CtrlCAtBatchEnd:
+    """Turn Ctrl-C during training into a KeyboardInterrupt at the next batch end.
+
+    A KeyboardInterrupt raised wherever the signal lands can land inside
+    TensorFlow's own Python code (tracing the first step, building a dataset
+    iterator), which then breaks in odd ways or crashes the process. Here the
+    signal only sets a flag, and the interrupt is raised from a Keras callback,
+    between steps, where unwinding is safe. A second Ctrl-C interrupts at once.
+    """
+
+    def __init__(self):
+        self.pressed = False
+        self._previous = None
+
+    def __enter__(self) -> _CtrlCAtBatchEnd:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_signal)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _on_signal(self, signum, frame) -> None:
+        self.pressed = True
+        signal.signal(signal.SIGINT, self._previous)  # the next Ctrl-C is an ordinary one
+
+    def raise_if_pressed(self) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
 
 
 def is_chief(tf_config: str | None) -> bool:
@@ -268,19 +304,24 @@ def build_model(keras):
     return model
 
 
-class _EpochEnd:
-    """Times each epoch, records its metrics and tells the observer."""
+class _TrainingHooks:
+    """Times each epoch, records its metrics, tells the observer, and stops at a batch end on Ctrl-C."""
 
-    def __init__(self, observer, result):
+    def __init__(self, observer, result, ctrl_c):
         self.observer = observer
         self.result = result
+        self.ctrl_c = ctrl_c
         self._started = 0.0
 
-    def begin(self, epoch: int) -> None:
+    def epoch_begin(self, epoch: int) -> None:
         self._started = time.perf_counter()
         self.observer.epoch_started(epoch)
 
-    def __call__(self, epoch: int, logs: dict) -> None:
+    def batch_end(self, batch: int, logs: dict) -> None:
+        self.ctrl_c.raise_if_pressed()
+        self.observer.batch_done(batch, logs)
+
+    def epoch_end(self, epoch: int, logs: dict) -> None:
         self.result.epochs.append(
             EpochRecord(
                 epoch=epoch + 1,

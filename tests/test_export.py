@@ -279,3 +279,46 @@ def test_memory_stays_flat_on_a_large_log(tmp_path):
     code, export_mb = _peak_rss_mb("export", tmp_path / "big", "--out", tmp_path / "out")
     assert code == 0 and export_mb < 150, export_mb
     assert len(list((tmp_path / "out" / "run" / "big").iterdir())) == 400
+
+
+def test_runs_read_side_by_side_give_what_one_process_gives(cli, tmp_path, monkeypatch):
+    """Past 16 MB, runs are read by a pool of processes; the result must not change."""
+    blob = os.urandom(1 << 20)
+    logs = tmp_path / "logs"
+    for run in ("a", "b", "c"):
+        with EventWriter(logs / run) as writer:
+            for step in range(7):  # 7 MB per run: 21 MB in all
+                writer.png_images("pictures", [encode_png_header(blob)], step=step)
+                writer.scalar("loss", step / 7, step=step)
+    pooled = cli.json("inspect", logs)
+    exported = cli.json("export", logs, "--out", tmp_path / "pooled")
+    monkeypatch.setattr("tbimg_cli.readback.PARALLEL_BYTES", 1 << 40)  # now all in this process
+    assert cli.json("inspect", logs) == pooled
+    assert cli.json("export", logs, "--out", tmp_path / "single")["files"] == [
+        f.replace(str(tmp_path / "pooled"), str(tmp_path / "single")) for f in exported["files"]
+    ]
+    assert exported["images"] == 21 and exported["scalar_rows"] == 21 and pooled["runs"] == ["a", "b", "c"]
+
+
+def encode_png_header(body: bytes) -> bytes:
+    """A PNG signature and IHDR of 4x4 before arbitrary bytes: read-back only looks at the header."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", 4, 4, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr)) + body
+
+
+def test_the_logdirs_own_events_and_a_run_below_it_never_collide(cli, tmp_path):
+    logs = tmp_path / "logs"
+    with EventWriter(logs) as writer:  # the logdir itself is a run, "."
+        writer.image("sub/x", np.zeros((3, 3), np.uint8), step=0)
+        writer.scalar("loss", 1.0, step=0)
+    with EventWriter(logs / "sub") as writer:
+        writer.image("x", np.full((3, 3), 255, np.uint8), step=0)
+        writer.scalar("loss", 2.0, step=0)
+    result = cli.json("export", logs, "--out", tmp_path / "out")
+    files = [Path(f) for f in result["files"]]
+    assert len(files) == len(set(files)) == 4
+    assert _csv(tmp_path / "out" / "scalars.csv")[0]["value"] == "1.0"
+    assert _csv(tmp_path / "out" / "sub" / "scalars.csv")[0]["value"] == "2.0"
