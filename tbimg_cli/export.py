@@ -95,16 +95,11 @@ class RunExport:
 
 
 @dataclass
-class ExportResult:
-    out: Path
-    files: list[Path] = field(default_factory=list)
-    images: int = 0
-    texts: int = 0
-    scalar_rows: int = 0
-    animations: int = 0
+class ExportResult(RunExport):
+    """What the whole export wrote: every run's parts added up."""
+
+    out: Path = Path()
     runs: set[str] = field(default_factory=set)
-    tags: set[str] = field(default_factory=set)
-    problems: list[FileProblem] = field(default_factory=list)
 
     @property
     def corrupt(self) -> bool:
@@ -152,7 +147,7 @@ def export_logdir(location, out: Path, selection: Selection = Selection(), anima
     if out.exists() and not out.is_dir():
         raise LogReadError(f"--out {out} is a file, not a folder")
     logdir = open_logdir(location)
-    result = ExportResult(out)
+    result = ExportResult(out=out)
     runs = {run: files for run, files in logdir.runs(result.problems).items() if selection.run_matches(run)}
     if not force and out.is_dir() and any(out.iterdir()):
         planned = _export_runs(logdir, out, runs, selection, animate, planning=True)
