@@ -8,8 +8,6 @@ prints: `start` returns the URL and `output.serving` announces it.
 from __future__ import annotations
 
 import errno
-import signal
-import socket
 import sys
 import time
 import types
@@ -50,6 +48,8 @@ def check_available(settings: ServeSettings) -> None:
     Binding with SO_REUSEADDR, as werkzeug does, so a port that only has
     connections in TIME_WAIT still counts as free.
     """
+    import socket  # here, not at the top: `tbimg --help` imports this module for its defaults
+
     port = settings.port or 0
     try:
         infos = socket.getaddrinfo(settings.host, port, type=socket.SOCK_STREAM)
@@ -107,6 +107,8 @@ def exposed(settings: ServeSettings) -> bool:
 
 def machine_name() -> str:
     """This machine's name as others would use it: the FQDN, else the host name (some hosts map theirs to localhost)."""
+    import socket
+
     for name in (socket.getfqdn(), socket.gethostname()):
         if name and name not in ("localhost", "localhost.localdomain") and not name.startswith("127."):
             return name
@@ -127,6 +129,8 @@ def wait_for_ctrl_c() -> None:
     SIGTERM counts as Ctrl-C so that scripts and service managers, whose
     background children ignore SIGINT, can stop a server quietly too.
     """
+    import signal
+
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         while True:
