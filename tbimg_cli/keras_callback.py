@@ -15,11 +15,15 @@ needs until Keras 3's can run MultiWorkerMirroredStrategy.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import keras
+import numpy as np
 
-from tbimg_cli.confusion import DEFAULT_SUBDIR, BackgroundLogger, check_options, class_ids_from_labels, prepare
+from tbimg_cli.confusion import (
+    DEFAULT_SUBDIR, BackgroundLogger, check_options, class_ids_from_labels, displayable_images, prepare,
+)  # fmt: skip
 from tbimg_cli.errors import InputError
 
 PREDICT_BATCH_SIZE = 1024
@@ -63,8 +67,12 @@ class ConfusionMatrixCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every_n_epochs or not self._is_chief():
             return
-        y_true, scores, images = self._predict()
-        evaluation = prepare(y_true, scores, self.class_names, images, self.max_misclassified)
+        y_true, scores, mistakes, every_input = self._predict()
+        evaluation = prepare(y_true, scores, self.class_names, every_input, self.max_misclassified)
+        if mistakes:  # the gallery, from the inputs kept while predicting
+            indices, inputs = zip(*mistakes)
+            gallery = displayable_images(np.stack(inputs))
+            evaluation = replace(evaluation, gallery=gallery, gallery_indices=list(indices) if gallery is not None else [])
         if self._logger is None:
             self._logger = BackgroundLogger(self.folder, self.normalize)
         self._logger.submit(evaluation, step=epoch, when=f"after epoch {epoch + 1} (step {epoch})")
@@ -96,22 +104,36 @@ class ConfusionMatrixCallback(keras.callbacks.Callback):
         return bool(strategy.extended.should_save_summary)
 
     def _predict(self):
-        """(labels, scores, inputs) over the whole validation set, in its order."""
-        import numpy as np
+        """(labels, scores, [(index, input)...] of the first mistakes, every input or None) over the
+        whole validation set, in its order.
 
+        With a score per class, only the inputs of the first misclassified
+        examples are kept, batch by batch, not a copy of every input: a gallery
+        needs a few dozen. A single binary score's threshold depends on the
+        whole set's range, so then every input is kept and `prepare` picks.
+        """
         if self._arrays is not None:
             x, y = self._arrays
             batches = ((x[i : i + self.batch_size], y[i : i + self.batch_size]) for i in range(0, len(x), self.batch_size))
         else:
             batches = iter(self._dataset)
-        labels, scores, inputs = [], [], []
+        labels, scores, mistakes, every_input, seen = [], [], [], [], 0
         for x_batch, y_batch in batches:
-            scores.append(keras.ops.convert_to_numpy(self.model(x_batch, training=False)))
-            labels.append(keras.ops.convert_to_numpy(y_batch))
-            inputs.append(keras.ops.convert_to_numpy(x_batch))
+            batch_scores = keras.ops.convert_to_numpy(self.model(x_batch, training=False))
+            batch_labels = keras.ops.convert_to_numpy(y_batch)
+            scores.append(batch_scores)
+            labels.append(batch_labels)
+            if batch_scores.ndim != 2 or batch_scores.shape[1] < 2:
+                every_input.append(keras.ops.convert_to_numpy(x_batch))
+            elif len(mistakes) < self.max_misclassified:
+                wrong = np.flatnonzero(class_ids_from_labels(batch_labels) != batch_scores.argmax(axis=1))
+                if len(wrong):
+                    inputs = keras.ops.convert_to_numpy(x_batch)
+                    mistakes += [(seen + int(i), inputs[i]) for i in wrong[: self.max_misclassified - len(mistakes)]]
+            seen += len(batch_labels)
         if not labels:
             raise InputError("validation_data holds no examples")
-        return np.concatenate(labels), np.concatenate(scores), np.concatenate(inputs)
+        return np.concatenate(labels), np.concatenate(scores), mistakes, np.concatenate(every_input) if every_input else None
 
 
 def _checked_arrays(validation_data, class_names):
