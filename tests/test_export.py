@@ -4,7 +4,6 @@ and memory on a large log. Values are checked against TensorBoard's own reader."
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import socket
