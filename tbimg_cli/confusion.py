@@ -97,12 +97,9 @@ def class_ids_from_labels(labels):
     """Class ids from sparse labels ((N,) or (N, 1)) or one-hot rows ((N, classes))."""
     import numpy as np
 
-    labels = np.asarray(labels)
-    if labels.ndim == 2 and labels.shape[1] > 1:
-        return labels.argmax(axis=1).astype(np.int64)
-    labels = labels.reshape(len(labels), -1)[:, 0] if labels.ndim == 2 else labels
-    if labels.ndim != 1:
-        raise InputError(f"labels must be class ids (N,) or one-hot rows (N, classes), got shape {labels.shape}")
+    ids, labels = _argmax_or_column(labels, "labels must be class ids (N,) or one-hot rows (N, classes)")
+    if ids is not None:
+        return ids
     if labels.dtype.kind == "f" and not np.all(np.mod(labels, 1) == 0):
         raise InputError("labels must be whole class ids (or one-hot rows), got fractions")
     return labels.astype(np.int64)
@@ -112,17 +109,27 @@ def class_ids_from_predictions(predictions):
     """Class ids from ids, per-class scores (probabilities or logits), or one binary score per example."""
     import numpy as np
 
-    predictions = np.asarray(predictions)
-    if predictions.ndim == 2 and predictions.shape[1] > 1:
-        return predictions.argmax(axis=1).astype(np.int64)
-    scores = predictions.reshape(len(predictions), -1)[:, 0] if predictions.ndim == 2 else predictions
-    if scores.ndim != 1:
-        raise InputError(f"predictions must be (N,), (N, 1) or (N, classes), got shape {predictions.shape}")
+    ids, scores = _argmax_or_column(predictions, "predictions must be (N,), (N, 1) or (N, classes)")
+    if ids is not None:
+        return ids
     if scores.dtype.kind in "iub" or (np.all(np.mod(scores, 1) == 0) and scores.max() > 1):
         return scores.astype(np.int64)  # class ids
     # One score per example: a sigmoid probability in [0, 1], else a logit.
     threshold = 0.5 if scores.min() >= 0 and scores.max() <= 1 else 0.0
     return (scores > threshold).astype(np.int64)
+
+
+def _argmax_or_column(values, shapes: str):
+    """(class ids, None) for one column per class; (None, the one column as (N,)) otherwise."""
+    import numpy as np
+
+    values = np.asarray(values)
+    if values.ndim == 2 and values.shape[1] > 1:
+        return values.argmax(axis=1).astype(np.int64), None
+    column = values.reshape(len(values), -1)[:, 0] if values.ndim == 2 else values
+    if column.ndim != 1:
+        raise InputError(f"{shapes}, got shape {values.shape}")
+    return None, column
 
 
 def displayable_images(images):
