@@ -56,9 +56,17 @@ def view_hint(logdir) -> str:
 def wrote(result, what: str, serving: bool = False) -> None:
     """The short summary that ends every writing command, with the command to view it unless it is being served."""
     stdout.print(f"[green]✓[/] Wrote {escape(what)} to [bold]{escape(str(result.run_dir))}[/]", soft_wrap=True)
-    stdout.print(f"  tags: {escape(', '.join(result.tags))}", soft_wrap=True)
+    stdout.print(f"  tags: {escape(', '.join(_grouped(result.tags)))}", soft_wrap=True)
     if not serving:
         stdout.print(f"  view: [cyan]{escape(view_hint(result.logdir))}[/]  (or add --serve)", soft_wrap=True)
+
+
+def _grouped(tags: list[str]) -> list[str]:
+    """Tags for reading: a family of more than three (`per_class_accuracy/...`) as `prefix/* (n)`."""
+    families: dict[str, list[str]] = {}
+    for tag in tags:
+        families.setdefault(tag.split("/", 1)[0] + "/*" if "/" in tag else tag, []).append(tag)
+    return [f"{name} ({len(members)})" if len(members) > 3 else ", ".join(members) for name, members in families.items()]
 
 
 def serving(url: str, logdir, moved_port_note: str | None, exposed: bool = False) -> None:
