@@ -39,7 +39,9 @@ EXAMPLES = """\
 
   tbimg inspect logs                  what a logdir holds
 
-  tbimg export logs --out images      images back out as PNGs
+  tbimg export logs --out out         images, text and scalars (CSV) as files
+
+  tbimg export logs -o out --animate  and a GIF per image tag, over steps
 """
 
 
