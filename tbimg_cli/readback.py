@@ -90,9 +90,10 @@ class Logdir:
     def _remote_runs(self) -> dict[str, list[str]]:
         try:
             found = self._fs.find(self._root, withdirs=False)
+            missing = not found and not self._fs.exists(self._root)
         except Exception as exc:
             raise _remote_error(self.location, exc) from exc
-        if not found and not self._fs.exists(self._root):
+        if missing:
             raise LogReadError(f"log directory {self.location} does not exist")
         runs: dict[str, list[str]] = {}
         root = self._root.rstrip("/")
