@@ -362,8 +362,8 @@ def export(
     from tbimg_cli import output
 
     selection = exporting.Selection(run, tag, exporting.parse_steps(step))
-    with output.FileCounter(enabled=not as_json) as on_file:
-        result = exporting.export_logdir(logdir, out, selection, animate, force, on_file)
+    with output.ExportProgress(enabled=not as_json) as on_run:
+        result = exporting.export_logdir(logdir, out, selection, animate, force, on_run)
     if as_json:
         output.emit_json(result.to_json())
     else:

@@ -26,6 +26,7 @@ import csv
 import hashlib
 import io
 import re
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -141,8 +142,11 @@ class ExportResult(RunExport):
 
 
 def export_logdir(location, out: Path, selection: Selection = Selection(), animate: bool = False,
-                  force: bool = False, on_file=None) -> ExportResult:  # fmt: skip
-    """Write every selected image, text and scalar of the logdir under `out`; `on_file(path)` hears each file."""
+                  force: bool = False, on_run=None) -> ExportResult:  # fmt: skip
+    """Write every selected image, text and scalar of the logdir under `out`.
+
+    `on_run(runs done, runs in all, files written so far)` hears each run as it is finished.
+    """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise LogReadError(f"--out {out} is a file, not a folder")
@@ -156,10 +160,12 @@ def export_logdir(location, out: Path, selection: Selection = Selection(), anima
             raise LogReadError(
                 f"{counted(len(existing), 'file')} already exist under {out} (first: {existing[0]}); use --force to overwrite"
             )
-    for run, part in zip(runs, _export_runs(logdir, out, runs, selection, animate, planning=False)):
+    if on_run is not None:
+        on_run(0, len(runs), 0)
+    for done, (run, part) in enumerate(zip(runs, _export_runs(logdir, out, runs, selection, animate, planning=False)), 1):
         result.add(run, part)
-        for path in part.files:
-            (on_file or (lambda path: None))(path)
+        if on_run is not None:
+            on_run(done, len(runs), len(result.files))
     if not result.files:
         what = selection.describe()
         raise LogReadError(
@@ -168,7 +174,7 @@ def export_logdir(location, out: Path, selection: Selection = Selection(), anima
     return result
 
 
-def _export_runs(logdir, out: Path, runs: dict[str, list[str]], selection, animate, planning: bool) -> list[RunExport]:
+def _export_runs(logdir, out: Path, runs: dict[str, list[str]], selection, animate, planning: bool) -> Iterator[RunExport]:
     """Each run exported into a folder of its own, on every core when it pays (`map_runs`).
 
     When one run's folder would hold another's (the logdir's own events beside
@@ -178,7 +184,7 @@ def _export_runs(logdir, out: Path, runs: dict[str, list[str]], selection, anima
     folders = [out if run == "." else out / safe_relative(run) for run in runs]
     if len(set(folders)) < len(folders) or any(parent in set(folders) for folder in folders for parent in folder.parents):
         paths = ExportPaths(out)
-        return [_export_run(logdir.location, run, files, out, selection, animate, planning, paths) for run, files in runs.items()]
+        return (_export_run(logdir.location, run, files, out, selection, animate, planning, paths) for run, files in runs.items())
     return map_runs(logdir, runs, _export_run, out, selection, animate, planning)
 
 

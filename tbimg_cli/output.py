@@ -112,25 +112,25 @@ class DownloadBars:
             self._drawing = False
 
 
-class FileCounter:
-    """A running count of the files `export` has written; an `on_file(path)` callback."""
+class ExportProgress:
+    """Runs exported so far, and files written; `export`'s `on_run(done, total, files)` callback."""
 
     def __init__(self, enabled: bool = True):
         self._progress = Progress(
-            TextColumn("Exporting"), TextColumn("{task.completed} files"), TimeElapsedColumn(),
-            console=stderr, transient=True, disable=not (enabled and stderr.is_terminal),
+            TextColumn("Exporting"), BarColumn(), MofNCompleteColumn(), TextColumn("runs, {task.fields[files]} files"),
+            TimeElapsedColumn(), console=stderr, transient=True, disable=not (enabled and stderr.is_terminal),
         )  # fmt: skip
-        self._task = self._progress.add_task("export", total=None)
+        self._task = self._progress.add_task("export", total=None, files=0)
 
-    def __enter__(self) -> FileCounter:
+    def __enter__(self) -> ExportProgress:
         self._progress.start()
         return self
 
     def __exit__(self, *exc_info) -> None:
         self._progress.stop()
 
-    def __call__(self, path) -> None:
-        self._progress.advance(self._task)
+    def __call__(self, done: int, total: int, files: int) -> None:
+        self._progress.update(self._task, completed=done, total=total, files=f"{files:,}")
 
 
 class TrainingProgress:

@@ -117,8 +117,9 @@ def run_values(
         yield from _file_values(logdir, run, path, plugin_of, problems, plugins_wanted)
 
 
-def map_runs(logdir: Logdir, runs: dict[str, list[str]], work, *args) -> list:
-    """`work(location, run, files, *args)` for each run, in run order: on every core when it pays.
+def map_runs(logdir: Logdir, runs: dict[str, list[str]], work, *args) -> Iterator:
+    """`work(location, run, files, *args)` for each run, yielded in run order as each is done:
+    on every core when it pays.
 
     Parsing is pure Python per event, so one core reads a few hundred thousand
     events a second; runs are independent, so a pool of processes (forked:
@@ -130,13 +131,16 @@ def map_runs(logdir: Logdir, runs: dict[str, list[str]], work, *args) -> list:
     size = sum(_local_size(files) for _, files in items) if logdir.is_local else 0
     workers = min(len(items), os.cpu_count() or 1)
     if workers < 2 or size < PARALLEL_BYTES:
-        return [work(logdir.location, run, files, *args) for run, files in items]
+        for run, files in items:
+            yield work(logdir.location, run, files, *args)
+        return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
         futures = [pool.submit(work, logdir.location, run, files, *args) for run, files in items]
-        return [future.result() for future in futures]
+        for future in futures:
+            yield future.result()
 
 
 def _local_size(files: list[str]) -> int:
