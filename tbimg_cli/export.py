@@ -54,10 +54,6 @@ class Selection:
     def run_matches(self, run: str) -> bool:
         return _matches(self.run, run)
 
-    def matches(self, tag: str, step: int) -> bool:
-        low, high = self.steps
-        return _matches(self.tag, tag) and (low is None or step >= low) and (high is None or step <= high)
-
     def describe(self) -> str:
         parts = [f"{name} {value!r}" for name, value in (("run", self.run), ("tag", self.tag)) if value is not None]
         if self.steps != (None, None):
@@ -347,7 +343,8 @@ class ExportPaths:
         return self._claim(self._tag_folder(run, tag), f"step-{step}", ".md")
 
     def for_scalars(self, run: str) -> Path:
-        return self._claim(self._free_folder(self._run_folder(run)), "scalars", ".csv")
+        stem, ext = SCALARS_FILE.rsplit(".", 1)
+        return self._claim(self._free_folder(self._run_folder(run)), stem, "." + ext)
 
     def for_animation(self, run: str, tag: str) -> Path:
         tag_path = self._run_folder(run) / safe_relative(tag)
