@@ -120,10 +120,11 @@ def run_module(*args: str, env: dict | None = None, timeout: float = 120) -> sub
 def heavy_modules_after(args: list[str], env: dict | None = None) -> tuple[list[str], subprocess.CompletedProcess]:
     """Run the CLI in a fresh interpreter and report which heavy modules it imported."""
     probe = (
-        "import runpy, sys\n"
+        "import sys\n"
         f"sys.argv = ['tbimg', *{args!r}]\n"
+        "from tbimg_cli.cli import app\n"  # not `main`: it ends the process before we can look
         "try:\n"
-        "    runpy.run_module('tbimg_cli', run_name='__main__')\n"
+        "    app()\n"
         "except SystemExit as exit:\n"
         "    code = exit.code\n"
         "heavy = [m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules]\n"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +56,26 @@ def test_single_and_grid_import_no_tensorflow_keras_or_matplotlib(tmp_path, data
 def test_python_dash_m_runs_the_cli():
     proc = run_module("--version")
     assert proc.returncode == 0 and proc.stdout.strip() == f"tbimg {__version__}"
+
+
+def test_the_script_keeps_exit_codes_output_and_exit_handlers(tmp_path, data_dir):
+    """`main` ends the process without the interpreter's teardown; nothing the user sees may change."""
+    assert run_module("single", "--no-such-option").returncode == 2
+    missing = run_module("single", "--index", "99999", "--data-dir", data_dir)
+    assert missing.returncode == 1 and missing.stderr.startswith("Error: --index 99999")
+    written = run_module("grid", "--count", "3", "--data-dir", data_dir, "--logdir", tmp_path / "logs", "--json")
+    assert written.returncode == 0 and len(json.loads(written.stdout)["classes"]) == 3  # all of stdout arrived
+    probe = (
+        "import atexit, pathlib, sys\n"
+        f"atexit.register(pathlib.Path({str(tmp_path / 'handler-ran')!r}).touch)\n"
+        "sys.argv = ['tbimg', '--version']\n"
+        "from tbimg_cli.cli import main\n"
+        "main()\n"
+        "print('not reached')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout == f"tbimg {__version__}\n"
+    assert (tmp_path / "handler-ran").exists()
 
 
 def _read_images(run_dir, tag):
