@@ -1,6 +1,6 @@
-"""`train-cm` and `plot` against the tutorial's code (issue 4).
+"""`train-cm` and `plot` against the tutorial's code (issues 4 and 13).
 
-    python bench/bench_train.py [--runs 3] [--plot-runs 5]
+    python bench/bench_train.py [--runs 5] [--plot-runs 7]
 
 Same full data, 5 epochs, batch size 32, alternating runs. Reports wall-time
 medians and ratio, final test accuracy, how long the per-epoch confusion
@@ -26,8 +26,8 @@ EPOCHS = 5
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--plot-runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--plot-runs", type=int, default=7)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-train-"))
     tutorial_env = {"KERAS_HOME": str(keras_home_with_data()), **QUIET_TF}
@@ -69,17 +69,19 @@ def main():
     rows = [
         row("`tbimg train-cm --epochs 5` wall median", f"{ours_s:.1f} s"),
         row("tutorial script wall median", f"{theirs_s:.1f} s"),
-        row("wall-time ratio tbimg/tutorial", f"{ours_s / theirs_s:.2f}", "<= 0.6", ours_s / theirs_s <= 0.6),
-        row("test accuracy after 5 epochs, tbimg (median)", f"{our_acc:.4f}", f">= tutorial ({their_acc:.4f})", our_acc >= their_acc),
+        row("wall-time ratio tbimg/tutorial", f"{ours_s / theirs_s:.3f}", "<= 0.35", ours_s / theirs_s <= 0.35),
+        # The tutorial feeds raw 0-255 pixels to the network and lands anywhere from 0.45 to 0.75;
+        # tbimg scales them to [0, 1], as Keras's own Fashion-MNIST examples do. Not worse is the test.
+        row("test accuracy after 5 epochs, tbimg (median)", f"{our_acc:.4f}", f">= tutorial - 0.01 ({their_acc:.4f})", our_acc >= their_acc - 0.01),
         row("tbimg epoch median", f"{epoch_s:.2f} s"),
         row("logging holding training up per epoch (median)", f"{blocking_s * 1000:.0f} ms = {blocking_s / epoch_s:.1%} of an epoch", "<= 10%", blocking_s / epoch_s <= 0.10),
         row("drawing + writing on the worker thread per epoch (median)", f"{worker_s * 1000:.0f} ms"),
         row("tutorial's logging callback per epoch (median)", f"{their_logging_s * 1000:.0f} ms"),
-        row("peak RSS, tbimg train-cm", f"{rss:.0f} MB", "<= 1.1 GB", rss <= 1100),
+        row("peak RSS, tbimg train-cm", f"{rss:.0f} MiB = {rss * 1.048576:.0f} MB", "<= 1.0 GB (1000 MB)", rss * 1.048576 <= 1000),
         row("peak RSS, tutorial script", f"{cases['tutorial train-cm']['peak_rss_mb']:.0f} MB"),
         row("`tbimg plot` median", f"{plot_s:.2f} s"),
         row("tutorial plot median", f"{their_plot_s:.2f} s"),
-        row("plot ratio tbimg/tutorial", f"{plot_s / their_plot_s:.3f} (1/{their_plot_s / plot_s:.1f})", "<= 1/6", plot_s / their_plot_s <= 1 / 6),
+        row("plot speed-up", f"{their_plot_s / plot_s:.1f}x", ">= 8x", their_plot_s / plot_s >= 8),
     ]
     print_table(f"bench_train ({args.runs} alternating training runs, {args.plot_runs} plot runs, medians)", rows)
     path = save("bench_train", {"cases": {**cases, **plots}, "tbimg_runs": our_runs, "tutorial_runs": their_runs, "probe": probe})

@@ -286,7 +286,7 @@ def _open_idx(path: Path, magic: int, dims: tuple[int, ...]):
     return count, stream
 
 
-def _read_idx(path: Path, magic: int, dims: tuple[int, ...], stop: int | None) -> tuple[int, bytes]:
+def _read_idx(path: Path, magic: int, dims: tuple[int, ...], stop: int | None) -> tuple[int, bytes | memoryview]:
     count, stream = _open_idx(path, magic, dims)
     item = 1
     for d in dims:
@@ -294,7 +294,13 @@ def _read_idx(path: Path, magic: int, dims: tuple[int, ...], stop: int | None) -
     wanted = count if stop is None else min(stop, count)
     try:
         with stream:
-            body = stream.read(wanted * item)
+            if wanted == count:
+                # All of it in one zlib call: faster than the stream's 128 KB steps, and it lets
+                # go of the GIL throughout (train-cm reads while TensorFlow imports).
+                header = stream.tell()
+                body = memoryview(gzip.decompress(path.read_bytes()))[header : header + wanted * item]
+            else:
+                body = stream.read(wanted * item)
     except BaseException as exc:
         raise _as_data_error(path, exc) from exc
     if len(body) < wanted * item:

@@ -172,13 +172,22 @@ def test_bad_arguments_are_one_clear_error_and_write_nothing(tmp_path, args, mes
     assert not any(tmp_path.rglob("events.out.tfevents.*"))
 
 
-def test_log_confusion_matrix_never_imports_tensorflow(tmp_path):
+@pytest.mark.parametrize("classes", [2, 10, 37])
+def test_counts_agree_with_scikit_learn_including_classes_never_seen(classes):
+    from tbimg_cli.confusion import count_matrix
+
+    y_true = RNG.integers(0, classes - 1, 5000)  # the last class never occurs as truth...
+    y_pred = np.where(RNG.random(5000) < 0.6, y_true, RNG.integers(1, classes, 5000))  # ...class 0 rarely as prediction
+    assert np.array_equal(count_matrix(y_true, y_pred, classes), confusion_matrix(y_true, y_pred, labels=range(classes)))
+
+
+def test_log_confusion_matrix_imports_neither_tensorflow_nor_scikit_learn(tmp_path):
     code = textwrap.dedent(f"""
         import sys
         import tbimg_cli
         tbimg_cli.log_confusion_matrix({str(tmp_path)!r}, [0, 1, 1, 0], [[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.7, 0.3]], step=0,
                                        images=[[[0, 255], [255, 0]]] * 4)
-        print(" ".join(m for m in ("tensorflow", "keras") if m in sys.modules) or "none")
+        print(" ".join(m for m in ("tensorflow", "keras", "sklearn", "pandas") if m in sys.modules) or "none")
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

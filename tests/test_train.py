@@ -184,3 +184,19 @@ def test_ctrl_c_before_the_first_epoch_ends_keeps_nothing(data_dir, tmp_path):
 def test_full_data_reaches_the_tutorials_accuracy(cli, full_data_dir):
     out = cli.json("train-cm", "--epochs", "1", "--seed", "0", "--data-dir", full_data_dir)
     assert out["test_accuracy"] > 0.8  # the tutorial's model after one epoch on all 60,000 images
+
+
+def test_modules_hidden_from_keras_fail_to_import_and_come_back_afterwards(tmp_path, monkeypatch):
+    from tbimg_cli.train import _hidden
+
+    (tmp_path / "tbimg_optional_extra.py").write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with _hidden(["tbimg_optional_extra", "os"]):
+        with pytest.raises(ImportError):
+            import tbimg_optional_extra  # noqa: F401
+        import os  # already imported: never hidden
+
+        assert os.sep
+    import tbimg_optional_extra
+
+    assert tbimg_optional_extra.VALUE == 1
