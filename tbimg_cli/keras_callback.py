@@ -67,7 +67,10 @@ class ConfusionMatrixCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every_n_epochs or not self._is_chief():
             return
-        y_true, scores, mistakes, every_input = self._predict()
+        self._submit(epoch, *self._predict())
+
+    def _submit(self, epoch, y_true, scores, mistakes, every_input) -> None:
+        """Queue one epoch's predictions for drawing and writing on the worker thread."""
         evaluation = prepare(y_true, scores, self.class_names, every_input, self.max_misclassified)
         if mistakes:  # the gallery, from the inputs kept while predicting
             indices, inputs = zip(*mistakes)
@@ -153,3 +156,35 @@ def _checked_arrays(validation_data, class_names):
     if hasattr(validation_data, "element_spec") and hasattr(validation_data, "__iter__"):
         return None  # a tf.data.Dataset: read at each epoch's end
     raise InputError("validation_data must be (x, y) arrays or a tf.data.Dataset of (x, y) batches")
+
+
+class ValidationAndConfusionMatrixCallback(ConfusionMatrixCallback):
+    """train-cm's validation and confusion matrix from one pass over the test set.
+
+    `fit` is given no `validation_data`: its own pass would read the test set
+    a second time each epoch and first trace a test function (0.3 s). This
+    computes what that pass reports, from the predictions the matrix needs
+    anyway: sparse categorical cross-entropy, as Keras computes it (clipped
+    to [1e-7, 1 - 1e-7]), and accuracy. It puts them in the epoch's logs as
+    `val_loss` and `val_accuracy`, where the TensorBoard callback `board`
+    (next in the list) logs them under `validation/`, and gives `board` the
+    end of an evaluation, so its `evaluation_*_vs_iterations` scalars appear
+    as they would. Every worker validates; only the chief draws and writes.
+    For a softmax classifier compiled with that loss and accuracy.
+    """
+
+    def __init__(self, log_dir, validation_data, class_names=None, *, board, **options):
+        super().__init__(log_dir, validation_data, class_names, **options)
+        self.board = board
+
+    def on_epoch_end(self, epoch, logs=None):
+        y_true, scores, mistakes, every_input = self._predict()
+        labels = class_ids_from_labels(y_true)
+        chosen = np.clip(scores[np.arange(len(labels)), labels].astype(np.float64), 1e-7, 1 - 1e-7)
+        metrics = {"loss": float(-np.log(chosen).mean()), "accuracy": float((scores.argmax(axis=1) == labels).mean())}
+        self.board.on_test_begin()
+        self.board.on_test_end(metrics)
+        if logs is not None:
+            logs.update({f"val_{name}": value for name, value in metrics.items()})
+        if (epoch + 1) % self.every_n_epochs == 0 and self._is_chief():
+            self._submit(epoch, y_true, scores, mistakes, every_input)

@@ -11,8 +11,9 @@ Faster than the tutorial without changing what is learned: the same model,
 optimiser and batch size, but Keras runs `STEPS_PER_EXECUTION` batches per call
 into TensorFlow, images stay uint8 until a tf.data pipeline scales each batch
 to float32 in [0, 1] (a quarter of the memory of a float copy of the training
-set), validation and the confusion matrix's predictions use large batches,
-and the figures are drawn on a worker thread while the next epoch trains.
+set), validation comes from the confusion matrix's predictions (one pass over
+the test set per epoch, in large batches), and the figures are drawn on a
+worker thread while the next epoch trains.
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ def _train(settings: TrainSettings, observer, on_run_created, run_dir: Path, arr
     from tbimg_cli.data import CLASS_NAMES
 
     tf, keras = _import_tensorflow(settings.verbose, legacy_keras=settings.strategy == "multi-worker")
-    from tbimg_cli.keras_callback import ConfusionMatrixCallback
+    from tbimg_cli.keras_callback import ValidationAndConfusionMatrixCallback
 
     train_images, train_labels, test_images, test_labels = arrays.result()
     del arrays  # from here on the images live only in TensorFlow's copies (below): 55 MB less at the peak
@@ -160,10 +161,11 @@ def _train(settings: TrainSettings, observer, on_run_created, run_dir: Path, arr
     result = TrainResult(run_dir, Path(settings.logdir), [])
     if on_run_created is not None:
         on_run_created(run_dir)
-    confusion = ConfusionMatrixCallback(
-        run_dir, test_batches, CLASS_NAMES, max_misclassified=settings.max_misclassified, batch_size=EVAL_BATCH_SIZE
-    )
     board = keras.callbacks.TensorBoard(log_dir=str(run_dir), write_graph=False)
+    confusion = ValidationAndConfusionMatrixCallback(
+        run_dir, test_batches, CLASS_NAMES, board=board, max_misclassified=settings.max_misclassified,
+        batch_size=EVAL_BATCH_SIZE,
+    )  # fmt: skip
     ctrl_c = _CtrlCAtBatchEnd()
     hooks = _TrainingHooks(observer, result, ctrl_c)
     epoch_hooks = keras.callbacks.LambdaCallback(
@@ -177,10 +179,9 @@ def _train(settings: TrainSettings, observer, on_run_created, run_dir: Path, arr
             model.fit(
                 train_batches,
                 epochs=settings.epochs,
-                validation_data=test_batches,
                 shuffle=False,  # the pipeline shuffles; Keras cannot shuffle a tf.data.Dataset
                 verbose=0,
-                callbacks=[board, confusion, epoch_hooks],
+                callbacks=[confusion, board, epoch_hooks],  # `confusion` validates: before `board` logs
             )
     except KeyboardInterrupt:
         result.interrupted = True

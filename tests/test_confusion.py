@@ -237,6 +237,30 @@ def test_callback_logs_every_epoch_and_the_last_matches_the_model(tmp_path, kera
 
 
 @pytest.mark.slow
+def test_validation_from_the_matrix_pass_matches_keras_own_validation(tmp_path, keras):
+    """train-cm's callback stands in for `fit(validation_data=...)`: same numbers, same tags."""
+    from tbimg_cli.keras_callback import ValidationAndConfusionMatrixCallback
+
+    x, y = _data()
+    x_val, y_val = _data(200)
+    y_val[:3] = 0  # a few confident mistakes, so that clipping matters to the loss
+    model = _tiny_model(keras)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    board = keras.callbacks.TensorBoard(tmp_path, write_graph=False)
+    callback = ValidationAndConfusionMatrixCallback(tmp_path, (x_val, y_val), NAMES, board=board, every_n_epochs=2)
+    history = model.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[callback, board])
+    keras_loss, keras_accuracy = model.evaluate(x_val, y_val, verbose=0)
+    assert history.history["val_loss"][-1] == pytest.approx(keras_loss, rel=1e-5)
+    assert history.history["val_accuracy"][-1] == pytest.approx(keras_accuracy, abs=1e-6)  # Keras keeps float32
+    validation = load_run(tmp_path / "validation")
+    assert {"epoch_loss", "epoch_accuracy", "evaluation_loss_vs_iterations", "evaluation_accuracy_vs_iterations"} <= set(
+        validation.Tags()["tensors"]
+    )
+    assert [e.step for e in validation.Tensors("evaluation_loss_vs_iterations")] == [6, 12]  # optimizer steps, as Keras logs them
+    assert [e.step for e in load_run(tmp_path / "cm").Tensors("Confusion Matrix")] == [1]
+
+
+@pytest.mark.slow
 def test_callback_every_n_epochs_and_its_own_subdir(tmp_path, keras):
     x, y = _data()
     callback = tbimg_cli.ConfusionMatrixCallback(tmp_path, (x, y), every_n_epochs=2, subdir="matrices", normalize="none")
