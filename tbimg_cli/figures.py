@@ -1,8 +1,11 @@
-"""Matplotlib figures rendered once to PNG bytes (Agg backend, no display needed).
+"""Pictures drawn with matplotlib's Agg renderer and turned into PNG bytes once (no display needed).
 
-`*_figure` functions build a figure (tests look inside it); `*_png` renders it
-once with Agg, and the writer stores those bytes as they are. Figures are made
-outside pyplot, so nothing global keeps them alive and none needs closing.
+The confusion matrix is a matplotlib Figure: `confusion_matrix_figure` builds
+it (tests look inside) and `to_png` renders it. Figures are made outside
+pyplot, so nothing global keeps them alive and none needs closing. Image
+grids (`plot`, the gallery of mistakes) are one mosaic and a title per image:
+`image_grid_pixels` draws them onto the renderer directly. The writer stores
+the bytes as they are.
 """
 
 from __future__ import annotations
@@ -35,49 +38,58 @@ def grid_shape(count: int) -> tuple[int, int]:
     return math.ceil(count / columns), columns
 
 
-def image_grid_png(images, titles: list[str], cell_inches: float = 2.0) -> bytes:
-    return to_png(image_grid_figure(images, titles, cell_inches))
+def image_grid_png(images, titles: list[str], cell_inches: float = 2.0, dpi: int = 100) -> bytes:
+    from tbimg_cli.writer import encode_pngs
+
+    return encode_pngs(image_grid_pixels(images, titles, cell_inches, dpi)[None])[0]
 
 
-def image_grid_figure(images, titles: list[str], cell_inches: float = 2.0):
-    """The tutorial's figure: images in a grid, each titled and framed, no ticks.
+def image_grid_pixels(images, titles: list[str], cell_inches: float = 2.0, dpi: int = 100):
+    """The tutorial's figure as RGB pixels: images in a grid, each framed, titled above, no axes.
 
     `images` is uint8, (N, H, W) for grey (drawn with the tutorial's binary
-    colormap) or (N, H, W, 3) for colour. Drawn as one mosaic in a single Axes
-    rather than one subplot per image: it looks the same, and 25 subplots cost
-    more than everything else the `plot` command does (each Axes builds its
-    own axis and tick machinery).
+    colour map: 0 is white) or (N, H, W, 3) for colour; each is scaled by a
+    whole number, so every image pixel is a sharp square. The titles are set
+    by matplotlib's Agg renderer, in its fonts, straight onto the pixels: a
+    Figure with an Axes would draw the same, but importing and laying out
+    that machinery for one mosaic and its labels cost a sixth of `plot`.
+    Titles are plain text (a "$" in a class name is a dollar sign).
     """
     import numpy as np
-    from matplotlib.collections import PatchCollection
-    from matplotlib.patches import Rectangle
+    from matplotlib.backend_bases import GraphicsContextBase
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.font_manager import FontProperties
 
     rows, columns = grid_shape(len(images))
     side_y, side_x = images.shape[1], images.shape[2]
     side = max(side_x, side_y)
-    gap, title_room = max(2, side // 5), max(3, side // 3)  # whole image pixels, so every row is alike
+    gap, title_room = max(2, side // 5), max(3, side // 3)  # in image pixels, so every row is alike
     pitch_x, pitch_y = side_x + gap, side_y + title_room
-    colour = images.ndim == 4
-    mosaic = np.full((rows * pitch_y + gap // 2, columns * pitch_x, *images.shape[3:]), 255 if colour else 0, np.uint8)
-    frames, anchors = [], []
-    for i, image in enumerate(images):
+    width = round(columns * cell_inches * dpi)  # the tutorial's figure: 2 inches a column at 100 dpi
+    scale = max(1, width // (columns * pitch_x))
+    mosaic_width, mosaic_height = columns * pitch_x * scale, (rows * pitch_y + gap // 2) * scale
+    height = round(width * mosaic_height / mosaic_width)
+    renderer = RendererAgg(width, height, dpi)
+    canvas = np.asarray(renderer.buffer_rgba())  # the renderer's own pixels, written in place
+    canvas[...] = 255
+    x0, y0 = (width - mosaic_width) // 2, (height - mosaic_height) // 2
+    frame = max(1, round(0.8 * dpi / 72))  # the tutorial's 0.8-point frame
+    font = FontProperties(size=10)
+    _, _, descent = renderer.get_text_width_height_descent("lp", font, ismath=False)  # one baseline for all, as matplotlib's
+    ink = GraphicsContextBase()  # black, antialiased
+    grey = images.ndim == 3
+    for i, (image, title) in enumerate(zip(images, titles)):
         row, column = divmod(i, columns)
-        top, left = row * pitch_y + title_room, column * pitch_x + gap // 2
-        mosaic[top : top + side_y, left : left + side_x] = image
-        frames.append(Rectangle((left - 0.5, top - 0.5), side_x, side_y))
-        anchors.append((left + side_x / 2 - 0.5, top - 1.5))
-    height, width = mosaic.shape[:2]
-    fig = _figure(columns * cell_inches, columns * cell_inches * height / width)
-    ax = fig.add_axes((0, 0, 1, 1))
-    if colour:
-        ax.imshow(mosaic, interpolation="nearest")
-    else:
-        ax.imshow(mosaic, cmap="binary", vmin=0, vmax=255, interpolation="nearest")
-    ax.add_collection(PatchCollection(frames, facecolor="none", edgecolor="black", linewidth=0.8))
-    for (x, y), title in zip(anchors, titles):
-        ax.text(x, y, title, ha="center", va="bottom", fontsize=10)
-    ax.set_axis_off()
-    return fig
+        top, left = y0 + (row * pitch_y + title_room) * scale, x0 + (column * pitch_x + gap // 2) * scale
+        block = np.repeat(np.repeat(255 - image if grey else image, scale, axis=0), scale, axis=1)
+        height_px, width_px = block.shape[:2]
+        canvas[top - frame : top + height_px + frame, left - frame : left + width_px + frame, :3] = 0
+        canvas[top : top + height_px, left : left + width_px, :3] = block[..., None] if grey else block
+        text_width, _, _ = renderer.get_text_width_height_descent(title, font, ismath=False)
+        # Agg's y grows downwards (`renderer.flipy()`): the baseline sits 1.5 image pixels and a descent above the frame.
+        baseline = top - frame - 1.5 * scale - descent
+        renderer.draw_text(ink, left + (width_px - text_width) / 2, baseline, title, font, 0)
+    return np.ascontiguousarray(canvas[..., :3])
 
 
 # Past this many classes the cells are too small to carry their numbers.

@@ -98,7 +98,7 @@ def plot(source: DataSource, target: RunTarget, count: int, start: int = 0, clas
     with new_run_dir(target.logdir, PLOTS_FOLDER, target.run_name) as run_dir, EventWriter(run_dir) as writer:
         writer.png_images(tag, [png], step=0, description=describe_many(selection))
     shown = len(selection.indices)  # images in the figure; the summary itself holds one PNG
-    return WrittenRun(run_dir, Path(target.logdir), [tag], shown, [1, height, width, 4], selection.class_names)
+    return WrittenRun(run_dir, Path(target.logdir), [tag], shown, [1, height, width, 3], selection.class_names)
 
 
 def _write_images(target: RunTarget, tag: str, selection: Selection, description: str) -> WrittenRun:

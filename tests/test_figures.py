@@ -52,19 +52,36 @@ def test_grid_shape_is_square_ish():
     assert figures.grid_shape(1) == (1, 1)
 
 
-def test_image_grid_titles_and_shows_every_image():
-    images = np.arange(6 * 28 * 28, dtype=np.uint32).reshape(6, 28, 28) % 251
-    images = images.astype(np.uint8)
-    fig = figures.image_grid_figure(images, [f"t{i}" for i in range(6)])
-    (ax,) = fig.axes
-    assert [t.get_text() for t in ax.texts] == [f"t{i}" for i in range(6)]
-    assert not ax.axison  # no ticks, no axis lines
-    mosaic = ax.images[0].get_array()
-    for image in images:  # each image appears whole, unscaled, somewhere in the mosaic
-        rows, cols = np.nonzero(mosaic == image[0, 0])
-        assert any(np.array_equal(mosaic[r : r + 28, c : c + 28], image) for r, c in zip(rows, cols))
-    # Titles sit above their image: 3x2 grid gives two rows of titles.
-    assert len({round(t.get_position()[1]) for t in ax.texts}) == 2
+def _find_scaled(pixels, image):
+    """(top, left, scale) where `image` appears whole, each pixel an s x s square, or None."""
+    for scale in range(1, 12):
+        block = np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
+        first = pixels == block[0, 0]
+        for top, left in zip(*np.nonzero(first.all(axis=-1) if first.ndim == 3 else first)):
+            window = pixels[top : top + block.shape[0], left : left + block.shape[1]]
+            if window.shape == block.shape and np.array_equal(window, block):
+                return top, left, scale
+    return None
+
+
+@pytest.mark.parametrize("colour", [False, True], ids=["grey", "rgb"])
+def test_image_grid_shows_every_image_whole_with_its_title_above(colour):
+    rng = np.random.default_rng(5)
+    images = rng.integers(0, 256, (6, 28, 28, 3) if colour else (6, 28, 28), dtype=np.uint8)
+    titled = figures.image_grid_pixels(images, ["Shirt → T-shirt/top", "Bag", "$5", "Coat", "Dress", "Sneaker"])
+    untitled = figures.image_grid_pixels(images, [""] * 6)
+    assert titled.shape == untitled.shape and titled.shape[1] == 600  # 3 columns of 2 inches at 100 dpi
+    text = np.any(titled != untitled, axis=-1)
+    for image in images:
+        shown = 255 - image if not colour else image  # grey: the tutorial's binary colour map, 0 is white
+        found = _find_scaled(titled if colour else titled[..., 0], shown)
+        assert found is not None
+        top, left, scale = found
+        height = width = 28 * scale
+        assert not text[top : top + height, left : left + width].any()  # no title over an image
+        assert text[max(0, top - 9 * scale) : top, left : left + width].any()  # its title, just above it
+        if not colour:
+            assert np.all(titled[top : top + height, left : left + width] == titled[top : top + height, left : left + width, :1])
 
 
 def test_plot_logs_one_png_of_the_figure(cli, data_dir):
