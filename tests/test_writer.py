@@ -53,9 +53,13 @@ RGBA = (np.arange(1 * 3 * 3 * 4) * 29 % 256).astype(np.uint8).reshape(1, 3, 3, 4
 # Floats across and beyond [0, 1], including values that sit on rounding edges.
 FLOATS = np.linspace(-0.2, 1.2, 2 * 6 * 6, dtype=np.float32).reshape(2, 6, 6, 1)
 FLOATS64 = np.linspace(0, 1, 4 * 4 * 3, dtype=np.float64).reshape(1, 4, 4, 3)
+# Enough images to be encoded on several threads (writer.PARALLEL_PNGS per thread), whose order must hold.
+MANY = np.random.default_rng(3).integers(0, 256, (1100, 28, 28, 1), dtype=np.uint8)
 
 
-@pytest.mark.parametrize("images", [UINT8, RGB, RGBA, FLOATS, FLOATS64], ids=["uint8", "rgb", "rgba", "float32", "float64"])
+@pytest.mark.parametrize(
+    "images", [UINT8, RGB, RGBA, FLOATS, FLOATS64, MANY], ids=["uint8", "rgb", "rgba", "float32", "float64", "many"]
+)
 def test_image_summary_is_indistinguishable_from_tf_summary_image(tmp_path, tf, images):
     tag, step, description = "some/images", 7, "**described**"
     _tf_write(tf, tmp_path / "tf", tag, images, step, description, max_outputs=len(images))
