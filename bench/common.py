@@ -36,7 +36,10 @@ def keras_home_with_data() -> Path:
 
 
 def run_measured(cmd: list[str], env: dict | None = None, cwd: Path | None = None) -> tuple[float, float, str]:
-    """Wall seconds, peak RSS in MB (the child's own high-water mark, from wait4) and stdout."""
+    """Wall seconds, peak RSS in MiB (the child's high-water mark, from wait4) and stdout.
+
+    Linux starts a child's high-water mark from its parent's RSS at the fork, so benchmarks keep
+    their own process small (heavy work measured in-process runs in a child of its own)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env={**os.environ, **(env or {})}, cwd=cwd)

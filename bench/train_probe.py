@@ -1,11 +1,13 @@
-"""Where a `train-cm` epoch's logging time goes, measured from outside the product.
+"""Where one `train-cm` run's time goes, measured from outside the product.
 
     python bench/train_probe.py [--epochs 5] [--data-dir DIR]
 
-Runs `tbimg_cli.train.run` in this process with timers wrapped around the two
-pieces of per-epoch logging: what holds the training thread up (the
-callback's `on_epoch_end`: predicting the test set and queueing the epoch) and
-what the worker thread spends drawing and writing (`write_summaries`). Prints one JSON object; `bench_train.py` runs it once.
+Runs `tbimg_cli.train.run` in this process with timers wrapped around its
+parts: TensorFlow's import, each epoch, what holds the training thread up at
+each epoch's end (the callback's `on_epoch_end`: predicting the test set,
+the validation metrics, queueing the epoch), what the worker thread spends
+drawing and writing (`write_summaries`), and the wait for the last epoch's
+figures after training. Prints one JSON object; `bench_train.py` runs it once.
 """
 
 from __future__ import annotations
@@ -42,18 +44,37 @@ def main() -> None:
 
     from tbimg_cli import confusion, train
 
+    importing: list[float] = []
     blocking: list[float] = []
     worker: list[float] = []
+    train._import_tensorflow = timed(train._import_tensorflow, importing)
     train._import_tensorflow(verbose=False)  # so that the callback module can be imported and timed
     from tbimg_cli import keras_callback
 
-    callback = keras_callback.ConfusionMatrixCallback
+    callback = keras_callback.ValidationAndConfusionMatrixCallback
     callback.on_epoch_end = timed(callback.on_epoch_end, blocking)
     confusion.write_summaries = timed(confusion.write_summaries, worker)
+
+    class Clock(train.TrainingObserver):
+        def epoch_done(self, epoch, logs):
+            self.last_epoch_end = time.perf_counter()
+
+        def training_ended(self):
+            self.fit_end = time.perf_counter()
+
+    clock = Clock()
     settings = train.TrainSettings(epochs=args.epochs, data_dir=args.data_dir, logdir=Path(tempfile.mkdtemp()))
-    result = train.run(settings)
-    epochs = [e.seconds for e in result.epochs]
-    print(json.dumps({"epoch_seconds": epochs, "blocking_seconds": blocking, "worker_seconds": worker}))
+    started = time.perf_counter()
+    result = train.run(settings, clock)
+    total = time.perf_counter() - started
+    print(json.dumps({
+        "import_seconds": importing[0],  # the first import, outside `run`; `run`'s own finds it done
+        "epoch_seconds": [e.seconds for e in result.epochs],
+        "blocking_seconds": blocking,
+        "worker_seconds": worker,
+        "after_last_epoch_seconds": clock.fit_end - clock.last_epoch_end,
+        "run_seconds_without_import": total,
+    }))  # fmt: skip
 
 
 if __name__ == "__main__":
