@@ -65,7 +65,10 @@ def main():
     tutorial = [PYTHON, str(REPO / "bench" / "tutorial_way.py")]
 
     print("help ...", file=sys.stderr)
-    help_runs = alternate({"help": {"cmd": [*TBIMG, "--help"]}}, args.runs * 2)
+    help_runs = alternate(
+        {"help": {"cmd": [*TBIMG, "--help"]}, "bare typer help": {"cmd": [PYTHON, str(REPO / "bench" / "bare_typer_app.py"), "--help"]}},
+        args.runs * 2,
+    )
     print("load ...", file=sys.stderr)
     loads = load_times(args.runs)
     print("single/grid ...", file=sys.stderr)
@@ -82,13 +85,15 @@ def main():
     print("writer throughput ...", file=sys.stderr)
     writer_rates = writer_throughput(args.runs)
 
-    help_s = help_runs["help"]["median_s"]
+    help_s, bare_help_s = help_runs["help"]["median_s"], help_runs["bare typer help"]["median_s"]
     single_s, tut_single_s = cases["tbimg single"]["median_s"], cases["tutorial single"]["median_s"]
     grid_s, tut_grid_s = cases["tbimg grid 25"]["median_s"], cases["tutorial grid 25"]["median_s"]
     big_grid_s = cases["tbimg grid 10000"]["median_s"]
     rss = max(cases[name]["peak_rss_mb"] for name in ("tbimg single", "tbimg grid 25"))
     rows = [
         row("`tbimg --help` median", f"{help_s:.3f} s", "<= 0.25 s", help_s <= 0.25),
+        row("bare Typer app `--help` median (bench/bare_typer_app.py)", f"{bare_help_s:.3f} s"),
+        row("`--help` / bare Typer app", f"{help_s / bare_help_s:.2f}x", "<= 1.5x", help_s <= 1.5 * bare_help_s),
         row("load test set (10k), in-process median", f"{loads['test']:.3f} s"),
         row("load training set (60k), in-process median", f"{loads['train']:.3f} s"),
         row("`tbimg single --index 0` median", f"{single_s:.3f} s", "<= 0.35 s", single_s <= 0.35),

@@ -127,12 +127,12 @@ def run(
     chief = settings.strategy != "multi-worker" or is_chief(os.environ.get("TF_CONFIG"))
     logdir = Path(settings.logdir) if chief else Path(tempfile.mkdtemp(prefix="tbimg-worker-"))
     try:
-        with ThreadPoolExecutor(1, thread_name_prefix="tbimg-data") as reader:
-            with new_run_dir(logdir, TRAINING_FOLDER, settings.run_name) as run_dir:
-                # Decompressing the images (zlib lets go of the GIL) overlaps TensorFlow's import;
-                # only `_train` holds the arrays, so that it can let them go.
-                result = _train(settings, observer, on_run_created if chief else None, run_dir,
-                                reader.submit(_read, files, settings.limit_train))  # fmt: skip
+        reader = ThreadPoolExecutor(1, thread_name_prefix="tbimg-data")
+        with reader, new_run_dir(logdir, TRAINING_FOLDER, settings.run_name) as run_dir:
+            # Decompressing the images (zlib lets go of the GIL) overlaps TensorFlow's import;
+            # only `_train` holds the arrays, so that it can let them go.
+            result = _train(settings, observer, on_run_created if chief else None, run_dir,
+                            reader.submit(_read, files, settings.limit_train))  # fmt: skip
         result.tags = _tags_written(run_dir)
     finally:
         if not chief:
@@ -375,7 +375,8 @@ def _locate(settings: TrainSettings) -> tuple[data.SplitFiles, data.SplitFiles]:
     so a data problem fails in milliseconds."""
     train = data.locate("train", settings.data_dir, settings.offline, settings.on_download)
     test = data.locate("test", settings.data_dir, settings.offline, settings.on_download)
-    train.count(), test.count()  # the headers agree
+    for split in (train, test):
+        split.count()  # raises when a split's image and label files disagree
     return train, test
 
 
