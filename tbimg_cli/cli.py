@@ -246,7 +246,7 @@ def _same_options_as(command):
     return copy
 
 
-@app.command(help="A matplotlib figure of COUNT images with their class names, logged as one image.\n\n"
+@app.command(help="A figure of COUNT images with their class names (drawn with matplotlib), logged as one image.\n\n"
              "Example: tbimg plot --count 25")  # fmt: skip
 @_same_options_as(grid)
 def plot(**options) -> None:
