@@ -1,6 +1,6 @@
 """The peer for `tbimg --help`: a bare Typer app, two commands, Typer's rich help.
 
-    python bench/bare_typer_app.py --help
+python bench/bare_typer_app.py --help
 """
 
 import typer

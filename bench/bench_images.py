@@ -16,9 +16,19 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
-    DATA_DIR, PYTHON, QUIET_TF, REPO, TBIMG, alternate, keras_home_with_data, print_table, row, run_measured, save,
-)  # fmt: skip
+from common import (
+    DATA_DIR,
+    PYTHON,
+    QUIET_TF,
+    REPO,
+    TBIMG,
+    alternate,
+    keras_home_with_data,
+    print_table,
+    row,
+    run_measured,
+    save,
+)
 
 
 def load_times(runs: int) -> dict:
@@ -51,7 +61,9 @@ def writer_throughput(rounds: int) -> dict:
             samples[who] += json.loads(run_measured([*script, who], QUIET_TF)[2])["images_per_s"]
     rates = {who: statistics.median(runs) for who, runs in samples.items()}
     for count in (30_000, 60_000):
-        rates[f"tbimg {count}"] = statistics.median(json.loads(run_measured([*script, "tbimg", "--count", str(count)])[2])["images_per_s"])
+        rates[f"tbimg {count}"] = statistics.median(
+            json.loads(run_measured([*script, "tbimg", "--count", str(count)])[2])["images_per_s"]
+        )
     return rates
 
 
@@ -66,7 +78,10 @@ def main():
 
     print("help ...", file=sys.stderr)
     help_runs = alternate(
-        {"help": {"cmd": [*TBIMG, "--help"]}, "bare typer help": {"cmd": [PYTHON, str(REPO / "bench" / "bare_typer_app.py"), "--help"]}},
+        {
+            "help": {"cmd": [*TBIMG, "--help"]},
+            "bare typer help": {"cmd": [PYTHON, str(REPO / "bench" / "bare_typer_app.py"), "--help"]},
+        },
         args.runs * 2,
     )
     print("load ...", file=sys.stderr)
@@ -77,7 +92,10 @@ def main():
             "tbimg single": {"cmd": [*TBIMG, "single", "--index", "0", *data]},
             "tutorial single": {"cmd": [*tutorial, "single", "--logdir", str(work / "tut")], "env": tutorial_env},
             "tbimg grid 25": {"cmd": [*TBIMG, "grid", "--count", "25", *data]},
-            "tutorial grid 25": {"cmd": [*tutorial, "grid", "--count", "25", "--logdir", str(work / "tut")], "env": tutorial_env},
+            "tutorial grid 25": {
+                "cmd": [*tutorial, "grid", "--count", "25", "--logdir", str(work / "tut")],
+                "env": tutorial_env,
+            },
             "tbimg grid 10000": {"cmd": [*TBIMG, "grid", "--count", "10000", "--split", "test", *data]},
         },
         args.runs,
@@ -104,15 +122,31 @@ def main():
         row("grid 25 speed-up", f"{tut_grid_s / grid_s:.1f}x"),
         row("peak RSS, tbimg single/grid", f"{rss:.0f} MB", "<= 120 MB", rss <= 120),
         row("peak RSS, tutorial single", f"{cases['tutorial single']['peak_rss_mb']:.0f} MB"),
-        row("writer, 10,000 images in one summary", f"{writer_rates['tbimg']:,.0f} img/s", ">= 20,000 img/s", writer_rates["tbimg"] >= 20000),
+        row(
+            "writer, 10,000 images in one summary",
+            f"{writer_rates['tbimg']:,.0f} img/s",
+            ">= 20,000 img/s",
+            writer_rates["tbimg"] >= 20000,
+        ),
         row("tf.summary.image, same", f"{writer_rates['tf']:,.0f} img/s"),
-        row("writer / tf.summary.image", f"{writer_rates['tbimg'] / writer_rates['tf']:.2f}x", ">= 1.2x", writer_rates["tbimg"] >= 1.2 * writer_rates["tf"]),
-        row("writer, 30,000 / 60,000 images in one summary", f"{writer_rates['tbimg 30000']:,.0f} / {writer_rates['tbimg 60000']:,.0f} img/s",
-            "linear: >= 0.8x the 10,000 rate", writer_rates["tbimg 60000"] >= 0.8 * writer_rates["tbimg"]),  # fmt: skip
+        row(
+            "writer / tf.summary.image",
+            f"{writer_rates['tbimg'] / writer_rates['tf']:.2f}x",
+            ">= 1.2x",
+            writer_rates["tbimg"] >= 1.2 * writer_rates["tf"],
+        ),
+        row(
+            "writer, 30,000 / 60,000 images in one summary",
+            f"{writer_rates['tbimg 30000']:,.0f} / {writer_rates['tbimg 60000']:,.0f} img/s",
+            "linear: >= 0.8x the 10,000 rate",
+            writer_rates["tbimg 60000"] >= 0.8 * writer_rates["tbimg"],
+        ),
         row("`tbimg grid --count 10000` median", f"{big_grid_s:.3f} s", "<= 1.5 s", big_grid_s <= 1.5),
     ]
     print_table(f"bench_images ({args.runs} alternating runs, medians)", rows)
-    path = save("bench_images", {"help": help_runs, "load_s": loads, "cases": cases, "writer_images_per_s": writer_rates})
+    path = save(
+        "bench_images", {"help": help_runs, "load_s": loads, "cases": cases, "writer_images_per_s": writer_rates}
+    )
     print(f"\nraw numbers: {path}", file=sys.stderr)
 
 

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import PYTHON, REPO, TBIMG, alternate, print_table, row, save  # noqa: E402
+from common import PYTHON, REPO, TBIMG, alternate, print_table, row, save
 
 RUNS = 4
 SCALAR_TAGS = ("loss", "accuracy")
@@ -36,8 +36,8 @@ def write_logdir(root: Path, scalars: int, images: int) -> Path:
     from tensorboard.plugins.image import metadata as image_metadata
     from tensorboard.plugins.scalar import metadata as scalar_metadata
 
+    from tbimg_cli.png import encode_pngs
     from tbimg_cli.records import frame
-    from tbimg_cli.writer import encode_pngs
 
     scalar_meta = scalar_metadata.create_summary_metadata(None, "")
     image_meta = image_metadata.create_summary_metadata(None, "")
@@ -53,17 +53,25 @@ def write_logdir(root: Path, scalars: int, images: int) -> Path:
                 values = []
                 for i, tag in enumerate(SCALAR_TAGS):
                     number = math.sin(step / 1000 + run + i)
-                    tensor = tensor_pb2.TensorProto(dtype=1, tensor_shape=tensor_shape_pb2.TensorShapeProto(),
-                                                    tensor_content=np.float32(number).tobytes())  # fmt: skip
+                    tensor = tensor_pb2.TensorProto(
+                        dtype=1,
+                        tensor_shape=tensor_shape_pb2.TensorShapeProto(),
+                        tensor_content=np.float32(number).tobytes(),
+                    )
                     values.append(summary_pb2.Summary.Value(tag=tag, metadata=scalar_meta, tensor=tensor))
                 if step % image_every == 0:
                     tensor = tensor_pb2.TensorProto(
-                        dtype=7, tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=3)]),
+                        dtype=7,
+                        tensor_shape=tensor_shape_pb2.TensorShapeProto(
+                            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=3)]
+                        ),
                         string_val=[b"28", b"28", pngs[step % len(pngs)]],
                     )
                     values.append(summary_pb2.Summary.Value(tag="samples", metadata=image_meta, tensor=tensor))
                 for value in values:  # one value per event, as tf.summary writes them
-                    event = event_pb2.Event(wall_time=1.7e9 + step, step=step, summary=summary_pb2.Summary(value=[value]))
+                    event = event_pb2.Event(
+                        wall_time=1.7e9 + step, step=step, summary=summary_pb2.Summary(value=[value])
+                    )
                     out.write(frame(event.SerializeToString()))
     return root
 
@@ -83,7 +91,9 @@ def read_csvs(out: Path) -> dict:
 
 def agree(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(
-        a[k][0] == b[k][0] and math.isclose(a[k][1], b[k][1], rel_tol=1e-6, abs_tol=1e-3) and math.isclose(a[k][2], b[k][2], abs_tol=1e-6)
+        a[k][0] == b[k][0]
+        and math.isclose(a[k][1], b[k][1], rel_tol=1e-6, abs_tol=1e-3)
+        and math.isclose(a[k][2], b[k][2], abs_tol=1e-6)
         for k in a
     )
 
@@ -104,7 +114,17 @@ def main() -> None:
         {
             "tbimg inspect": {"cmd": [*TBIMG, "inspect", str(logdir), "--json"]},
             "tbimg export (scalars to CSV)": {
-                "cmd": [*TBIMG, "export", str(logdir), "--out", str(work / "csv"), "--tag", "^(loss|accuracy)$", "--force", "--json"]
+                "cmd": [
+                    *TBIMG,
+                    "export",
+                    str(logdir),
+                    "--out",
+                    str(work / "csv"),
+                    "--tag",
+                    "^(loss|accuracy)$",
+                    "--force",
+                    "--json",
+                ]
             },
             "EventMultiplexer (all events kept)": {"cmd": [*peers, "multiplexer", str(logdir)]},
             "tbparse.SummaryReader": {"cmd": [*peers, "tbparse", str(logdir)]},
@@ -127,8 +147,14 @@ def main() -> None:
         for peer in ("EventMultiplexer (all events kept)", "tbparse.SummaryReader"):
             ratio = base[peer] / base[ours_name]
             rows.append(row(f"{ours_name} vs {peer}", f"{ratio:.1f}x faster", ">= 5x", ratio >= 5))
-        rows.append(row(f"{ours_name} peak RSS", f"{cases[ours_name]['peak_rss_mb']:.0f} MB", "< 150 MB",
-                        cases[ours_name]["peak_rss_mb"] < 150))  # fmt: skip
+        rows.append(
+            row(
+                f"{ours_name} peak RSS",
+                f"{cases[ours_name]['peak_rss_mb']:.0f} MB",
+                "< 150 MB",
+                cases[ours_name]["peak_rss_mb"] < 150,
+            )
+        )
     rows.append(row("values agree (count, sum, last per tag) with both peers", str(agreement), "True", agreement))
     print_table(f"bench_readback ({args.runs} alternating runs, medians)", rows)
     path = save("bench_readback", {"cases": cases, "events": events, "size_mb": size_mb})

@@ -17,9 +17,19 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (  # noqa: E402
-    DATA_DIR, PYTHON, QUIET_TF, REPO, TBIMG, alternate, keras_home_with_data, print_table, row, run_measured, save,
-)  # fmt: skip
+from common import (
+    DATA_DIR,
+    PYTHON,
+    QUIET_TF,
+    REPO,
+    TBIMG,
+    alternate,
+    keras_home_with_data,
+    print_table,
+    row,
+    run_measured,
+    save,
+)
 
 EPOCHS = 5
 
@@ -45,7 +55,9 @@ def main():
     print("train-cm ...", file=sys.stderr)
     cases = alternate(
         {
-            "tbimg train-cm": {"cmd": [*TBIMG, "train-cm", "--epochs", str(EPOCHS), "--batch-size", "32", "--json", *ours]},
+            "tbimg train-cm": {
+                "cmd": [*TBIMG, "train-cm", "--epochs", str(EPOCHS), "--batch-size", "32", "--json", *ours]
+            },
             "tutorial train-cm": {
                 "cmd": [*tutorial, "train-cm", "--epochs", str(EPOCHS), "--logdir", str(work / "tut")],
                 "env": tutorial_env,
@@ -72,23 +84,41 @@ def main():
         row("wall-time ratio tbimg/tutorial", f"{ours_s / theirs_s:.3f}", "<= 0.35", ours_s / theirs_s <= 0.35),
         # The tutorial feeds raw 0-255 pixels to the network and lands anywhere from 0.45 to 0.75;
         # tbimg scales them to [0, 1], as Keras's own Fashion-MNIST examples do. Not worse is the test.
-        row("test accuracy after 5 epochs, tbimg (median)", f"{our_acc:.4f}", f">= tutorial - 0.01 ({their_acc:.4f})", our_acc >= their_acc - 0.01),
+        row(
+            "test accuracy after 5 epochs, tbimg (median)",
+            f"{our_acc:.4f}",
+            f">= tutorial - 0.01 ({their_acc:.4f})",
+            our_acc >= their_acc - 0.01,
+        ),
         row("tbimg epoch median", f"{epoch_s:.2f} s"),
-        row("logging holding training up per epoch (median)", f"{blocking_s * 1000:.0f} ms = {blocking_s / epoch_s:.1%} of an epoch", "<= 10%", blocking_s / epoch_s <= 0.10),
+        row(
+            "logging holding training up per epoch (median)",
+            f"{blocking_s * 1000:.0f} ms = {blocking_s / epoch_s:.1%} of an epoch",
+            "<= 10%",
+            blocking_s / epoch_s <= 0.10,
+        ),
         row("drawing + writing on the worker thread per epoch (median)", f"{worker_s * 1000:.0f} ms"),
         row("probe: TensorFlow + Keras import", f"{probe['import_seconds']:.2f} s"),
         row("probe: first epoch (tracing included)", f"{probe['epoch_seconds'][0]:.2f} s"),
         row("probe: later epochs (median)", f"{statistics.median(probe['epoch_seconds'][1:]):.2f} s"),
         row("probe: wait for the last epoch's figures", f"{probe['after_last_epoch_seconds']:.2f} s"),
         row("tutorial's logging callback per epoch (median)", f"{their_logging_s * 1000:.0f} ms"),
-        row("peak RSS, tbimg train-cm", f"{rss:.0f} MiB = {rss * 1.048576:.0f} MB", "<= 1.0 GB (1000 MB)", rss * 1.048576 <= 1000),
+        row(
+            "peak RSS, tbimg train-cm",
+            f"{rss:.0f} MiB = {rss * 1.048576:.0f} MB",
+            "<= 1.0 GB (1000 MB)",
+            rss * 1.048576 <= 1000,
+        ),
         row("peak RSS, tutorial script", f"{cases['tutorial train-cm']['peak_rss_mb']:.0f} MB"),
         row("`tbimg plot` median", f"{plot_s:.2f} s"),
         row("tutorial plot median", f"{their_plot_s:.2f} s"),
         row("plot speed-up", f"{their_plot_s / plot_s:.1f}x", ">= 8x", their_plot_s / plot_s >= 8),
     ]
     print_table(f"bench_train ({args.runs} alternating training runs, {args.plot_runs} plot runs, medians)", rows)
-    path = save("bench_train", {"cases": {**cases, **plots}, "tbimg_runs": our_runs, "tutorial_runs": their_runs, "probe": probe})
+    path = save(
+        "bench_train",
+        {"cases": {**cases, **plots}, "tbimg_runs": our_runs, "tutorial_runs": their_runs, "probe": probe},
+    )
     print(f"\nraw numbers: {path}", file=sys.stderr)
 
 

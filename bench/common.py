@@ -30,7 +30,12 @@ def keras_home_with_data() -> Path:
     home = Path(tempfile.mkdtemp(prefix="bench-keras-"))
     cache = home / "datasets" / "fashion-mnist"
     cache.mkdir(parents=True)
-    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+    for name in (
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ):
         (cache / name).symlink_to(DATA_DIR / name)
     return home
 

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA_DIR  # noqa: E402
+from common import DATA_DIR
 
 
 def timed(function, into: list[float]):
@@ -67,14 +67,18 @@ def main() -> None:
     started = time.perf_counter()
     result = train.run(settings, clock)
     total = time.perf_counter() - started
-    print(json.dumps({
-        "import_seconds": importing[0],  # the first import, outside `run`; `run`'s own finds it done
-        "epoch_seconds": [e.seconds for e in result.epochs],
-        "blocking_seconds": blocking,
-        "worker_seconds": worker,
-        "after_last_epoch_seconds": clock.fit_end - clock.last_epoch_end,
-        "run_seconds_without_import": total,
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "import_seconds": importing[0],  # the first import, outside `run`; `run`'s own finds it done
+                "epoch_seconds": [e.seconds for e in result.epochs],
+                "blocking_seconds": blocking,
+                "worker_seconds": worker,
+                "after_last_epoch_seconds": clock.fit_end - clock.last_epoch_end,
+                "run_seconds_without_import": total,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -32,7 +32,9 @@ def regenerate(out: Path, data_dir: str | None) -> None:
     extra = ["--logdir", str(out)] + (["--data-dir", data_dir] if data_dir else [])
     for run, args in RUNS:
         shutil.rmtree(out / run, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "tbimg_cli", *args, *extra, "--json"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "tbimg_cli", *args, *extra, "--json"], check=True, stdout=subprocess.DEVNULL
+        )
 
 
 def main() -> None:

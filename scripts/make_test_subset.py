@@ -53,7 +53,9 @@ def subset(source: Path, header_size: int, item_size: int, keep: int) -> bytes:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--from", dest="source", type=Path, required=True, help="folder with the official files")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "tests" / "data" / "fashion-mnist-subset")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parents[1] / "tests" / "data" / "fashion-mnist-subset"
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     sums = []

@@ -72,10 +72,19 @@ def screenshot(url: str, target: Path, size: str) -> None:
         raise SystemExit("headless Chromium is needed: apt-get install chromium")
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run(
-            [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={size}",
-             "--virtual-time-budget=20000", f"--screenshot={target}", url],
-            check=True, capture_output=True, timeout=120,
-        )  # fmt: skip
+            [
+                chromium,
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={profile}",
+                f"--window-size={size}",
+                "--virtual-time-budget=20000",
+                f"--screenshot={target}",
+                url,
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
 
 
 def serve(args: list[str], logdir: Path, data_dir: str | None) -> tuple[subprocess.Popen, str]:
@@ -83,8 +92,10 @@ def serve(args: list[str], logdir: Path, data_dir: str | None) -> tuple[subproce
     extra = ["--logdir", str(logdir), "--serve", "--port", str(port)] + (["--data-dir", data_dir] if data_dir else [])
     proc = subprocess.Popen(
         [sys.executable, "-m", "tbimg_cli", *args, *extra, "--json"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for line in proc.stderr:
         if match := re.search(r"http://\S+?/", line):
             return proc, match.group(0)
@@ -122,16 +133,34 @@ EXAMPLE_SHOTS = [
 
 def example_shots(logdir: Path, data_dir: str | None, out: Path) -> None:
     subprocess.run(
-        [sys.executable, str(REPO / "docs" / "examples" / "keras_cnn.py"), "--logdir", str(logdir), "--epochs", "3",
-         *(["--data-dir", data_dir] if data_dir else [])],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(REPO / "docs" / "examples" / "keras_cnn.py"),
+            "--logdir",
+            str(logdir),
+            "--epochs",
+            "3",
+            *(["--data-dir", data_dir] if data_dir else []),
+        ],
+        check=True,
+        capture_output=True,
+    )
     port = free_port()
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "tensorboard"), "--logdir", str(logdir), "--host", "127.0.0.1",
-         "--port", str(port), "--samples_per_plugin", "images=100,text=100"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            str(Path(sys.executable).parent / "tensorboard"),
+            "--logdir",
+            str(logdir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--samples_per_plugin",
+            "images=100,text=100",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}/"
     try:
         wait_for_data(url)
@@ -153,8 +182,9 @@ def export_last_confusion_matrix(logdir: Path, target: Path) -> None:
     with tempfile.TemporaryDirectory() as out:
         subprocess.run(
             [sys.executable, "-m", "tbimg_cli", "export", str(logdir), "--out", out, "--tag", "^Confusion Matrix$"],
-            check=True, capture_output=True,
-        )  # fmt: skip
+            check=True,
+            capture_output=True,
+        )
         last = max(Path(out).rglob("step-*-0.png"), key=lambda p: int(p.name.split("-")[1]))
         shutil.copy(last, target)
     print(f"wrote {target}")

@@ -1,33 +1,56 @@
 """tbimg: images into TensorBoard, from the command line and from your own training.
 
 The public API, importable from here and loaded only when first used
-(PEP 562), so `import tbimg_cli` and `tbimg --help` stay light:
+(PEP 562), so `import tbimg_cli` and `tbimg --help` stay light; type checkers
+see the real names through the `TYPE_CHECKING` imports below:
 
-- `ConfusionMatrixCallback`: a Keras callback (loads Keras when used);
-- `log_confusion_matrix`: the same summaries from plain arrays (never loads TensorFlow);
+- `log_confusion_matrix`: a confusion matrix, its table, a gallery of mistakes
+  and per-class scalars from plain arrays (never loads TensorFlow);
+- `ConfusionMatrixCallback`: the same every N epochs of Keras training (needs
+  `pip install 'tbimg[train]'`; loads Keras when used);
 - `EventWriter`: the TensorFlow-free summary writer everything else uses.
+
+Errors are `TbimgError`s: bad values are also `ValueError`s, bad types
+`TypeError`s, a missing extra an `ImportError` (see `tbimg_cli.errors`).
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from tbimg_cli.errors import MissingExtraError
+
+if TYPE_CHECKING:
+    from tbimg_cli.confusion import log_confusion_matrix
+    from tbimg_cli.keras_callback import ConfusionMatrixCallback
+    from tbimg_cli.writer import EventWriter
+
 __version__ = "0.1.0"
-__all__ = ["ConfusionMatrixCallback", "EventWriter", "log_confusion_matrix", "__version__"]
+__all__ = ["ConfusionMatrixCallback", "EventWriter", "__version__", "log_confusion_matrix"]
 
 _PUBLIC = {
     "ConfusionMatrixCallback": "tbimg_cli.keras_callback",
     "log_confusion_matrix": "tbimg_cli.confusion",
     "EventWriter": "tbimg_cli.writer",
 }
+# Names that need an extra installed, and the extra.
+_EXTRA_OF = {"ConfusionMatrixCallback": "train"}
 
 
-def __getattr__(name: str):
-    if name in _PUBLIC:
-        import importlib
-
-        value = getattr(importlib.import_module(_PUBLIC[name]), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-    raise AttributeError(f"module 'tbimg_cli' has no attribute {name!r}")
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'tbimg_cli' has no attribute {name!r}")
+    try:
+        module = importlib.import_module(_PUBLIC[name])
+    except ImportError as exc:
+        extra = _EXTRA_OF.get(name)
+        if extra is None or exc.name not in ("keras", "tensorflow", "tf_keras"):
+            raise
+        raise MissingExtraError(f"{name} needs Keras and TensorFlow: pip install 'tbimg[{extra}]'") from exc
+    value = getattr(module, name)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
 
 def __dir__() -> list[str]:

@@ -9,18 +9,21 @@ wraps every command, so none can forget it.
 
 from __future__ import annotations
 
-import inspect as signatures
 import os
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from typer.core import TyperGroup
 
 from tbimg_cli import __version__, serve
-from tbimg_cli.errors import counted
 from tbimg_cli.runs import DEFAULT_LOGDIR
+from tbimg_cli.words import counted
+
+if TYPE_CHECKING:
+    from tbimg_cli.images import WrittenRun
+    from tbimg_cli.output import DownloadBars
 
 EXIT_ERROR = 1  # a mistake the user can fix (usage errors keep Click's 2)
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report it
@@ -114,7 +117,7 @@ def _remember_verbose(ctx: typer.Context, value: bool) -> bool:
 
 
 DataDirOpt = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         "--data-dir",
         envvar="TBIMG_DATA_DIR",
@@ -124,45 +127,80 @@ DataDirOpt = Annotated[
     ),
 ]
 OfflineOpt = Annotated[
-    bool, typer.Option("--offline", envvar="TBIMG_OFFLINE", help="Never download the dataset.", metavar="", rich_help_panel=DATA)
+    bool,
+    typer.Option(
+        "--offline", envvar="TBIMG_OFFLINE", help="Never download the dataset.", metavar="", rich_help_panel=DATA
+    ),
 ]
 SplitOpt = Annotated[Split, typer.Option("--split", help="Which Fashion-MNIST split to read.", rich_help_panel=DATA)]
 CountOpt = Annotated[int, typer.Option("--count", "-n", help="How many images.")]
 StartOpt = Annotated[int, typer.Option("--start", help="Dataset index to start from.", rich_help_panel=DATA, min=0)]
 ClassOpt = Annotated[
-    Optional[str],
-    typer.Option("--class", help="Only images of this class (name or id 0-9).", rich_help_panel=DATA, show_default=False),
+    str | None,
+    typer.Option(
+        "--class", help="Only images of this class (name or id 0-9).", rich_help_panel=DATA, show_default=False
+    ),
 ]
 LogdirOpt = Annotated[
-    Path, typer.Option("--logdir", help="Root log directory; each run gets its own folder below it.", rich_help_panel=OUTPUT)
+    Path,
+    typer.Option("--logdir", help="Root log directory; each run gets its own folder below it.", rich_help_panel=OUTPUT),
 ]
 RunNameOpt = Annotated[
-    Optional[str],
-    typer.Option("--run-name", help="Name the run folder instead of a timestamp.", rich_help_panel=OUTPUT, show_default=False),
+    str | None,
+    typer.Option(
+        "--run-name", help="Name the run folder instead of a timestamp.", rich_help_panel=OUTPUT, show_default=False
+    ),
 ]
 JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print one JSON object describing the run, nothing else.", metavar="", rich_help_panel=OUTPUT)
+    bool,
+    typer.Option(
+        "--json", help="Print one JSON object describing the run, nothing else.", metavar="", rich_help_panel=OUTPUT
+    ),
 ]
 VerboseOpt = Annotated[
     bool,
-    typer.Option("--verbose", "-v", help="Show tracebacks and library logs.", metavar="", rich_help_panel=OUTPUT, callback=_remember_verbose),
+    typer.Option(
+        "--verbose",
+        "-v",
+        help="Show tracebacks and library logs.",
+        metavar="",
+        rich_help_panel=OUTPUT,
+        callback=_remember_verbose,
+    ),
 ]
 ServeOpt = Annotated[
-    bool, typer.Option("--serve", help="Start TensorBoard on the log root and keep serving until Ctrl-C.", metavar="", rich_help_panel=SERVING)
+    bool,
+    typer.Option(
+        "--serve",
+        help="Start TensorBoard on the log root and keep serving until Ctrl-C.",
+        metavar="",
+        rich_help_panel=SERVING,
+    ),
 ]
 HostOpt = Annotated[
-    str, typer.Option("--host", help="Address TensorBoard binds (0.0.0.0 for every interface).", rich_help_panel=SERVING)
+    str,
+    typer.Option("--host", help="Address TensorBoard binds (0.0.0.0 for every interface).", rich_help_panel=SERVING),
 ]
 PortOpt = Annotated[
-    Optional[int],
+    int | None,
     typer.Option(
-        "--port", help="Port for TensorBoard. Default: 6006, or the next free one.",
-        rich_help_panel=SERVING, show_default=False, min=0, max=65535,
+        "--port",
+        help="Port for TensorBoard. Default: 6006, or the next free one.",
+        rich_help_panel=SERVING,
+        show_default=False,
+        min=0,
+        max=65535,
     ),
-]  # fmt: skip
-OpenOpt = Annotated[bool, typer.Option("--open", help="Open TensorBoard in a browser.", metavar="", rich_help_panel=SERVING)]
+]
+OpenOpt = Annotated[
+    bool, typer.Option("--open", help="Open TensorBoard in a browser.", metavar="", rich_help_panel=SERVING)
+]
 LogdirArg = Annotated[
-    str, typer.Argument(help="A TensorBoard log directory (any writer's): a folder, or a URL such as s3://bucket/logs.", metavar="LOGDIR")
+    str,
+    typer.Argument(
+        help="A TensorBoard log directory (any writer's): a folder, or a URL such as s3://bucket/logs.",
+        metavar="LOGDIR",
+    ),
 ]
 
 
@@ -175,7 +213,10 @@ def version_callback(value: bool) -> None:
 @app.callback()
 def root(
     version: Annotated[
-        bool, typer.Option("--version", callback=version_callback, is_eager=True, help="Show the version and exit.", metavar="")
+        bool,
+        typer.Option(
+            "--version", callback=version_callback, is_eager=True, help="Show the version and exit.", metavar=""
+        ),
     ] = False,
 ) -> None:
     """Fashion-MNIST images into TensorBoard: TensorBoard's image-summary tutorial as commands."""
@@ -212,8 +253,10 @@ def single(
     _finish(result, f"{split.value} image #{index} ({result.classes[0]})", as_json, serving)
 
 
-@app.command(help="Many images as one summary with COUNT samples (TensorBoard's max_outputs).\n\n"
-             "Example: tbimg grid --count 25 --class Sneaker")  # fmt: skip
+@app.command(
+    help="Many images as one summary with COUNT samples (TensorBoard's max_outputs).\n\n"
+    "Example: tbimg grid --count 25 --class Sneaker"
+)
 def grid(
     count: CountOpt = 25,
     start: StartOpt = 0,
@@ -232,39 +275,40 @@ def grid(
 ) -> None:
     from tbimg_cli import images
 
-    _many_images(images.grid, lambda n, split: counted(n, f"{split} image"), **locals())
+    serving = _serve_settings(then_serve, host, port, open_browser)
+    with _download_bars(as_json) as on_download:
+        source = images.DataSource(split.value, data_dir, offline, on_download)
+        result = images.grid(source, images.RunTarget(logdir, run_name), count, start, class_name)
+    _finish(result, counted(result.images, f"{split.value} image"), as_json, serving)
 
 
-def _same_options_as(command):
-    """Give a command another's options: Typer reads parameters from the signature and annotations."""
-
-    def copy(function):
-        function.__signature__ = signatures.signature(command, eval_str=True)
-        function.__annotations__ = command.__annotations__
-        return function
-
-    return copy
-
-
-@app.command(help="A figure of COUNT images with their class names (drawn with matplotlib), logged as one image.\n\n"
-             "Example: tbimg plot --count 25")  # fmt: skip
-@_same_options_as(grid)
-def plot(**options) -> None:
-    from tbimg_cli import images
-
-    _many_images(images.plot, lambda n, split: f"a figure of {counted(n, f'{split} image')}", **options)
-
-
-def _many_images(write, what, count, start, class_name, split, data_dir, offline, logdir, run_name,
-                 as_json, then_serve, host, port, open_browser, verbose, **_) -> None:  # fmt: skip
-    """`grid` and `plot`: the same selection of images, written by `images.grid` or `images.plot`."""
+@app.command(
+    help="A figure of COUNT images with their class names (drawn with matplotlib), logged as one image.\n\n"
+    "Example: tbimg plot --count 25"
+)
+def plot(
+    count: CountOpt = 25,
+    start: StartOpt = 0,
+    class_name: ClassOpt = None,
+    split: SplitOpt = Split.train,
+    data_dir: DataDirOpt = None,
+    offline: OfflineOpt = False,
+    logdir: LogdirOpt = Path(DEFAULT_LOGDIR),
+    run_name: RunNameOpt = None,
+    as_json: JsonOpt = False,
+    then_serve: ServeOpt = False,
+    host: HostOpt = serve.DEFAULT_HOST,
+    port: PortOpt = None,
+    open_browser: OpenOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
     from tbimg_cli import images
 
     serving = _serve_settings(then_serve, host, port, open_browser)
     with _download_bars(as_json) as on_download:
         source = images.DataSource(split.value, data_dir, offline, on_download)
-        result = write(source, images.RunTarget(logdir, run_name), count, start, class_name)
-    _finish(result, what(result.images, split.value), as_json, serving)
+        result = images.plot(source, images.RunTarget(logdir, run_name), count, start, class_name)
+    _finish(result, f"a figure of {counted(result.images, f'{split.value} image')}", as_json, serving)
 
 
 @app.command("train-cm")
@@ -272,10 +316,11 @@ def train_cm(
     epochs: Annotated[int, typer.Option("--epochs", "-e", help="Training epochs.", min=1)] = 5,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Training batch size.", min=1)] = 32,
     seed: Annotated[
-        Optional[int], typer.Option("--seed", help="Seed for weights and shuffling (repeatable runs).", show_default=False)
+        int | None,
+        typer.Option("--seed", help="Seed for weights and shuffling (repeatable runs).", show_default=False),
     ] = None,
     limit_train: Annotated[
-        Optional[int],
+        int | None,
         typer.Option("--limit-train", help="Train on the first N images only (quick runs).", min=1, show_default=False),
     ] = None,
     max_misclassified: Annotated[
@@ -283,7 +328,9 @@ def train_cm(
     ] = 25,
     strategy: Annotated[
         Strategy,
-        typer.Option("--strategy", help="tf.distribute strategy; multi-worker reads TF_CONFIG and only the chief writes."),
+        typer.Option(
+            "--strategy", help="tf.distribute strategy; multi-worker reads TF_CONFIG and only the chief writes."
+        ),
     ] = Strategy.default,
     data_dir: DataDirOpt = None,
     offline: OfflineOpt = False,
@@ -307,17 +354,28 @@ def train_cm(
     on_run_created = (lambda run_dir: _start_server(logdir, serving)) if serving else None
     with _download_bars(as_json) as on_download:
         settings = train.TrainSettings(
-            epochs=epochs, batch_size=batch_size, seed=seed, limit_train=limit_train,
-            max_misclassified=max_misclassified, data_dir=data_dir, offline=offline,
-            logdir=logdir, run_name=run_name, verbose=verbose, strategy=strategy.value, on_download=on_download,
-        )  # fmt: skip
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=seed,
+            limit_train=limit_train,
+            max_misclassified=max_misclassified,
+            data_dir=data_dir,
+            offline=offline,
+            logdir=logdir,
+            run_name=run_name,
+            verbose=verbose,
+            strategy=strategy.value,
+            on_download=on_download,
+        )
         result = train.run(settings, output.TrainingProgress(enabled=not as_json), on_run_created)
     if as_json:
         output.emit_json(result.to_json())
     else:
         output.training_summary(result, serving=serving is not None)
     if result.interrupted:
-        raise KeyboardInterrupt(f"Interrupted after {counted(len(result.epochs), 'epoch')}; what was logged is complete and readable.")
+        raise KeyboardInterrupt(
+            f"Interrupted after {counted(len(result.epochs), 'epoch')}; what was logged is complete and readable."
+        )
     if serving is not None:
         serve.wait_for_ctrl_c()
 
@@ -331,9 +389,9 @@ def inspect(logdir: LogdirArg, as_json: JsonOpt = False, verbose: VerboseOpt = F
 
     Example: tbimg inspect logs
     """
-    from tbimg_cli import output, readback
+    from tbimg_cli import inspection, output
 
-    found = readback.inspect_logdir(logdir)
+    found = inspection.inspect_logdir(logdir)
     if as_json:
         output.emit_json(found.to_json())
     else:
@@ -346,10 +404,18 @@ def inspect(logdir: LogdirArg, as_json: JsonOpt = False, verbose: VerboseOpt = F
 def export(
     logdir: LogdirArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the files into.")],
-    tag: Annotated[Optional[str], typer.Option("--tag", help="Only tags matching this regular expression.", show_default=False)] = None,
-    run: Annotated[Optional[str], typer.Option("--run", help="Only runs matching this regular expression.", show_default=False)] = None,
-    step: Annotated[Optional[str], typer.Option("--step", help="Only this step (5) or range (2:8, 2:, :8).", show_default=False)] = None,
-    animate: Annotated[bool, typer.Option("--animate", help="Also an animated GIF per image tag with several steps.", metavar="")] = False,
+    tag: Annotated[
+        str | None, typer.Option("--tag", help="Only tags matching this regular expression.", show_default=False)
+    ] = None,
+    run: Annotated[
+        str | None, typer.Option("--run", help="Only runs matching this regular expression.", show_default=False)
+    ] = None,
+    step: Annotated[
+        str | None, typer.Option("--step", help="Only this step (5) or range (2:8, 2:, :8).", show_default=False)
+    ] = None,
+    animate: Annotated[
+        bool, typer.Option("--animate", help="Also an animated GIF per image tag with several steps.", metavar="")
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.", metavar="")] = False,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
@@ -361,9 +427,9 @@ def export(
     from tbimg_cli import export as exporting
     from tbimg_cli import output
 
-    selection = exporting.Selection(run, tag, exporting.parse_steps(step))
+    wanted = exporting.ExportFilter(run, tag, exporting.parse_steps(step))
     with output.ExportProgress(enabled=not as_json) as on_run:
-        result = exporting.export_logdir(logdir, out, selection, animate, force, on_run)
+        result = exporting.export_logdir(logdir, out, wanted, animate=animate, force=force, on_run=on_run)
     if as_json:
         output.emit_json(result.to_json())
     else:
@@ -375,27 +441,29 @@ def export(
 # Glue shared by the writing commands
 
 
-def _download_bars(as_json: bool):
+def _download_bars(as_json: bool) -> DownloadBars:
     from tbimg_cli import output
 
     return output.DownloadBars(enabled=not as_json)
 
 
-def _serve_settings(then_serve: bool, host: str, port: int | None, open_browser: bool, image_steps: int = 0):
+def _serve_settings(
+    then_serve: bool, host: str, port: int | None, open_browser: bool, image_steps: int = 0
+) -> serve.ServeSettings | None:
     """Checked serve settings when --serve is given (before any work, so a taken port fails fast)."""
     if not then_serve:
         return None
-    return serve.prepare(host, port, open_browser, image_steps)
+    return serve.checked_settings(host, port, open_browser=open_browser, image_steps=image_steps)
 
 
-def _start_server(logdir: Path, settings) -> None:
+def _start_server(logdir: Path, settings: serve.ServeSettings) -> None:
     from tbimg_cli import output
 
     url = serve.start(logdir, settings)
     output.serving(url, logdir, serve.moved_port_note(url, settings), serve.exposed(settings))
 
 
-def _finish(result, what: str, as_json: bool, serving) -> None:
+def _finish(result: WrittenRun, what: str, as_json: bool, serving: serve.ServeSettings | None) -> None:
     """Print a writing command's result, then serve its log root until Ctrl-C when asked."""
     from tbimg_cli import output
 
@@ -409,29 +477,24 @@ def _finish(result, what: str, as_json: bool, serving) -> None:
 
 
 def main() -> None:
-    """The `tbimg` script: run the app, then end the process without the interpreter's teardown.
+    """The `tbimg` script: this process is tbimg's own, so process-wide shortcuts may be taken.
 
-    By the time the app returns every command has closed its files, and the
-    exit handlers (`atexit`) still run here. What is skipped is finalising
-    every loaded module, which only makes the user wait: about 1 s once
-    TensorFlow is loaded, 0.1 s with matplotlib. Tests call `app` directly
-    and keep an ordinary interpreter.
+    Once the app returns every command has closed its files, and the process
+    ends through `shortcuts.end_process`. Tests call `app` directly and keep
+    an ordinary interpreter, as a program using tbimg as a library does.
     """
-    import atexit
     import sys
 
+    from tbimg_cli import shortcuts
+
+    shortcuts.claim_process()
     try:
         app()
         code = 0
     except SystemExit as end:
-        code = end.code
-    if code is not None and not isinstance(code, int):
-        print(code, file=sys.stderr)  # what `sys.exit("message")` would have printed
-        code = 1
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe or stream: nothing more can reach it
-            pass
-    os._exit(code or 0)
+        if end.code is None or isinstance(end.code, int):
+            code = end.code or 0
+        else:
+            print(end.code, file=sys.stderr)  # what `sys.exit("message")` would have printed
+            code = 1
+    shortcuts.end_process(code)

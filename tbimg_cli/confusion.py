@@ -24,12 +24,18 @@ from __future__ import annotations
 
 import atexit
 import threading
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tbimg_cli.errors import InputError
-from tbimg_cli.writer import EventWriter
+from tbimg_cli.writer import EventWriter, check_step
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import ArrayLike, NDArray
 
 CM_TAG = "Confusion Matrix"
 TABLE_TAG = "Confusion Matrix (table)"
@@ -46,10 +52,10 @@ MOST_CONFUSED_PAIRS = 20
 class Evaluation:
     """One step's checked inputs: class ids, names, and the misclassified images to show."""
 
-    y_true: object  # int64 (N,)
-    y_pred: object  # int64 (N,)
+    y_true: NDArray[np.int64]  # (N,)
+    y_pred: NDArray[np.int64]  # (N,)
     class_names: list[str]
-    gallery: object | None  # uint8 (k, H, W) or (k, H, W, 3): the first misclassified inputs
+    gallery: NDArray[np.uint8] | None  # (k, H, W) or (k, H, W, 3): the first misclassified inputs
     gallery_indices: list[int]
 
     @property
@@ -57,7 +63,13 @@ class Evaluation:
         return float((self.y_true == self.y_pred).mean())
 
 
-def prepare(y_true, y_pred, class_names=None, images=None, max_misclassified: int = 25) -> Evaluation:
+def evaluate(
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
+    class_names: Sequence[str] | None = None,
+    images: ArrayLike | None = None,
+    max_misclassified: int = 25,
+) -> Evaluation:
     """Check and normalise one step's inputs; every mistake is one `InputError` that names it.
 
     Labels may be class ids or one-hot rows; predictions may be class ids,
@@ -85,54 +97,54 @@ def prepare(y_true, y_pred, class_names=None, images=None, max_misclassified: in
     wrong = np.flatnonzero(true_ids != pred_ids)[:max_misclassified]
     gallery = None
     if images is not None:
-        images = np.asarray(images)
-        if len(images) != len(truth):
-            raise InputError(f"images must have one entry per example, got {len(images)} for {len(truth)} labels")
+        inputs = np.asarray(images)
+        if len(inputs) != len(truth):
+            raise InputError(f"images must have one entry per example, got {len(inputs)} for {len(truth)} labels")
         if len(wrong):
-            gallery = displayable_images(images[wrong])
+            gallery = displayable_images(inputs[wrong])
     return Evaluation(true_ids, pred_ids, names, gallery, wrong.tolist() if gallery is not None else [])
 
 
-def class_ids_from_labels(labels):
+def class_ids_from_labels(labels: ArrayLike) -> NDArray[np.int64]:
     """Class ids from sparse labels ((N,) or (N, 1)) or one-hot rows ((N, classes))."""
     import numpy as np
 
-    ids, labels = _argmax_or_column(labels, "labels must be class ids (N,) or one-hot rows (N, classes)")
-    if ids is not None:
-        return ids
-    if labels.dtype.kind == "f" and not np.all(np.mod(labels, 1) == 0):
+    values = _ids_or_scores(labels, "labels must be class ids (N,) or one-hot rows (N, classes)")
+    if values.ndim == 2:
+        return values.argmax(axis=1).astype(np.int64)
+    if values.dtype.kind == "f" and not np.all(np.mod(values, 1) == 0):
         raise InputError("labels must be whole class ids (or one-hot rows), got fractions")
-    return labels.astype(np.int64)
+    return values.astype(np.int64)
 
 
-def class_ids_from_predictions(predictions):
+def class_ids_from_predictions(predictions: ArrayLike) -> NDArray[np.int64]:
     """Class ids from ids, per-class scores (probabilities or logits), or one binary score per example."""
     import numpy as np
 
-    ids, scores = _argmax_or_column(predictions, "predictions must be (N,), (N, 1) or (N, classes)")
-    if ids is not None:
-        return ids
+    scores = _ids_or_scores(predictions, "predictions must be (N,), (N, 1) or (N, classes)")
+    if scores.ndim == 2:
+        return scores.argmax(axis=1).astype(np.int64)
     if scores.dtype.kind in "iub" or (np.all(np.mod(scores, 1) == 0) and scores.max() > 1):
         return scores.astype(np.int64)  # class ids
     # One score per example: a sigmoid probability in [0, 1], else a logit.
     threshold = 0.5 if scores.min() >= 0 and scores.max() <= 1 else 0.0
-    return (scores > threshold).astype(np.int64)
+    return np.asarray(scores > threshold).astype(np.int64)
 
 
-def _argmax_or_column(values, shapes: str):
-    """(class ids, None) for one column per class; (None, the one column as (N,)) otherwise."""
+def _ids_or_scores(values: ArrayLike, shapes: str) -> NDArray[Any]:
+    """(N, classes) for one column per class, else the one column as (N,)."""
     import numpy as np
 
-    values = np.asarray(values)
-    if values.ndim == 2 and values.shape[1] > 1:
-        return values.argmax(axis=1).astype(np.int64), None
-    column = values.reshape(len(values), -1)[:, 0] if values.ndim == 2 else values
+    array = np.asarray(values)
+    if array.ndim == 2 and array.shape[1] > 1:
+        return array
+    column = array.reshape(len(array), -1)[:, 0] if array.ndim == 2 else array
     if column.ndim != 1:
-        raise InputError(f"{shapes}, got shape {values.shape}")
-    return None, column
+        raise InputError(f"{shapes}, got shape {array.shape}")
+    return column
 
 
-def displayable_images(images):
+def displayable_images(images: ArrayLike) -> NDArray[np.uint8] | None:
     """uint8 (N, H, W) or (N, H, W, 3) for drawing, or None when these inputs are not images.
 
     uint8 is kept; other numbers in [0, 1] are scaled by 255, anything else
@@ -167,14 +179,18 @@ def write_summaries(writer: EventWriter, evaluation: Evaluation, step: int, when
     title = f"Confusion matrix {when}: accuracy {accuracy:.3f}"
     scale = "fraction of each true class" if normalize == "rows" else "number of examples"
     description = f"Confusion matrix {when} (accuracy {accuracy:.4f}). Cells and colour scale are the {scale}."
-    writer.png_images(CM_TAG, [confusion_matrix_png(matrix, names, title, normalize)], step=step, description=description)
-    writer.text(TABLE_TAG, confusion_table(matrix, names), step=step, description=f"The confusion matrix's counts {when}.")
+    writer.png_images(
+        CM_TAG, [confusion_matrix_png(matrix, names, title, normalize)], step=step, description=description
+    )
+    writer.text(
+        TABLE_TAG, confusion_table(matrix, names), step=step, description=f"The confusion matrix's counts {when}."
+    )
     if evaluation.gallery is not None:
         titles = [f"{names[evaluation.y_true[i]]} → {names[evaluation.y_pred[i]]}" for i in evaluation.gallery_indices]
         gallery = misclassified_png(evaluation.gallery, titles)
         shown = len(evaluation.gallery_indices)
-        writer.png_images(MISCLASSIFIED_TAG, [gallery], step=step,
-                          description=f"The first {shown} misclassified examples {when} (true → predicted).")  # fmt: skip
+        what = f"The first {shown} misclassified examples {when} (true → predicted)."
+        writer.png_images(MISCLASSIFIED_TAG, [gallery], step=step, description=what)
     true_totals, predicted_totals = matrix.sum(axis=1), matrix.sum(axis=0)
     hits = np.diag(matrix)
     for class_id, name in enumerate(names):
@@ -185,7 +201,7 @@ def write_summaries(writer: EventWriter, evaluation: Evaluation, step: int, when
     writer.flush()  # so a TensorBoard watching the run sees this step now
 
 
-def count_matrix(true_ids, predicted_ids, classes: int):
+def count_matrix(true_ids: NDArray[np.int64], predicted_ids: NDArray[np.int64], classes: int) -> NDArray[np.int64]:
     """Counts: row = true class, column = predicted class, as `sklearn.metrics.confusion_matrix`
     gives them (the tests check that it agrees). One `bincount` over checked class ids: importing
     scikit-learn for this would cost 0.9 s and 120 MB (it brings SciPy and pandas along), in
@@ -195,7 +211,7 @@ def count_matrix(true_ids, predicted_ids, classes: int):
     return np.bincount(true_ids * classes + predicted_ids, minlength=classes * classes).reshape(classes, classes)
 
 
-def confusion_table(matrix, class_names) -> str:
+def confusion_table(matrix: ArrayLike, class_names: Sequence[str]) -> str:
     """The matrix's counts as Markdown: the whole table up to 30 classes, else the most confused pairs."""
     import numpy as np
 
@@ -203,10 +219,11 @@ def confusion_table(matrix, class_names) -> str:
     names = [_markdown_cell(n) for n in class_names]
     total = int(matrix.sum())
     accuracy = np.trace(matrix) / total if total else 0.0
-    summary = f"{total} examples, {int(np.trace(matrix))} right (accuracy {accuracy:.4f}). Rows: true class; columns: predicted."
+    right = int(np.trace(matrix))
+    summary = f"{total} examples, {right} right (accuracy {accuracy:.4f}). Rows: true class; columns: predicted."
     if len(names) <= MAX_CLASSES_IN_TABLE:
         lines = ["| true \\ predicted | " + " | ".join(names) + " | total |", "|---" * (len(names) + 2) + "|"]
-        for name, row in zip(names, matrix):
+        for name, row in zip(names, matrix, strict=True):
             lines.append(f"| **{name}** | " + " | ".join(str(int(v)) for v in row) + f" | {int(row.sum())} |")
         return summary + "\n\n" + "\n".join(lines)
     off_diagonal = matrix.copy()
@@ -229,11 +246,11 @@ def confusion_table(matrix, class_names) -> str:
 class BackgroundLogger:
     """Queue steps; draw and write them on one worker thread into `folder`."""
 
-    def __init__(self, folder: Path, normalize: str = "rows"):
+    def __init__(self, folder: Path, normalize: str = "rows") -> None:
         self.writer = EventWriter(folder)
         self.normalize = normalize
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tbimg-confusion-matrix")
-        self._pending: list[Future] = []
+        self._pending: list[Future[None]] = []
         self._warm = self._pool.submit(_import_drawing_libraries)
 
     def submit(self, evaluation: Evaluation, step: int, when: str) -> None:
@@ -250,31 +267,56 @@ class BackgroundLogger:
 
     def _raise_worker_errors(self, wait: bool = False) -> None:
         for future in [self._warm, *self._pending]:
-            if (wait or future.done()) and future.exception() is not None:
-                raise future.exception()
+            failure = future.exception() if wait or future.done() else None
+            if failure is not None:
+                raise failure
 
 
 def log_confusion_matrix(
-    log_dir,
-    y_true,
-    y_pred,
+    log_dir: str | Path,
+    y_true: ArrayLike,
+    y_pred: ArrayLike,
     step: int,
-    class_names=None,
-    images=None,
+    class_names: Sequence[str] | None = None,
+    images: ArrayLike | None = None,
     *,
     max_misclassified: int = 25,
     normalize: str = "rows",
     subdir: str = DEFAULT_SUBDIR,
 ) -> Path:
-    """Write one step's confusion matrix, table, gallery and per-class scalars; return the folder written.
+    """Write one step's confusion matrix, table, gallery and per-class scalars.
 
-    `log_dir` is the run folder (as for `SummaryWriter` or Keras's TensorBoard
-    callback); the summaries go to `<log_dir>/<subdir>` (`subdir=""` for
-    `log_dir` itself). Synchronous: when it returns, the step is on disk.
-    Calls for the same folder append to one event file per process.
+    Synchronous: when it returns, the step is on disk. Calls for the same
+    folder append to one event file per process. Never imports TensorFlow.
+
+    Args:
+        log_dir: the run folder (as for `SummaryWriter` or Keras's TensorBoard
+            callback); the summaries go to `<log_dir>/<subdir>`.
+        y_true: class ids (N,) or one-hot rows (N, classes).
+        y_pred: class ids (N,), per-class probabilities or logits (N, classes),
+            or one sigmoid output or logit per example (N,) for a binary classifier.
+        step: the step to log at (an int, 0 or more), such as the epoch.
+        class_names: one name per class, in class-id order; default the ids.
+        images: the inputs, (N, H, W), (N, H, W, 1) or (N, H, W, 3), for the
+            gallery of mistakes; inputs that are not images get no gallery.
+        max_misclassified: how many mistakes the gallery shows (0 for none).
+        normalize: "rows" (each true class sums to 1) or "none" (counts).
+        subdir: folder under `log_dir` (`""` for `log_dir` itself).
+
+    Returns:
+        The folder the summaries were written to.
+
+    Raises:
+        InputError: for labels or predictions that cannot be read as classes,
+            of different lengths, or outside `class_names`; bad options; a negative step.
+        InputTypeError: for a step that is not an int.
+
+    Example:
+        >>> log_confusion_matrix("runs/exp1", y_true, model_probs, step=epoch, class_names=names, images=x_val)
     """
     check_options(max_misclassified, normalize)
-    evaluation = prepare(y_true, y_pred, class_names, images, max_misclassified)
+    evaluation = evaluate(y_true, y_pred, class_names, images, max_misclassified)
+    check_step(step)
     folder = Path(log_dir) / subdir if subdir else Path(log_dir)
     with _writers_lock:
         writer = _writers.setdefault(folder.resolve(), EventWriter(folder))
@@ -294,10 +336,15 @@ def check_options(max_misclassified: int, normalize: str, every_n_epochs: int = 
 # One open writer per folder for `log_confusion_matrix`, closed when the interpreter exits.
 _writers: dict[Path, EventWriter] = {}
 _writers_lock = threading.Lock()
-atexit.register(lambda: [writer.close() for writer in _writers.values()])
 
 
-def _class_count(truth, pred, class_names) -> int:
+@atexit.register
+def _close_writers() -> None:
+    for writer in _writers.values():
+        writer.close()
+
+
+def _class_count(truth: NDArray[Any], pred: NDArray[Any], class_names: Sequence[str] | None) -> int:
     import numpy as np
 
     if class_names is not None:
@@ -317,7 +364,7 @@ def _class_count(truth, pred, class_names) -> int:
     return count
 
 
-def _markdown_cell(text) -> str:
+def _markdown_cell(text: object) -> str:
     return str(text).replace("|", "\\|")
 
 

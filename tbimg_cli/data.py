@@ -27,7 +27,10 @@ from typing import TYPE_CHECKING
 
 from tbimg_cli.errors import DataError, InputError
 
-if TYPE_CHECKING:  # urllib is only imported when a download is needed
+if TYPE_CHECKING:  # urllib is only imported when a download is needed, numpy when data is read
+    import numpy as np
+    from numpy.typing import NDArray
+
     from tbimg_cli.download import BytesCallback
 
 CLASS_NAMES = (
@@ -94,11 +97,11 @@ class SplitFiles:
     images_path: Path
     labels_path: Path
 
-    def labels(self) -> "np.ndarray":  # noqa: F821 - numpy is imported lazily
+    def labels(self) -> NDArray[np.uint8]:
         """All labels of the split (a few KB; always read whole)."""
         import numpy as np
 
-        count, body = _read_idx(self.labels_path, LABELS_MAGIC, (), None)
+        _, body = _read_idx(self.labels_path, LABELS_MAGIC, (), None)
         labels = np.frombuffer(body, dtype=np.uint8)
         if labels.size and labels.max() >= len(CLASS_NAMES):
             raise DataError(f"{self.labels_path}: label {labels.max()} is not a Fashion-MNIST class (0-9)")
@@ -115,7 +118,7 @@ class SplitFiles:
             )
         return labels
 
-    def images(self, stop: int | None = None) -> "np.ndarray":  # noqa: F821
+    def images(self, stop: int | None = None) -> NDArray[np.uint8]:
         """Images [0, stop) as uint8 (N, 28, 28); decompresses only that much."""
         import numpy as np
 
@@ -248,7 +251,7 @@ def load(
     offline: bool = False,
     stop: int | None = None,
     on_download: BytesCallback | None = None,
-):
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
     """(images, labels) of a split; images only up to `stop` when given."""
     files = locate(split, data_dir, offline, on_download)
     labels = files.labels()
@@ -262,10 +265,10 @@ def _header_count(path: Path, magic: int, dims: tuple[int, ...]) -> int:
     return count
 
 
-def _open_idx(path: Path, magic: int, dims: tuple[int, ...]):
+def _open_idx(path: Path, magic: int, dims: tuple[int, ...]) -> tuple[int, gzip.GzipFile]:
     """Open an IDX file and check its header: magic number and item dimensions."""
     header_len = 4 * (2 + len(dims))
-    stream = gzip.open(path, "rb")
+    stream = gzip.open(path, "rb")  # noqa: SIM115 - returned open to the caller, which closes it
     try:
         header = stream.read(header_len)
         if len(header) < header_len:
@@ -274,9 +277,7 @@ def _open_idx(path: Path, magic: int, dims: tuple[int, ...]):
         if found_magic != magic:
             raise DataError(
                 f"{path}: IDX magic number is {found_magic:#010x}, expected {magic:#010x}: "
-                "not a Fashion-MNIST "
-                + ("image" if dims else "label")
-                + " file"
+                "not a Fashion-MNIST " + ("image" if dims else "label") + " file"
             )
         if tuple(found_dims) != dims:
             raise DataError(f"{path}: images are {'x'.join(map(str, found_dims))}, expected 28x28")
@@ -292,6 +293,7 @@ def _read_idx(path: Path, magic: int, dims: tuple[int, ...], stop: int | None) -
     for d in dims:
         item *= d
     wanted = count if stop is None else min(stop, count)
+    body: bytes | memoryview
     try:
         with stream:
             if wanted == count:

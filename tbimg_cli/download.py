@@ -101,7 +101,9 @@ def fetch(url: str, target: Path, expected_md5: str | None, on_bytes: BytesCallb
                         raise TimeoutError("stalled")
                     window_start, window_bytes = now, 0
         if total is not None and received != total:
-            raise DataError(f"download of {name} was cut short ({received} of {total} bytes); nothing was saved, try again")
+            raise DataError(
+                f"download of {name} was cut short ({received} of {total} bytes); nothing was saved, try again"
+            )
         if expected_md5 and digest.hexdigest() != expected_md5:
             raise DataError(
                 f"download of {name} is corrupt (MD5 {digest.hexdigest()}, expected {expected_md5}); nothing was saved"
@@ -160,5 +162,7 @@ def _as_download_error(name: str, url: str, received: int, window: float, exc: B
         )
     if isinstance(exc, OSError | http.client.HTTPException):
         # IncompleteRead and connection resets: the server went away mid-file.
-        return DataError(f"download of {name} was cut short after {received} bytes ({exc}); nothing was saved, try again")
+        return DataError(
+            f"download of {name} was cut short after {received} bytes ({exc}); nothing was saved, try again"
+        )
     return exc

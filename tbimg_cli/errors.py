@@ -3,6 +3,10 @@
 Every failure a user can cause or fix is a `TbimgError` whose message is one
 line naming the fix; the CLI prints it in red and exits 1. Anything else is a
 bug and keeps its traceback (shown with --verbose or TBIMG_DEBUG=1).
+
+Library callers catch them the way they catch Python's own: a bad value is
+also a `ValueError`, a value of the wrong type a `TypeError`, a missing extra
+an `ImportError`.
 """
 
 
@@ -14,8 +18,12 @@ class DataError(TbimgError):
     """The Fashion-MNIST files are missing, corrupt or could not be fetched."""
 
 
-class InputError(TbimgError):
-    """An option value that cannot be honoured (index out of range, bad class...)."""
+class InputError(TbimgError, ValueError):
+    """A value that cannot be honoured (index out of range, bad class, NaN predictions...)."""
+
+
+class InputTypeError(InputError, TypeError):
+    """A value of a type that cannot be used (a dict where arrays are expected...)."""
 
 
 class RunDirError(TbimgError):
@@ -30,6 +38,9 @@ class LogReadError(TbimgError):
     """An event file could not be read back (corrupt record, missing logdir)."""
 
 
-def counted(count: int, noun: str) -> str:
-    """ "1 image", "25 images": messages never say "the 1 images" or "image(s)"."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+class WriterClosedError(TbimgError, ValueError):
+    """A summary was written after its writer was closed (as with a closed file, a ValueError)."""
+
+
+class MissingExtraError(TbimgError, ImportError):
+    """A feature needs packages of an extra that is not installed; the message names the pip command."""

@@ -26,12 +26,15 @@ import csv
 import hashlib
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any, TextIO
 
-from tbimg_cli.errors import InputError, LogReadError, counted
+from tbimg_cli.errors import InputError, LogReadError
 from tbimg_cli.readback import IMAGES, SCALARS, TEXT, FileProblem, Logdir, map_runs, open_logdir, run_values
+from tbimg_cli.words import counted
 
 MAX_COMPONENT = 100  # characters in one exported folder or file name
 SCALARS_FILE = "scalars.csv"
@@ -40,11 +43,17 @@ GIF_LAST_FRAME_MS = 2000  # hold the final state before the loop starts again
 _UNSAFE = re.compile(r"[^A-Za-z0-9._ +=@,()\[\]-]")
 # Names Windows reserves whatever the extension.
 _RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
-_MAGIC = ((b"\x89PNG\r\n\x1a\n", ".png"), (b"\xff\xd8\xff", ".jpg"), (b"GIF87a", ".gif"), (b"GIF89a", ".gif"), (b"BM", ".bmp"))
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", ".png"),
+    (b"\xff\xd8\xff", ".jpg"),
+    (b"GIF87a", ".gif"),
+    (b"GIF89a", ".gif"),
+    (b"BM", ".bmp"),
+)
 
 
 @dataclass(frozen=True)
-class Selection:
+class ExportFilter:
     """Which runs, tags and steps to export."""
 
     run: str | None = None
@@ -58,7 +67,9 @@ class Selection:
         parts = [f"{name} {value!r}" for name, value in (("run", self.run), ("tag", self.tag)) if value is not None]
         if self.steps != (None, None):
             low, high = self.steps
-            parts.append(f"step {low}" if low == high else f"steps {'' if low is None else low}:{'' if high is None else high}")
+            parts.append(
+                f"step {low}" if low == high else f"steps {'' if low is None else low}:{'' if high is None else high}"
+            )
         return " and ".join(parts)
 
 
@@ -123,7 +134,7 @@ class ExportResult(RunExport):
             parts.append(counted(self.animations, "animation"))
         return ", ".join(parts) + f" from {counted(len(self.runs), 'run')} and {counted(len(self.tags), 'tag')}"
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "out": str(self.out),
             "images": self.images,
@@ -137,63 +148,90 @@ class ExportResult(RunExport):
         }
 
 
-def export_logdir(location, out: Path, selection: Selection = Selection(), animate: bool = False,
-                  force: bool = False, on_run=None) -> ExportResult:  # fmt: skip
-    """Write every selected image, text and scalar of the logdir under `out`.
+def export_logdir(
+    location: str | Path,
+    out: Path,
+    wanted: ExportFilter | None = None,
+    *,
+    animate: bool = False,
+    force: bool = False,
+    on_run: Callable[[int, int, int], None] | None = None,
+) -> ExportResult:
+    """Write every wanted image, text and scalar of the logdir under `out`.
 
     `on_run(runs done, runs in all, files written so far)` hears each run as it is finished.
     """
     out = Path(out)
+    wanted = wanted or ExportFilter()
     if out.exists() and not out.is_dir():
         raise LogReadError(f"--out {out} is a file, not a folder")
     logdir = open_logdir(location)
     result = ExportResult(out=out)
-    runs = {run: files for run, files in logdir.runs(result.problems).items() if selection.run_matches(run)}
+    runs = {run: files for run, files in logdir.runs(result.problems).items() if wanted.run_matches(run)}
     if not force and out.is_dir() and any(out.iterdir()):
-        planned = _export_runs(logdir, out, runs, selection, animate, planning=True)
+        planned = _export_runs(logdir, runs, _ExportJob(out, wanted, animate, planning=True))
         existing = [path for part in planned for path in part.files if path.exists()]
         if existing:
             raise LogReadError(
-                f"{counted(len(existing), 'file')} already exist under {out} (first: {existing[0]}); use --force to overwrite"
+                f"{counted(len(existing), 'file')} already exist under {out} (first: {existing[0]}); "
+                "use --force to overwrite"
             )
     if on_run is not None:
         on_run(0, len(runs), 0)
-    for done, (run, part) in enumerate(zip(runs, _export_runs(logdir, out, runs, selection, animate, planning=False)), 1):
+    parts = _export_runs(logdir, runs, _ExportJob(out, wanted, animate, planning=False))
+    for done, (run, part) in enumerate(zip(runs, parts, strict=True), 1):
         result.add(run, part)
         if on_run is not None:
             on_run(done, len(runs), len(result.files))
     if not result.files:
-        what = selection.describe()
+        what = wanted.describe()
         raise LogReadError(
-            f"nothing to export from {location}" + (f" for {what}" if what else "") + "; `tbimg inspect` lists what is there"
+            f"nothing to export from {location}"
+            + (f" for {what}" if what else "")
+            + "; `tbimg inspect` lists what is there"
         )
     return result
 
 
-def _export_runs(logdir, out: Path, runs: dict[str, list[str]], selection, animate, planning: bool) -> Iterator[RunExport]:
+@dataclass(frozen=True)
+class _ExportJob:
+    """What every run's export shares (sent to worker processes as it is)."""
+
+    out: Path
+    wanted: ExportFilter
+    animate: bool
+    planning: bool  # only name the files, write nothing
+
+
+def _export_runs(logdir: Logdir, runs: dict[str, list[str]], job: _ExportJob) -> Iterator[RunExport]:
     """Each run exported into a folder of its own, on every core when it pays (`map_runs`).
 
     When one run's folder would hold another's (the logdir's own events beside
     runs below it, nested runs) they share one `ExportPaths`, so that no two
     outputs can collide: those export one after another, in this process.
     """
+    out = job.out
     folders = [out if run == "." else out / safe_relative(run) for run in runs]
-    if len(set(folders)) < len(folders) or any(parent in set(folders) for folder in folders for parent in folder.parents):
+    if len(set(folders)) < len(folders) or any(
+        parent in set(folders) for folder in folders for parent in folder.parents
+    ):
         paths = ExportPaths(out)
-        return (_export_run(logdir.location, run, files, out, selection, animate, planning, paths) for run, files in runs.items())
-    return map_runs(logdir, runs, _export_run, out, selection, animate, planning)
+        return (_export_run(logdir.location, run, files, job, paths) for run, files in runs.items())
+    return map_runs(logdir, runs, _export_run, job)
 
 
-def _export_run(location: str, run: str, files: list[str], out: Path, selection: Selection, animate: bool,
-                planning: bool, paths: ExportPaths | None = None) -> RunExport:  # fmt: skip
+def _export_run(
+    location: str, run: str, files: list[str], job: _ExportJob, paths: ExportPaths | None = None
+) -> RunExport:
     """Write (or only name, when planning) one run's files, streaming: its CSV row by row, its
     animations when the run ends, so memory holds one run's animation frames at most."""
     part = RunExport()
-    paths = paths or ExportPaths(out)
+    paths = paths or ExportPaths(job.out)
+    planning = job.planning
 
-    def write(path: Path, contents) -> None:
+    def write(path: Path, contents: Callable[[Path], object] | None) -> None:
         part.files.append(path)
-        if planning:
+        if planning or contents is None:
             return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -201,14 +239,16 @@ def _export_run(location: str, run: str, files: list[str], out: Path, selection:
         except OSError as exc:
             raise LogReadError(f"cannot write {path} ({exc.strerror}); choose another --out") from exc
 
-    scalars, frames, wanted = None, {}, {}
-    low, high = selection.steps
+    scalars: _ScalarsFile | None = None
+    frames: dict[str, dict[int, bytes]] = {}
+    keep_tag: dict[str, bool] = {}
+    low, high = job.wanted.steps
     try:
         for value in run_values(Logdir(location), run, files, part.problems, {IMAGES, SCALARS, TEXT}):
             tag, step = value.tag, value.step
-            keep = wanted.get(tag)
+            keep = keep_tag.get(tag)
             if keep is None:
-                keep = wanted[tag] = value.plugin in (IMAGES, SCALARS, TEXT) and _matches(selection.tag, tag)
+                keep = keep_tag[tag] = value.plugin in (IMAGES, SCALARS, TEXT) and _matches(job.wanted.tag, tag)
             if not keep or (low is not None and step < low) or (high is not None and step > high):
                 continue
             part.tags.add(tag)
@@ -220,19 +260,20 @@ def _export_run(location: str, run: str, files: list[str], out: Path, selection:
             elif value.plugin == IMAGES:
                 _, _, samples = value.data
                 for index, data in enumerate(samples):
-                    write(paths.for_sample(run, tag, step, index, data), lambda path, data=data: path.write_bytes(data))
+                    write(paths.for_sample(run, tag, step, index, data), partial(_write_bytes, data=data))
                 part.images += len(samples)
-                if animate and samples:
+                if job.animate and samples:
                     frames.setdefault(tag, {})[step] = samples[0]
             else:
-                write(paths.for_text(run, tag, step), lambda path, text=value.data: path.write_text(text + "\n"))
+                write(paths.for_text(run, tag, step), partial(_write_text, text=value.data + "\n"))
                 part.texts += 1
     finally:
         if scalars is not None:
             scalars.close()
     for tag, by_step in frames.items():
         if len(by_step) > 1:
-            write(paths.for_animation(run, tag), lambda path, by_step=by_step: _write_gif(path, [by_step[s] for s in sorted(by_step)]))
+            ordered = [by_step[s] for s in sorted(by_step)]
+            write(paths.for_animation(run, tag), partial(_write_gif, frames=ordered))
             part.animations += 1
     return part
 
@@ -244,16 +285,14 @@ class _ScalarsFile:
     the common case, and only the tag can need quoting (done once per tag).
     """
 
-    def __init__(self, path: Path, write, planning: bool):
-        self._stream = None
+    def __init__(self, path: Path, write: Callable[[Path, Callable[[Path], object] | None], None], planning: bool):
+        self._stream: TextIO | None = None
         self._quoted: dict[str, str] = {}
-        if planning:
-            write(path, None)
-        else:
-            write(path, self._open)
+        write(path, None if planning else self._open)
 
     def _open(self, path: Path) -> None:
-        self._stream = open(path, "w", encoding="utf-8", newline="", buffering=1 << 20)
+        # Held open across rows and closed by close(): the run's loop writes a row at a time.
+        self._stream = open(path, "w", encoding="utf-8", newline="", buffering=1 << 20)  # noqa: SIM115
         self._stream.write("tag,step,wall_time,value\r\n")  # the csv module's dialect, which readers expect
 
     def add(self, tag: str, step: int, wall_time: float, value: float) -> None:
@@ -269,6 +308,14 @@ class _ScalarsFile:
             self._stream.close()
 
 
+def _write_bytes(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.write_text(text)
+
+
 def _csv_field(text: str) -> str:
     buffer = io.StringIO()
     csv.writer(buffer).writerow([text])
@@ -279,7 +326,7 @@ def _write_gif(path: Path, frames: list[bytes]) -> None:
     """An animated GIF of the frames (any format Pillow reads), same size as the first, looping forever."""
     from PIL import Image
 
-    images = []
+    images: list[Image.Image] = []
     for data in frames:
         with Image.open(io.BytesIO(data)) as frame:
             image = frame.convert("RGB")
@@ -387,7 +434,7 @@ def _matches(pattern: str | None, name: str) -> bool:
     return pattern == name or _compiled(pattern).search(name) is not None
 
 
-def _compiled(pattern: str):
+def _compiled(pattern: str) -> re.Pattern[str]:
     try:
         return re.compile(pattern)
     except re.error:  # not an expression: a name with brackets or backslashes, matched as it is

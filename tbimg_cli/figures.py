@@ -12,9 +12,16 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    from matplotlib.figure import Figure
+    from numpy.typing import ArrayLike, NDArray
 
 
-def _figure(width_inches: float, height_inches: float):
+def _figure(width_inches: float, height_inches: float) -> Figure:
     """A figure outside pyplot: no global state, so the training callback can draw
     from a worker thread, and nothing to close but the figure itself."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -25,7 +32,7 @@ def _figure(width_inches: float, height_inches: float):
     return fig
 
 
-def to_png(fig, dpi: int = 100) -> bytes:
+def to_png(fig: Figure, dpi: int = 100) -> bytes:
     """Render once with Agg; these bytes are what the event file stores."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
@@ -38,27 +45,27 @@ def grid_shape(count: int) -> tuple[int, int]:
     return math.ceil(count / columns), columns
 
 
-def image_grid_png(images, titles: list[str], cell_inches: float = 2.0, dpi: int = 100) -> bytes:
-    from tbimg_cli.writer import encode_pngs
+def image_grid_png(images: NDArray[np.uint8], titles: Sequence[str], cell_inches: float = 2.0, dpi: int = 100) -> bytes:
+    from tbimg_cli.png import encode_pngs
 
     return encode_pngs(image_grid_pixels(images, titles, cell_inches, dpi)[None])[0]
 
 
-def image_grid_pixels(images, titles: list[str], cell_inches: float = 2.0, dpi: int = 100):
+def image_grid_pixels(
+    images: NDArray[np.uint8], titles: Sequence[str], cell_inches: float = 2.0, dpi: int = 100
+) -> NDArray[np.uint8]:
     """The tutorial's figure as RGB pixels: images in a grid, each framed, titled above, no axes.
 
     `images` is uint8, (N, H, W) for grey (drawn with the tutorial's binary
     colour map: 0 is white) or (N, H, W, 3) for colour; each is scaled by a
-    whole number, so every image pixel is a sharp square. The titles are set
-    by matplotlib's Agg renderer, in its fonts, straight onto the pixels: a
-    Figure with an Axes would draw the same, but importing and laying out
-    that machinery for one mosaic and its labels cost a sixth of `plot`.
-    Titles are plain text (a "$" in a class name is a dollar sign).
+    whole number, so every image pixel is a sharp square. The mosaic is laid
+    out with numpy and the titles set by matplotlib in its fonts
+    (`shortcuts.draw_titles`). Titles are plain text (a "$" in a class name is
+    a dollar sign).
     """
     import numpy as np
-    from matplotlib.backend_bases import GraphicsContextBase
-    from matplotlib.backends.backend_agg import RendererAgg
-    from matplotlib.font_manager import FontProperties
+
+    from tbimg_cli.shortcuts import draw_titles
 
     rows, columns = grid_shape(len(images))
     side_y, side_x = images.shape[1], images.shape[2]
@@ -69,38 +76,37 @@ def image_grid_pixels(images, titles: list[str], cell_inches: float = 2.0, dpi: 
     scale = max(1, width // (columns * pitch_x))
     mosaic_width, mosaic_height = columns * pitch_x * scale, (rows * pitch_y + gap // 2) * scale
     height = round(width * mosaic_height / mosaic_width)
-    renderer = RendererAgg(width, height, dpi)
-    canvas = np.asarray(renderer.buffer_rgba())  # the renderer's own pixels, written in place
-    canvas[...] = 255
+    canvas = np.full((height, width, 3), 255, dtype=np.uint8)
     x0, y0 = (width - mosaic_width) // 2, (height - mosaic_height) // 2
     frame = max(1, round(0.8 * dpi / 72))  # the tutorial's 0.8-point frame
-    font = FontProperties(size=10)
-    _, _, descent = renderer.get_text_width_height_descent("lp", font, ismath=False)  # one baseline for all, as matplotlib's
-    ink = GraphicsContextBase()  # black, antialiased
     grey = images.ndim == 3
-    for i, (image, title) in enumerate(zip(images, titles)):
+    placed = []
+    for i, (image, title) in enumerate(zip(images, titles, strict=True)):
         row, column = divmod(i, columns)
         top, left = y0 + (row * pitch_y + title_room) * scale, x0 + (column * pitch_x + gap // 2) * scale
         block = np.repeat(np.repeat(255 - image if grey else image, scale, axis=0), scale, axis=1)
         height_px, width_px = block.shape[:2]
-        canvas[top - frame : top + height_px + frame, left - frame : left + width_px + frame, :3] = 0
-        canvas[top : top + height_px, left : left + width_px, :3] = block[..., None] if grey else block
-        text_width, _, _ = renderer.get_text_width_height_descent(title, font, ismath=False)
-        # Agg's y grows downwards (`renderer.flipy()`): the baseline sits 1.5 image pixels and a descent above the frame.
-        baseline = top - frame - 1.5 * scale - descent
-        renderer.draw_text(ink, left + (width_px - text_width) / 2, baseline, title, font, 0)
-    return np.ascontiguousarray(canvas[..., :3])
+        canvas[top - frame : top + height_px + frame, left - frame : left + width_px + frame] = 0
+        canvas[top : top + height_px, left : left + width_px] = block[..., None] if grey else block
+        # The title's box ends 1.5 image pixels above the frame.
+        placed.append((left + width_px / 2, top - frame - 1.5 * scale, title))
+    return draw_titles(canvas, placed, TITLE_FONT_SIZE, dpi)
+
+
+TITLE_FONT_SIZE = 10
 
 
 # Past this many classes the cells are too small to carry their numbers.
 MAX_CLASSES_WITH_CELL_TEXT = 30
 
 
-def confusion_matrix_png(matrix, class_names, title: str, normalize: str = "rows") -> bytes:
+def confusion_matrix_png(matrix: ArrayLike, class_names: Sequence[str], title: str, normalize: str = "rows") -> bytes:
     return to_png(confusion_matrix_figure(matrix, class_names, title, normalize))
 
 
-def confusion_matrix_figure(matrix, class_names, title: str, normalize: str = "rows"):
+def confusion_matrix_figure(
+    matrix: ArrayLike, class_names: Sequence[str], title: str, normalize: str = "rows"
+) -> Figure:
     """A confusion matrix whose colour scale shows the same numbers as the cells.
 
     `normalize="rows"`: each cell is the fraction of its true class (0 to 1);
@@ -131,10 +137,16 @@ def confusion_matrix_figure(matrix, class_names, title: str, normalize: str = "r
     ax.set_title(title)
     every = max(1, -(-size // 80))  # at most about 80 tick labels per axis
     ticks = np.arange(0, size, every)
-    names = [str(class_names[i]) for i in ticks]
+    names = [str(class_names[int(i)]) for i in ticks]
     font = 10 if size <= MAX_CLASSES_WITH_CELL_TEXT else max(4, 10 - size // 40)
-    ax.set_xticks(ticks, names, rotation=45 if size <= MAX_CLASSES_WITH_CELL_TEXT else 90, ha="right",
-                  rotation_mode="anchor", fontsize=font)  # fmt: skip
+    ax.set_xticks(
+        ticks,
+        names,
+        rotation=45 if size <= MAX_CLASSES_WITH_CELL_TEXT else 90,
+        ha="right",
+        rotation_mode="anchor",
+        fontsize=font,
+    )
     ax.set_yticks(ticks, names, fontsize=font)
     ax.set_xlabel("Predicted label")
     ax.set_ylabel("True label")
@@ -148,6 +160,6 @@ def confusion_matrix_figure(matrix, class_names, title: str, normalize: str = "r
     return fig
 
 
-def misclassified_png(images, titles: list[str]) -> bytes:
+def misclassified_png(images: NDArray[np.uint8], titles: Sequence[str]) -> bytes:
     """A gallery of mistakes, each titled "true → predicted"."""
     return image_grid_png(images, titles, cell_inches=2.2)

@@ -11,15 +11,20 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tbimg_cli import data
 from tbimg_cli.data import CLASS_NAMES
-from tbimg_cli.errors import InputError, counted
+from tbimg_cli.errors import InputError
+from tbimg_cli.png import png_size
 from tbimg_cli.runs import DEFAULT_LOGDIR, IMAGES_FOLDER, PLOTS_FOLDER, new_run_dir
-from tbimg_cli.writer import EventWriter, png_size
+from tbimg_cli.words import counted
+from tbimg_cli.writer import EventWriter
 
 if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
     from tbimg_cli.download import BytesCallback
 
 
@@ -53,7 +58,7 @@ class WrittenRun:
     shape: list[int]
     classes: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         result = asdict(self)
         result["run_dir"] = str(self.run_dir)
         result["logdir"] = str(self.logdir)
@@ -61,10 +66,12 @@ class WrittenRun:
 
 
 @dataclass(frozen=True)
-class Selection:
+class ChosenImages:
+    """The Fashion-MNIST images a command picked, with their dataset indices and labels."""
+
     split: str
     indices: list[int]
-    images: object  # uint8 (N, 28, 28)
+    images: NDArray[np.uint8]  # (N, 28, 28)
     labels: list[int]
 
     @property
@@ -82,13 +89,17 @@ def single(source: DataSource, target: RunTarget, index: int) -> WrittenRun:
     return _write_images(target, tag, selection, describe_one(selection))
 
 
-def grid(source: DataSource, target: RunTarget, count: int, start: int = 0, class_name: str | None = None) -> WrittenRun:
+def grid(
+    source: DataSource, target: RunTarget, count: int, start: int = 0, class_name: str | None = None
+) -> WrittenRun:
     selection = pick_many(source.files(), count, start, parse_class(class_name))
     tag = grid_tag(source.split, count)
     return _write_images(target, tag, selection, describe_many(selection))
 
 
-def plot(source: DataSource, target: RunTarget, count: int, start: int = 0, class_name: str | None = None) -> WrittenRun:
+def plot(
+    source: DataSource, target: RunTarget, count: int, start: int = 0, class_name: str | None = None
+) -> WrittenRun:
     from tbimg_cli.figures import image_grid_png
 
     selection = pick_many(source.files(), count, start, parse_class(class_name))
@@ -101,7 +112,7 @@ def plot(source: DataSource, target: RunTarget, count: int, start: int = 0, clas
     return WrittenRun(run_dir, Path(target.logdir), [tag], shown, [1, height, width, 3], selection.class_names)
 
 
-def _write_images(target: RunTarget, tag: str, selection: Selection, description: str) -> WrittenRun:
+def _write_images(target: RunTarget, tag: str, selection: ChosenImages, description: str) -> WrittenRun:
     with new_run_dir(target.logdir, IMAGES_FOLDER, target.run_name) as run_dir, EventWriter(run_dir) as writer:
         count = writer.image(tag, selection.images, step=0, description=description)
     shape = [count, *selection.images.shape[1:], 1]
@@ -122,16 +133,16 @@ def parse_class(value: str | None) -> int | None:
     raise InputError(f"unknown class {value!r}: use an id or a name ({valid})")
 
 
-def pick_one(files: data.SplitFiles, index: int) -> Selection:
+def pick_one(files: data.SplitFiles, index: int) -> ChosenImages:
     total = files.count()
     if not 0 <= index < total:
         raise InputError(f"--index {index} is out of range for the {files.split} split: use 0 to {total - 1}")
     labels = files.labels()
     images = files.images(stop=index + 1)
-    return Selection(files.split, [index], images[index : index + 1], [int(labels[index])])
+    return ChosenImages(files.split, [index], images[index : index + 1], [int(labels[index])])
 
 
-def pick_many(files: data.SplitFiles, count: int, start: int = 0, class_id: int | None = None) -> Selection:
+def pick_many(files: data.SplitFiles, count: int, start: int = 0, class_id: int | None = None) -> ChosenImages:
     """`count` images from dataset index `start` on, only of `class_id` when given."""
     import numpy as np
 
@@ -146,10 +157,12 @@ def pick_many(files: data.SplitFiles, count: int, start: int = 0, class_id: int 
         candidates = candidates[labels[start:] == class_id]
     if count > len(candidates):
         what = counted(len(candidates), f"{CLASS_NAMES[class_id]} image" if class_id is not None else "image")
-        raise InputError(f"--count {count} asks for more than the {what} of the {files.split} split from index {start} on")
+        raise InputError(
+            f"--count {count} asks for more than the {what} of the {files.split} split from index {start} on"
+        )
     chosen = candidates[:count]
     images = files.images(stop=int(chosen[-1]) + 1)[chosen]
-    return Selection(files.split, chosen.tolist(), images, labels[chosen].tolist())
+    return ChosenImages(files.split, chosen.tolist(), images, labels[chosen].tolist())
 
 
 def split_noun(split: str) -> str:
@@ -165,12 +178,12 @@ def grid_tag(split: str, count: int) -> str:
     return f"{count} {split_noun(split)} data examples"
 
 
-def describe_one(selection: Selection) -> str:
+def describe_one(selection: ChosenImages) -> str:
     index = selection.indices[0]
     return f"Fashion-MNIST **{selection.split}** image #{index}: *{selection.class_names[0]}*."
 
 
-def describe_many(selection: Selection) -> str:
+def describe_many(selection: ChosenImages) -> str:
     first, last = selection.indices[0], selection.indices[-1]
     return (
         f"{len(selection.indices)} Fashion-MNIST **{selection.split}** images "

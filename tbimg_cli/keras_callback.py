@@ -15,43 +15,90 @@ needs until Keras 3's can run MultiWorkerMirroredStrategy.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import keras
 import numpy as np
 
 from tbimg_cli.confusion import (
-    DEFAULT_SUBDIR, BackgroundLogger, check_options, class_ids_from_labels, displayable_images, prepare,
-)  # fmt: skip
-from tbimg_cli.errors import InputError
+    DEFAULT_SUBDIR,
+    BackgroundLogger,
+    check_options,
+    class_ids_from_labels,
+    displayable_images,
+    evaluate,
+)
+from tbimg_cli.errors import InputError, InputTypeError
+from tbimg_cli.shortcuts import NoKerasBatchHooks
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike, NDArray
 
 PREDICT_BATCH_SIZE = 1024
 
 
-class ConfusionMatrixCallback(keras.callbacks.Callback):
+class BatchedDataset(Protocol):
+    """What the callback needs of a `tf.data.Dataset`: its `element_spec`, and (x, y) batches when iterated."""
+
+    @property
+    def element_spec(self) -> Any: ...
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]: ...
+
+
+ValidationData = tuple["ArrayLike", "ArrayLike"] | Sequence["ArrayLike"] | BatchedDataset
+# (labels, scores, [(index, input)...] of the first mistakes, every input or None)
+Predictions = tuple["NDArray[Any]", "NDArray[Any]", list[tuple[int, "NDArray[Any]"]], "NDArray[Any] | None"]
+
+
+class ConfusionMatrixCallback(NoKerasBatchHooks, keras.callbacks.Callback):
     """Log a confusion matrix, its table, a gallery of mistakes and per-class scalars every N epochs.
 
-    `log_dir` is the run folder, as for `keras.callbacks.TensorBoard`; the
-    summaries go to `<log_dir>/cm` (`subdir`). `validation_data` is `(x, y)`
-    arrays or a `tf.data.Dataset` of `(x, y)` batches, read in order each
-    time. `class_names` defaults to the class ids. `normalize` is "rows"
-    (each true class sums to 1) or "none" (counts). Steps are epochs counted
-    from 0, like Keras's own TensorBoard scalars.
+    The summaries are those of `log_confusion_matrix`, drawn and written on a
+    worker thread while the next epoch trains; the end of training (and
+    `close()`) writes everything queued. Steps are epochs counted from 0, like
+    Keras's own TensorBoard scalars.
+
+    Args:
+        log_dir: the run folder, as for `keras.callbacks.TensorBoard`; the
+            summaries go to `<log_dir>/<subdir>`.
+        validation_data: `(x, y)` arrays, or a `tf.data.Dataset` of `(x, y)`
+            batches, read in order at each logged epoch's end.
+        class_names: one name per class, in class-id order; default the ids.
+        every_n_epochs: log every this many epochs.
+        max_misclassified: how many mistakes the gallery shows (0 for none).
+        normalize: "rows" (each true class sums to 1) or "none" (counts).
+        subdir: folder under `log_dir` (`""` for `log_dir` itself).
+        batch_size: batch size of the callback's own predictions on arrays.
+
+    Raises:
+        InputError: at construction, for bad options, inputs and labels of
+            different lengths, empty validation data, or labels outside the
+            classes of `class_names`.
+        InputTypeError: for validation data that is neither arrays nor a dataset.
+
+    Example:
+        >>> model.fit(x, y, epochs=5, callbacks=[
+        ...     keras.callbacks.TensorBoard("logs/run1"),
+        ...     ConfusionMatrixCallback("logs/run1", (x_val, y_val), class_names=names),
+        ... ])
     """
 
     def __init__(
         self,
-        log_dir,
-        validation_data,
-        class_names=None,
+        log_dir: str | Path,
+        validation_data: ValidationData,
+        class_names: Sequence[str] | None = None,
         *,
         every_n_epochs: int = 1,
         max_misclassified: int = 25,
         normalize: str = "rows",
         subdir: str = DEFAULT_SUBDIR,
         batch_size: int = PREDICT_BATCH_SIZE,
-    ):
+    ) -> None:
         super().__init__()
         check_options(max_misclassified, normalize, every_n_epochs)
         self.folder = Path(log_dir) / subdir if subdir else Path(log_dir)
@@ -61,44 +108,40 @@ class ConfusionMatrixCallback(keras.callbacks.Callback):
         self.normalize = normalize
         self.batch_size = batch_size
         self._arrays = _checked_arrays(validation_data, self.class_names)
-        self._dataset = None if self._arrays else validation_data
+        self._dataset: BatchedDataset | None = None if self._arrays else validation_data  # type: ignore[assignment]
         self._logger: BackgroundLogger | None = None
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if (epoch + 1) % self.every_n_epochs or not self._is_chief():
             return
         self._submit(epoch, *self._predict())
 
-    def _submit(self, epoch, y_true, scores, mistakes, every_input) -> None:
+    def _submit(
+        self,
+        epoch: int,
+        y_true: NDArray[Any],
+        scores: NDArray[Any],
+        mistakes: list[tuple[int, NDArray[Any]]],
+        every_input: NDArray[Any] | None,
+    ) -> None:
         """Queue one epoch's predictions for drawing and writing on the worker thread."""
-        evaluation = prepare(y_true, scores, self.class_names, every_input, self.max_misclassified)
+        evaluation = evaluate(y_true, scores, self.class_names, every_input, self.max_misclassified)
         if mistakes:  # the gallery, from the inputs kept while predicting
-            indices, inputs = zip(*mistakes)
-            gallery = displayable_images(np.stack(inputs))
-            evaluation = replace(evaluation, gallery=gallery, gallery_indices=list(indices) if gallery is not None else [])
+            indices = [index for index, _ in mistakes]
+            gallery = displayable_images(np.stack([inputs for _, inputs in mistakes]))
+            evaluation = replace(evaluation, gallery=gallery, gallery_indices=indices if gallery is not None else [])
         if self._logger is None:
             self._logger = BackgroundLogger(self.folder, self.normalize)
         self._logger.submit(evaluation, step=epoch, when=f"after epoch {epoch + 1} (step {epoch})")
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         self.close()
 
     def close(self) -> None:
-        """Write what is queued and close the event file (training's end does this; so does Ctrl-C via `fit`'s caller)."""
+        """Write what is queued and close the event file (the end of training does this)."""
         if self._logger is not None:
             logger, self._logger = self._logger, None
             logger.close()
-
-    # tf_keras (Keras 2), which multi-worker training needs (Keras 3's `fit` cannot run
-    # MultiWorkerMirroredStrategy: keras-team/keras#20585), asks each callback which batch hooks it has.
-    def _implements_train_batch_hooks(self) -> bool:
-        return False
-
-    def _implements_test_batch_hooks(self) -> bool:
-        return False
-
-    def _implements_predict_batch_hooks(self) -> bool:
-        return False
 
     def _is_chief(self) -> bool:
         import tensorflow as tf
@@ -106,21 +149,28 @@ class ConfusionMatrixCallback(keras.callbacks.Callback):
         strategy = getattr(self.model, "distribute_strategy", None) or tf.distribute.get_strategy()
         return bool(strategy.extended.should_save_summary)
 
-    def _predict(self):
-        """(labels, scores, [(index, input)...] of the first mistakes, every input or None) over the
-        whole validation set, in its order.
+    def _predict(self) -> Predictions:
+        """Labels, scores, the first mistakes and (for one binary score) every input, over the whole
+        validation set, in its order.
 
         With a score per class, only the inputs of the first misclassified
         examples are kept, batch by batch, not a copy of every input: a gallery
         needs a few dozen. A single binary score's threshold depends on the
-        whole set's range, so then every input is kept and `prepare` picks.
+        whole set's range, so then every input is kept and `evaluate` picks.
         """
+        batches: Iterator[tuple[Any, Any]]
         if self._arrays is not None:
             x, y = self._arrays
-            batches = ((x[i : i + self.batch_size], y[i : i + self.batch_size]) for i in range(0, len(x), self.batch_size))
+            size = self.batch_size
+            batches = ((x[i : i + size], y[i : i + size]) for i in range(0, len(x), size))
         else:
+            assert self._dataset is not None
             batches = iter(self._dataset)
-        labels, scores, mistakes, every_input, seen = [], [], [], [], 0
+        labels: list[NDArray[Any]] = []
+        scores: list[NDArray[Any]] = []
+        every_input: list[NDArray[Any]] = []
+        mistakes: list[tuple[int, NDArray[Any]]] = []
+        seen = 0
         for x_batch, y_batch in batches:
             batch_scores = keras.ops.convert_to_numpy(self.model(x_batch, training=False))
             batch_labels = keras.ops.convert_to_numpy(y_batch)
@@ -136,13 +186,14 @@ class ConfusionMatrixCallback(keras.callbacks.Callback):
             seen += len(batch_labels)
         if not labels:
             raise InputError("validation_data holds no examples")
-        return np.concatenate(labels), np.concatenate(scores), mistakes, np.concatenate(every_input) if every_input else None
+        inputs_kept = np.concatenate(every_input) if every_input else None
+        return np.concatenate(labels), np.concatenate(scores), mistakes, inputs_kept
 
 
-def _checked_arrays(validation_data, class_names):
+def _checked_arrays(
+    validation_data: ValidationData, class_names: Sequence[str] | None
+) -> tuple[NDArray[Any], NDArray[Any]] | None:
     """(x, y) as arrays when given as arrays, checked now rather than at the first epoch's end; None for a dataset."""
-    import numpy as np
-
     if isinstance(validation_data, tuple | list) and len(validation_data) == 2:
         x, y = (np.asarray(part) for part in validation_data)
         if len(x) != len(y):
@@ -151,40 +202,9 @@ def _checked_arrays(validation_data, class_names):
             raise InputError("validation_data holds no examples")
         ids = class_ids_from_labels(y)
         if class_names is not None and (ids.min() < 0 or ids.max() >= len(class_names)):
-            raise InputError(f"validation labels run from {ids.min()} to {ids.max()}, outside 0 to {len(class_names) - 1}")
+            last = len(class_names) - 1
+            raise InputError(f"validation labels run from {ids.min()} to {ids.max()}, outside 0 to {last}")
         return x, y
     if hasattr(validation_data, "element_spec") and hasattr(validation_data, "__iter__"):
         return None  # a tf.data.Dataset: read at each epoch's end
-    raise InputError("validation_data must be (x, y) arrays or a tf.data.Dataset of (x, y) batches")
-
-
-class ValidationAndConfusionMatrixCallback(ConfusionMatrixCallback):
-    """train-cm's validation and confusion matrix from one pass over the test set.
-
-    `fit` is given no `validation_data`: its own pass would read the test set
-    a second time each epoch and first trace a test function (0.3 s). This
-    computes what that pass reports, from the predictions the matrix needs
-    anyway: sparse categorical cross-entropy, as Keras computes it (clipped
-    to [1e-7, 1 - 1e-7]), and accuracy. It puts them in the epoch's logs as
-    `val_loss` and `val_accuracy`, where the TensorBoard callback `board`
-    (next in the list) logs them under `validation/`, and gives `board` the
-    end of an evaluation, so its `evaluation_*_vs_iterations` scalars appear
-    as they would. Every worker validates; only the chief draws and writes.
-    For a softmax classifier compiled with that loss and accuracy.
-    """
-
-    def __init__(self, log_dir, validation_data, class_names=None, *, board, **options):
-        super().__init__(log_dir, validation_data, class_names, **options)
-        self.board = board
-
-    def on_epoch_end(self, epoch, logs=None):
-        y_true, scores, mistakes, every_input = self._predict()
-        labels = class_ids_from_labels(y_true)
-        chosen = np.clip(scores[np.arange(len(labels)), labels].astype(np.float64), 1e-7, 1 - 1e-7)
-        metrics = {"loss": float(-np.log(chosen).mean()), "accuracy": float((scores.argmax(axis=1) == labels).mean())}
-        self.board.on_test_begin()
-        self.board.on_test_end(metrics)
-        if logs is not None:
-            logs.update({f"val_{name}": value for name, value in metrics.items()})
-        if (epoch + 1) % self.every_n_epochs == 0 and self._is_chief():
-            self._submit(epoch, y_true, scores, mistakes, every_input)
+    raise InputTypeError("validation_data must be (x, y) arrays or a tf.data.Dataset of (x, y) batches")

@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rich.console import Console
 from rich.markup import escape
@@ -19,16 +22,31 @@ from rich.progress import (
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TransferSpeedColumn,
 )
 from rich.table import Table
 
-from tbimg_cli.errors import counted
+if TYPE_CHECKING:
+    from tbimg_cli.export import ExportResult
+    from tbimg_cli.inspection import Inspection, TagSummary
+    from tbimg_cli.readback import FileProblem
+    from tbimg_cli.train import TrainResult
+
+from tbimg_cli.words import counted
 
 stdout = Console(highlight=False)
 stderr = Console(stderr=True, highlight=False)
+
+
+class RunReport(Protocol):
+    """What a writing command's result tells the terminal: `images.WrittenRun` and `train.TrainResult` both do."""
+
+    run_dir: Path
+    logdir: Path
+    tags: list[str]
 
 
 # Messages
@@ -43,17 +61,17 @@ def note(message: str) -> None:
     stderr.print(f"[yellow]{escape(message)}[/]", soft_wrap=True)
 
 
-def emit_json(payload: dict) -> None:
+def emit_json(payload: dict[str, Any]) -> None:
     """Exactly one JSON object on stdout, nothing else."""
     sys.stdout.write(json.dumps(payload, indent=2) + "\n")
     sys.stdout.flush()
 
 
-def view_hint(logdir) -> str:
+def view_hint(logdir: str | Path) -> str:
     return f"tensorboard --logdir {shlex.quote(str(logdir))}"
 
 
-def wrote(result, what: str, serving: bool = False) -> None:
+def wrote(result: RunReport, what: str, serving: bool = False) -> None:
     """The short summary that ends every writing command, with the command to view it unless it is being served."""
     stdout.print(f"[green]✓[/] Wrote {escape(what)} to [bold]{escape(str(result.run_dir))}[/]", soft_wrap=True)
     stdout.print(f"  tags: {escape(', '.join(_grouped(result.tags)))}", soft_wrap=True)
@@ -66,10 +84,12 @@ def _grouped(tags: list[str]) -> list[str]:
     families: dict[str, list[str]] = {}
     for tag in tags:
         families.setdefault(tag.split("/", 1)[0] + "/*" if "/" in tag else tag, []).append(tag)
-    return [f"{name} ({len(members)})" if len(members) > 3 else ", ".join(members) for name, members in families.items()]
+    return [
+        f"{name} ({len(members)})" if len(members) > 3 else ", ".join(members) for name, members in families.items()
+    ]
 
 
-def serving(url: str, logdir, moved_port_note: str | None, exposed: bool = False) -> None:
+def serving(url: str, logdir: str | Path, moved_port_note: str | None, exposed: bool = False) -> None:
     """Where TensorBoard is, that the port moved if it did, and that others can see it if they can."""
     if moved_port_note:
         note(moved_port_note)
@@ -84,16 +104,16 @@ def serving(url: str, logdir, moved_port_note: str | None, exposed: bool = False
 class DownloadBars:
     """One bar per downloaded file; a `download.BytesCallback`. Starts drawing only if a download happens."""
 
-    def __init__(self, enabled: bool = True):
+    def __init__(self, enabled: bool = True) -> None:
         columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
         self._progress = Progress(*columns, console=stderr, disable=not (enabled and stderr.is_terminal))
-        self._tasks: dict[str, int] = {}
+        self._tasks: dict[str, TaskID] = {}
         self._drawing = False
 
     def __enter__(self) -> DownloadBars:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self._stop()
 
     def __call__(self, name: str, received: int, total: int | None) -> None:
@@ -115,18 +135,24 @@ class DownloadBars:
 class ExportProgress:
     """Runs exported so far, and files written; `export`'s `on_run(done, total, files)` callback."""
 
-    def __init__(self, enabled: bool = True):
+    def __init__(self, enabled: bool = True) -> None:
         self._progress = Progress(
-            TextColumn("Exporting"), BarColumn(), MofNCompleteColumn(), TextColumn("runs, {task.fields[files]} files"),
-            TimeElapsedColumn(), console=stderr, transient=True, disable=not (enabled and stderr.is_terminal),
-        )  # fmt: skip
+            TextColumn("Exporting"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("runs, {task.fields[files]} files"),
+            TimeElapsedColumn(),
+            console=stderr,
+            transient=True,
+            disable=not (enabled and stderr.is_terminal),
+        )
         self._task = self._progress.add_task("export", total=None, files=0)
 
     def __enter__(self) -> ExportProgress:
         self._progress.start()
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self._progress.stop()
 
     def __call__(self, done: int, total: int, files: int) -> None:
@@ -139,7 +165,7 @@ class TrainingProgress:
     A `train.TrainingObserver`: `train.run` calls these methods as it trains.
     """
 
-    def __init__(self, enabled: bool = True):
+    def __init__(self, enabled: bool = True) -> None:
         self.steps = 0
         self._progress = Progress(
             TextColumn("{task.description:<8}"),
@@ -150,12 +176,13 @@ class TrainingProgress:
             console=stderr,
             disable=not (enabled and stderr.is_terminal),  # piped, bars would print as fragments
         )
-        self._epochs = self._batches = None
+        self._epochs = self._progress.add_task("epochs", total=None, metrics="", visible=False)
+        self._batches = self._progress.add_task("batches", total=None, metrics="", visible=False)
 
     def training_started(self, epochs: int, steps_per_epoch: int) -> None:
         self.steps = steps_per_epoch
-        self._epochs = self._progress.add_task("epochs", total=epochs, metrics="")
-        self._batches = self._progress.add_task("batches", total=steps_per_epoch, metrics="")
+        self._progress.update(self._epochs, total=epochs, visible=True)
+        self._progress.update(self._batches, total=steps_per_epoch, visible=True)
         self._progress.start()
 
     def training_ended(self) -> None:
@@ -165,26 +192,26 @@ class TrainingProgress:
         self._progress.reset(self._batches, total=self.steps, metrics="")
         self._progress.update(self._batches, description=f"epoch {epoch + 1}")
 
-    def batch_done(self, batch: int, logs: dict) -> None:
+    def batch_done(self, batch: int, logs: Mapping[str, Any]) -> None:
         # Keras reports the last batch of each multi-batch call, which can pass the end of the epoch.
         completed = min(batch + 1, self.steps)
         self._progress.update(self._batches, completed=completed, metrics=_metrics(logs, ("loss", "accuracy")))
 
-    def epoch_done(self, epoch: int, logs: dict) -> None:
+    def epoch_done(self, epoch: int, logs: Mapping[str, Any]) -> None:
         self._progress.update(self._batches, completed=self.steps)
         self._progress.update(
             self._epochs, completed=epoch + 1, metrics=_metrics(logs, ("loss", "accuracy", "val_accuracy"))
         )
 
 
-def _metrics(logs: dict, keys: tuple[str, ...]) -> str:
+def _metrics(logs: Mapping[str, Any], keys: tuple[str, ...]) -> str:
     return "  ".join(f"{key} {float(logs[key]):.4f}" for key in keys if key in (logs or {}))
 
 
 # Command results
 
 
-def training_summary(result, serving: bool = False) -> None:
+def training_summary(result: TrainResult, serving: bool = False) -> None:
     """Per-epoch table of `train-cm`, where the run went, and how to look at it."""
     table = Table(title="train-cm", title_justify="left")
     for column in ("epoch", "step", "loss", "accuracy", "val loss", "val accuracy", "seconds"):
@@ -211,7 +238,7 @@ def training_summary(result, serving: bool = False) -> None:
 INSPECT_COLUMNS = ("run", "tag", "plugin", "steps (n)", "samples", "size / last")
 
 
-def inspection(found) -> None:
+def inspection(found: Inspection) -> None:
     """`inspect`: one row per (run, tag), then any problems with the files.
 
     A rich table on a terminal wide enough for it; otherwise (piped, or too
@@ -223,7 +250,7 @@ def inspection(found) -> None:
         file_problems(found.problems)
         return
     rows = [_inspect_row(tag) for tag in found.tags]
-    widths = [max(len(cell) for cell in column) for column in zip(INSPECT_COLUMNS, *rows)]
+    widths = [max(len(cell) for cell in column) for column in zip(INSPECT_COLUMNS, *rows, strict=True)]
     if stdout.is_terminal and sum(widths) + 3 * len(widths) + 1 <= stdout.width:
         table = Table(title=escape(str(found.logdir)), title_justify="left")
         for name in INSPECT_COLUMNS:
@@ -238,7 +265,7 @@ def inspection(found) -> None:
     file_problems(found.problems)
 
 
-def _inspect_row(tag) -> tuple[str, ...]:
+def _inspect_row(tag: TagSummary) -> tuple[str, ...]:
     if tag.plugin == "images":
         detail, samples = tag.image_size, str(tag.samples)
     elif tag.last_value is not None:
@@ -249,12 +276,14 @@ def _inspect_row(tag) -> tuple[str, ...]:
     return (tag.run, tag.tag, tag.plugin, f"{span} ({tag.count})", samples, detail)
 
 
-def exported(result) -> None:
-    stdout.print(f"[green]✓[/] Exported {escape(result.summary())} to [bold]{escape(str(result.out))}[/]", soft_wrap=True)
+def exported(result: ExportResult) -> None:
+    stdout.print(
+        f"[green]✓[/] Exported {escape(result.summary())} to [bold]{escape(str(result.out))}[/]", soft_wrap=True
+    )
     file_problems(result.problems)
 
 
-def file_problems(problems) -> None:
+def file_problems(problems: Iterable[FileProblem]) -> None:
     """One line per problem: a note for what a running writer or an odd file leaves, an error for damage."""
     for problem in problems:
         where = f"{problem.path} at byte {problem.offset}" if problem.offset else problem.path

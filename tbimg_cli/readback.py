@@ -5,8 +5,8 @@ both CRCs checked) and parsed with protobuf's C parser; each value is decoded
 straight from its own form, TF 2's tensors or the `simple_value` and
 `Summary.Image` forms of TF 1, tensorboardX and PyTorch, instead of through
 generic converters: that is what makes a million scalars a matter of seconds.
-Nothing is kept per event: `inspect` keeps a few numbers per tag, and `export`
-writes as it reads.
+Nothing is kept per event: `inspection.py` keeps a few numbers per tag, and
+`export.py` writes as it reads.
 
 A logdir is a local folder or any URL fsspec understands (`s3://`, `gs://`...;
 `pip install 'tbimg[cloud]'`). A run is every folder holding event files, as
@@ -21,11 +21,12 @@ import os
 import re
 import stat
 import struct
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, BinaryIO, NamedTuple, TypeVar
 
+from tbimg_cli import shortcuts
 from tbimg_cli.errors import LogReadError
 from tbimg_cli.records import RecordProblem, iter_records
 
@@ -36,6 +37,7 @@ IMAGES, SCALARS, TEXT = "images", "scalars", "text"
 _FLOAT, _DOUBLE, _INT32, _INT64, _HALF = 1, 2, 3, 9, 19
 _SCALAR_FORMATS = {_FLOAT: "<f", _DOUBLE: "<d", _INT32: "<i", _INT64: "<q", _HALF: "<e"}
 _unpack_float = struct.Struct("<f").unpack
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class Value(NamedTuple):
     step: int
     wall_time: float
     plugin: str
-    data: object
+    data: Any  # by plugin: float (scalars), (width, height, [encoded...]) (images), str (text), else None
 
 
 class Logdir:
@@ -77,10 +79,10 @@ class Logdir:
         """Run name (path relative to the logdir, "." for the logdir itself) -> its event files, sorted."""
         return _local_runs(Path(self._root), problems) if self._fs is None else self._remote_runs()
 
-    def open(self, path: str):
+    def open(self, path: str) -> tuple[BinaryIO, int]:
         """(binary stream, size) of one event file."""
         if self._fs is None:
-            stream = open(path, "rb")
+            stream = open(path, "rb")  # noqa: SIM115 - returned open to the caller, which closes it
             return stream, os.fstat(stream.fileno()).st_size
         try:
             return self._fs.open(path, "rb", block_size=1 << 22), self._fs.size(path)
@@ -117,27 +119,25 @@ def run_values(
         yield from _file_values(logdir, run, path, plugin_of, problems, plugins_wanted)
 
 
-def map_runs(logdir: Logdir, runs: dict[str, list[str]], work, *args) -> Iterator:
+def map_runs(logdir: Logdir, runs: dict[str, list[str]], work: Callable[..., T], *args: Any) -> Iterator[T]:
     """`work(location, run, files, *args)` for each run, yielded in run order as each is done:
     on every core when it pays.
 
     Parsing is pure Python per event, so one core reads a few hundred thousand
-    events a second; runs are independent, so a pool of processes (forked:
-    nothing to import again) reads them side by side. Small logs, single
-    runs and remote logs (network clients do not survive a fork) stay in
-    this process.
+    events a second; runs are independent, so a pool of processes
+    (`shortcuts.fork_pool`) reads them side by side. Small logs, single runs
+    and remote logs (network clients do not survive a fork) stay in this
+    process, as does everything when no pool can be had.
     """
     items = list(runs.items())
     size = sum(_local_size(files) for _, files in items) if logdir.is_local else 0
     workers = min(len(items), os.cpu_count() or 1)
-    if workers < 2 or size < PARALLEL_BYTES:
+    pool = shortcuts.fork_pool(workers) if workers >= 2 and size >= PARALLEL_BYTES else None
+    if pool is None:
         for run, files in items:
             yield work(logdir.location, run, files, *args)
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+    with pool:
         futures = [pool.submit(work, logdir.location, run, files, *args) for run, files in items]
         for future in futures:
             yield future.result()
@@ -147,7 +147,14 @@ def _local_size(files: list[str]) -> int:
     return sum(os.stat(path).st_size for path in files)
 
 
-def _file_values(logdir, run, path, plugin_of, problems, plugins_wanted) -> Iterator[Value]:
+def _file_values(
+    logdir: Logdir,
+    run: str,
+    path: str,
+    plugin_of: dict[str, str],
+    problems: list[FileProblem],
+    plugins_wanted: set[str] | None,
+) -> Iterator[Value]:
     from google.protobuf.message import DecodeError
     from tensorboard.compat.proto import event_pb2
 
@@ -161,13 +168,19 @@ def _file_values(logdir, run, path, plugin_of, problems, plugins_wanted) -> Iter
         for item in iter_records(stream, size):
             if isinstance(item, RecordProblem):
                 consequence = "read up to there" if item.truncated_tail else "the rest of that file was skipped"
-                problems.append(FileProblem(str(path), item.offset, f"{item.message}; {consequence}", item.truncated_tail))
+                problems.append(
+                    FileProblem(str(path), item.offset, f"{item.message}; {consequence}", item.truncated_tail)
+                )
                 return
             offset, payload = item
             try:
                 event = parse(payload)
             except DecodeError:
-                problems.append(FileProblem(str(path), offset, "record is not a TensorBoard event; the rest of that file was skipped", False))
+                problems.append(
+                    FileProblem(
+                        str(path), offset, "record is not a TensorBoard event; the rest of that file was skipped", False
+                    )
+                )
                 return
             if not event.HasField("summary"):
                 continue
@@ -194,7 +207,7 @@ def _file_values(logdir, run, path, plugin_of, problems, plugins_wanted) -> Iter
 _LEGACY_PLUGINS = {"simple_value": SCALARS, "image": IMAGES, "histo": "histograms", "audio": "audio"}
 
 
-def _decode(kind: str, plugin: str, value) -> object:
+def _decode(kind: str | None, plugin: str, value: Any) -> Any:
     """A value's payload, by its form; ValueError says what is malformed."""
     if kind == "simple_value":
         return float(value.simple_value)
@@ -209,11 +222,15 @@ def _decode(kind: str, plugin: str, value) -> object:
     if plugin == IMAGES:
         strings = tensor.string_val
         if len(strings) < 2:
-            raise ValueError(f"an image summary holds width, height and images, but this one has {len(strings)} strings")
+            raise ValueError(
+                f"an image summary holds width, height and images, but this one has {len(strings)} strings"
+            )
         try:
             width, height = int(strings[0]), int(strings[1])
         except ValueError:
-            raise ValueError(f"image width and height must be numbers, got {strings[0][:20]!r} and {strings[1][:20]!r}") from None
+            raise ValueError(
+                f"image width and height must be numbers, got {strings[0][:20]!r} and {strings[1][:20]!r}"
+            ) from None
         return width, height, list(strings[2:])
     if plugin == TEXT:
         strings = tensor.string_val
@@ -223,7 +240,7 @@ def _decode(kind: str, plugin: str, value) -> object:
     return None
 
 
-def _scalar(tensor) -> float:
+def _scalar(tensor: Any) -> float:
     """The one number of a scalar tensor, read from its bytes or its typed field."""
     content = tensor.tensor_content
     if tensor.dtype == _FLOAT and len(content) == 4 and not tensor.tensor_shape.dim:
@@ -243,85 +260,6 @@ def _scalar(tensor) -> float:
                 return float(struct.unpack("<e", struct.pack("<H", values[0]))[0])
             return float(values[0])
     raise ValueError("scalar tensor holds no readable number")
-
-
-# What `inspect` reports
-
-
-@dataclass
-class TagSummary:
-    run: str
-    tag: str
-    plugin: str
-    first_step: int = 0
-    last_step: int = 0
-    count: int = 0
-    samples: int = 0  # most samples seen in one step (images)
-    width: int | None = None
-    height: int | None = None
-    last_value: float | None = None  # scalars
-
-    @property
-    def image_size(self) -> str:
-        return f"{self.width}x{self.height}" if self.width is not None else ""
-
-    def to_json(self) -> dict:
-        result = asdict(self)
-        for name in ("first_step", "last_step", "count"):
-            del result[name]
-        result["steps"] = {"first": self.first_step, "last": self.last_step, "count": self.count}
-        return result
-
-
-@dataclass
-class Inspection:
-    logdir: str
-    tags: list[TagSummary]
-    problems: list[FileProblem] = field(default_factory=list)
-
-    @property
-    def corrupt(self) -> bool:
-        """A cut last record is what a running writer leaves; anything else is damage."""
-        return any(not p.note for p in self.problems)
-
-    def to_json(self) -> dict:
-        return {
-            "logdir": self.logdir,
-            "runs": sorted({t.run for t in self.tags}),
-            "tags": [t.to_json() for t in self.tags],
-            "problems": [asdict(p) for p in self.problems],
-        }
-
-
-def inspect_logdir(location: str | Path) -> Inspection:
-    logdir = open_logdir(location)
-    problems: list[FileProblem] = []
-    tags: list[TagSummary] = []
-    for run_tags, run_problems in map_runs(logdir, logdir.runs(problems), _inspect_run):
-        tags.extend(run_tags)
-        problems.extend(run_problems)
-    return Inspection(str(location), tags, problems)
-
-
-def _inspect_run(location: str, run: str, files: list[str]) -> tuple[list[TagSummary], list[FileProblem]]:
-    """One run's tag summaries: a few numbers per tag, whatever the number of events."""
-    summaries: dict[str, TagSummary] = {}
-    problems: list[FileProblem] = []
-    for value in run_values(Logdir(location), run, files, problems, {IMAGES, SCALARS}):
-        summary = summaries.get(value.tag)
-        if summary is None:
-            summary = summaries[value.tag] = TagSummary(run, value.tag, value.plugin or "?", value.step, value.step)
-        summary.count += 1
-        if value.step < summary.first_step:
-            summary.first_step = value.step
-        elif value.step > summary.last_step:
-            summary.last_step = value.step
-        if value.plugin == IMAGES:
-            summary.width, summary.height, samples = value.data
-            summary.samples = max(summary.samples, len(samples))
-        elif value.plugin == SCALARS:
-            summary.last_value = value.data
-    return list(summaries.values()), problems
 
 
 def open_logdir(location: str | Path) -> Logdir:
@@ -371,7 +309,7 @@ def _not_readable(path: Path) -> str | None:
     return None
 
 
-def _file_system(location: str):
+def _file_system(location: str) -> tuple[Any, str]:
     """(None, path) for a local folder; (fsspec file system, path inside it) for a URL."""
     match = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://", location)
     if match is None or match.group(1) == "file":
@@ -384,7 +322,9 @@ def _file_system(location: str):
     try:
         fs, root = fsspec.core.url_to_fs(location)
     except ImportError as exc:
-        raise LogReadError(f"reading {protocol}:// logs needs a package fsspec could not import ({exc}); pip install 'tbimg[cloud]'") from None
+        raise LogReadError(
+            f"reading {protocol}:// logs needs a package fsspec could not import ({exc}); pip install 'tbimg[cloud]'"
+        ) from None
     except ValueError as exc:
         raise LogReadError(f"{location}: {exc}") from None
     return fs, root
@@ -394,7 +334,12 @@ def _remote_error(location: str, exc: Exception) -> LogReadError:
     """One line for what object stores say: no credentials, refused, no such bucket."""
     name = type(exc).__name__
     text = str(exc).splitlines()[0] if str(exc) else name
-    if isinstance(exc, PermissionError) or "AccessDenied" in text or "Forbidden" in text or "credential" in text.lower():
+    if (
+        isinstance(exc, PermissionError)
+        or "AccessDenied" in text
+        or "Forbidden" in text
+        or "credential" in text.lower()
+    ):
         return LogReadError(f"access to {location} was refused ({text}); check your credentials")
     if isinstance(exc, FileNotFoundError) or "NoSuchBucket" in text:
         return LogReadError(f"log directory {location} does not exist ({text})")

@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Iterator
-from typing import BinaryIO
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from crc32c import crc32c
 
@@ -81,12 +81,16 @@ def iter_records(stream: BinaryIO, size: int) -> Iterator[tuple[int, bytes] | Re
         if end > len(buffer):
             missing = end - len(buffer)
             if missing > size - offset - (len(buffer) - start):  # never allocate what is not there
-                yield RecordProblem(offset, f"file ends inside a {length}-byte record (a writer may still be running)", True)
+                yield RecordProblem(
+                    offset, f"file ends inside a {length}-byte record (a writer may still be running)", True
+                )
                 return
             buffer, start = buffer[start:] + stream.read(max(missing, CHUNK_BYTES)), 0
             end = HEADER_BYTES + length + FOOTER_BYTES
             if end > len(buffer):
-                yield RecordProblem(offset, f"file ends inside a {length}-byte record (a writer may still be running)", True)
+                yield RecordProblem(
+                    offset, f"file ends inside a {length}-byte record (a writer may still be running)", True
+                )
                 return
         payload = buffer[start + HEADER_BYTES : end - FOOTER_BYTES]
         if _masked(crc32c(payload)) != unpack_crc(buffer, end - FOOTER_BYTES)[0]:

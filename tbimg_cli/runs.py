@@ -45,7 +45,9 @@ def check_run_name(name: str) -> str:
         raise RunDirError(f"run name {name!r} starts or ends with white space: use a plain folder name")
     size = len(os.fsencode(name))
     if size > MAX_NAME_BYTES:
-        raise RunDirError(f"run name is {size} bytes long; folder names can be at most {MAX_NAME_BYTES}: choose a shorter --run-name")
+        raise RunDirError(
+            f"run name is {size} bytes long; folder names can be at most {MAX_NAME_BYTES}: choose a shorter --run-name"
+        )
     return name
 
 
@@ -116,7 +118,9 @@ def _claim(parent: Path, run_name: str | None) -> Path:
         except FileExistsError:
             continue
         except OSError as exc:
-            raise RunDirError(f"cannot write to log directory {parent} ({exc.strerror}); choose another --logdir") from exc
+            raise RunDirError(
+                f"cannot write to log directory {parent} ({exc.strerror}); choose another --logdir"
+            ) from exc
     if run_name is not None:
         raise RunDirError(f"run directory {parent / run_name} already exists: choose another --run-name")
     raise RunDirError(f"could not find a free run name under {parent}")

@@ -8,13 +8,12 @@ prints: `start` returns the URL and `output.serving` announces it.
 from __future__ import annotations
 
 import errno
-import sys
 import time
-import types
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from tbimg_cli import shortcuts
 from tbimg_cli.errors import ServeError
 
 DEFAULT_HOST = "127.0.0.1"  # loopback only, unless the user asks for more
@@ -35,7 +34,7 @@ class ServeSettings:
     image_steps: int = IMAGE_STEPS_KEPT  # train-cm raises it past its epoch count
 
 
-def prepare(host: str, port: int | None, open_browser: bool, image_steps: int = 0) -> ServeSettings:
+def checked_settings(host: str, port: int | None, *, open_browser: bool, image_steps: int = 0) -> ServeSettings:
     """Settings for --serve, with the address checked before the command does any work."""
     settings = ServeSettings(host, port, open_browser, max(image_steps, IMAGE_STEPS_KEPT))
     check_available(settings)
@@ -68,19 +67,23 @@ def check_available(settings: ServeSettings) -> None:
 
 def start(logdir: str | Path, settings: ServeSettings) -> str:
     """Launch TensorBoard on `logdir` in a daemon thread; returns its URL."""
-    _use_tensorflow_stub()
-    _quiet_libraries()
+    shortcuts.tensorboard_without_tensorflow()
+    shortcuts.quiet_server_logs()
     from tensorboard import program
 
     where = ["--bind_all"] if exposed(settings) else ["--host", settings.host]
     argv = [
         None,
-        "--logdir", str(logdir),
+        "--logdir",
+        str(logdir),
         *where,
-        "--reload_interval", str(RELOAD_SECONDS),
-        "--samples_per_plugin", f"images={settings.image_steps}",
-        "--load_fast", "false",
-    ]  # fmt: skip
+        "--reload_interval",
+        str(RELOAD_SECONDS),
+        "--samples_per_plugin",
+        f"images={settings.image_steps}",
+        "--load_fast",
+        "false",
+    ]
     if settings.port is not None:
         argv += ["--port", str(settings.port)]
     board = program.TensorBoard()
@@ -126,36 +129,20 @@ def moved_port_note(url: str, settings: ServeSettings) -> str | None:
 def wait_for_ctrl_c() -> None:
     """Block the main thread (TensorBoard serves from a daemon thread) until Ctrl-C or SIGTERM.
 
-    SIGTERM counts as Ctrl-C so that scripts and service managers, whose
-    background children ignore SIGINT, can stop a server quietly too.
+    SIGTERM counts as Ctrl-C while this waits, so that scripts and service
+    managers, whose background children ignore SIGINT, can stop a server
+    quietly too; the previous handler is back when it returns.
     """
     import signal
+    import threading
 
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if in_main_thread else None
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
         return
-
-
-def _use_tensorflow_stub() -> None:
-    """Make TensorBoard read logs with its TF-free stub instead of importing TensorFlow.
-
-    TensorBoard imports TensorFlow when it can find it (3 s, 700 MB) unless the
-    module `tensorboard.compat.notf` exists: the switch the `tensorboard-notf`
-    build uses. The stub reads local event files just as well. When TensorFlow
-    is already loaded (train-cm) it is left alone: `tf.summary` itself runs
-    through `tensorboard.compat`, and the switch would break it.
-    """
-    if "tensorflow" in sys.modules:
-        return
-    sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
-
-
-def _quiet_libraries() -> None:
-    """TensorBoard's and werkzeug's per-request and start-up logs are not for our terminal."""
-    import logging
-
-    for name in ("tensorboard", "werkzeug", "absl"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

@@ -18,27 +18,33 @@ worker thread while the next epoch trains.
 
 from __future__ import annotations
 
-import contextlib
 import errno
+import importlib
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 import time
-import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
-from tbimg_cli import data
-from tbimg_cli.errors import InputError
+from tbimg_cli import data, shortcuts
+from tbimg_cli.errors import InputError, MissingExtraError
 from tbimg_cli.runs import DEFAULT_LOGDIR, TRAINING_FOLDER, new_run_dir
 
 if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
     from tbimg_cli.download import BytesCallback
+
+# (train images, train labels, test images, test labels)
+TrainingArrays = tuple["NDArray[np.uint8]", "NDArray[np.uint8]", "NDArray[np.uint8]", "NDArray[np.uint8]"]
 
 STEPS_PER_EXECUTION = 128
 EVAL_BATCH_SIZE = 2048
@@ -80,7 +86,7 @@ class TrainResult:
     interrupted: bool = False
     writes_logs: bool = True  # False on a multi-worker run's non-chief workers
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "run_dir": str(self.run_dir),
             "logdir": str(self.logdir),
@@ -92,19 +98,37 @@ class TrainResult:
         }
 
 
-class TrainingObserver:
-    """What `run` reports while it trains. This one hears nothing; `output.TrainingProgress`
-    has the same methods and draws them as progress bars."""
+class TrainingObserver(Protocol):
+    """What `run` reports while it trains (`output.TrainingProgress` draws it as progress bars)."""
 
     def training_started(self, epochs: int, steps_per_epoch: int) -> None: ...
 
     def epoch_started(self, epoch: int) -> None: ...
 
-    def batch_done(self, batch: int, logs: dict) -> None: ...
+    def batch_done(self, batch: int, logs: Mapping[str, Any]) -> None: ...
 
-    def epoch_done(self, epoch: int, logs: dict) -> None: ...
+    def epoch_done(self, epoch: int, logs: Mapping[str, Any]) -> None: ...
 
     def training_ended(self) -> None: ...
+
+
+class _Unobserved:
+    """A `TrainingObserver` that hears nothing."""
+
+    def training_started(self, epochs: int, steps_per_epoch: int) -> None:
+        pass
+
+    def epoch_started(self, epoch: int) -> None:
+        pass
+
+    def batch_done(self, batch: int, logs: Mapping[str, Any]) -> None:
+        pass
+
+    def epoch_done(self, epoch: int, logs: Mapping[str, Any]) -> None:
+        pass
+
+    def training_ended(self) -> None:
+        pass
 
 
 def run(
@@ -121,8 +145,8 @@ def run(
     Under `--strategy multi-worker` only the chief writes; the other workers
     train in a throwaway folder.
     """
-    observer = observer or TrainingObserver()
-    _cap_malloc_arenas()
+    observer = observer or _Unobserved()
+    shortcuts.cap_malloc_arenas()
     files = _locate(settings)
     chief = settings.strategy != "multi-worker" or is_chief(os.environ.get("TF_CONFIG"))
     logdir = Path(settings.logdir) if chief else Path(tempfile.mkdtemp(prefix="tbimg-worker-"))
@@ -131,8 +155,13 @@ def run(
         with reader, new_run_dir(logdir, TRAINING_FOLDER, settings.run_name) as run_dir:
             # Decompressing the images (zlib lets go of the GIL) overlaps TensorFlow's import;
             # only `_train` holds the arrays, so that it can let them go.
-            result = _train(settings, observer, on_run_created if chief else None, run_dir,
-                            reader.submit(_read, files, settings.limit_train))  # fmt: skip
+            result = _train(
+                settings,
+                observer,
+                on_run_created if chief else None,
+                run_dir,
+                reader.submit(_read, files, settings.limit_train),
+            )
         result.tags = _tags_written(run_dir)
     finally:
         if not chief:
@@ -141,11 +170,14 @@ def run(
     return result
 
 
-def _train(settings: TrainSettings, observer, on_run_created, run_dir: Path, arrays: Future) -> TrainResult:
-    from tbimg_cli.data import CLASS_NAMES
-
+def _train(
+    settings: TrainSettings,
+    observer: TrainingObserver,
+    on_run_created: Callable[[Path], None] | None,
+    run_dir: Path,
+    arrays: Future[TrainingArrays],
+) -> TrainResult:
     tf, keras = _import_tensorflow(settings.verbose, legacy_keras=settings.strategy == "multi-worker")
-    from tbimg_cli.keras_callback import ValidationAndConfusionMatrixCallback
 
     train_images, train_labels, test_images, test_labels = arrays.result()
     del arrays  # from here on the images live only in TensorFlow's copies (below): 55 MB less at the peak
@@ -163,10 +195,7 @@ def _train(settings: TrainSettings, observer, on_run_created, run_dir: Path, arr
     if on_run_created is not None:
         on_run_created(run_dir)
     board = keras.callbacks.TensorBoard(log_dir=str(run_dir), write_graph=False)
-    confusion = ValidationAndConfusionMatrixCallback(
-        run_dir, test_batches, CLASS_NAMES, board=board, max_misclassified=settings.max_misclassified,
-        batch_size=EVAL_BATCH_SIZE,
-    )  # fmt: skip
+    confusion, validation_data = _confusion_callback(keras, board, run_dir, test_batches, settings.max_misclassified)
     ctrl_c = _CtrlCAtBatchEnd()
     hooks = _TrainingHooks(observer, result, ctrl_c)
     epoch_hooks = keras.callbacks.LambdaCallback(
@@ -182,7 +211,8 @@ def _train(settings: TrainSettings, observer, on_run_created, run_dir: Path, arr
                 epochs=settings.epochs,
                 shuffle=False,  # the pipeline shuffles; Keras cannot shuffle a tf.data.Dataset
                 verbose=0,
-                callbacks=[confusion, board, epoch_hooks],  # `confusion` validates: before `board` logs
+                validation_data=validation_data,
+                callbacks=[confusion, board, epoch_hooks],  # `confusion` may validate: before `board` logs
             )
     except KeyboardInterrupt:
         result.interrupted = True
@@ -200,6 +230,37 @@ def _train(settings: TrainSettings, observer, on_run_created, run_dir: Path, arr
         shutil.rmtree(run_dir, ignore_errors=True)
         raise KeyboardInterrupt("Interrupted before the first epoch ended; nothing was kept.")
     return result
+
+
+def _confusion_callback(
+    keras: Any, board: Any, run_dir: Path, test_batches: Any, max_misclassified: int
+) -> tuple[Any, Any]:
+    """The confusion-matrix callback, and the validation data `fit` must read itself (None when the callback validates).
+
+    Validation comes from the matrix's own predictions when Keras's TensorBoard
+    callback can be told of it (`shortcuts.can_report_validation`): one pass
+    over the test set per epoch instead of two. Otherwise `fit` validates.
+    """
+    from tbimg_cli.data import CLASS_NAMES
+
+    if shortcuts.can_report_validation(board):
+        from tbimg_cli.one_pass_validation import ValidationAndConfusionMatrixCallback
+
+        one_pass = ValidationAndConfusionMatrixCallback(
+            run_dir,
+            test_batches,
+            CLASS_NAMES,
+            board=board,
+            max_misclassified=max_misclassified,
+            batch_size=EVAL_BATCH_SIZE,
+        )
+        return one_pass, None
+    from tbimg_cli.keras_callback import ConfusionMatrixCallback
+
+    callback = ConfusionMatrixCallback(
+        run_dir, test_batches, CLASS_NAMES, max_misclassified=max_misclassified, batch_size=EVAL_BATCH_SIZE
+    )
+    return callback, test_batches
 
 
 class _CtrlCAtBatchEnd:
@@ -221,11 +282,11 @@ class _CtrlCAtBatchEnd:
             self._previous = signal.signal(signal.SIGINT, self._on_signal)
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
 
-    def _on_signal(self, signum, frame) -> None:
+    def _on_signal(self, signum: int, frame: object) -> None:
         self.pressed = True
         signal.signal(signal.SIGINT, self._previous)  # the next Ctrl-C is an ordinary one
 
@@ -255,7 +316,7 @@ def is_chief(tf_config: str | None) -> bool:
     return task.get("type") == "worker" and int(task.get("index", 0)) == 0 and "chief" not in cluster
 
 
-def _strategy(tf, name: str):
+def _strategy(tf: Any, name: str) -> Any:
     """The `tf.distribute` strategy for --strategy."""
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
@@ -268,12 +329,20 @@ def _strategy(tf, name: str):
 
 def _tags_written(run_dir: Path) -> list[str]:
     """Every tag in the run, read back from its event files: what the user will find in TensorBoard."""
-    from tbimg_cli.readback import inspect_logdir
+    from tbimg_cli.inspection import inspect_logdir
 
     return sorted({tag.tag for tag in inspect_logdir(run_dir).tags})
 
 
-def _batches(tf, images, labels, batch_size: int, shuffle: bool = False, seed: int | None = None):
+def _batches(
+    tf: Any,
+    images: NDArray[np.uint8],
+    labels: NDArray[np.uint8],
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    seed: int | None = None,
+) -> Any:
     """uint8 images in, float32 batches in [0, 1] out; training batches reshuffled every epoch.
 
     Shuffles indices and gathers each batch, so the shuffle buffer holds
@@ -346,30 +415,6 @@ class _TrainingHooks:
         self.observer.epoch_done(epoch, logs)
 
 
-MALLOC_ARENAS = 2
-_M_ARENA_MAX = -8  # glibc's mallopt(3) parameter number
-
-
-def _cap_malloc_arenas() -> None:
-    """Let glibc's malloc keep at most `MALLOC_ARENAS` arenas in this process.
-
-    Each of TensorFlow's and tf.data's threads otherwise gets an arena of its
-    own (up to 8 per core), and each holds on to the memory freed in it: the
-    peak RSS of `train-cm` is 130 MB lower with two, and its time the same
-    (medians of 5, bench/). Only threads started afterwards are affected, so
-    it runs before any. Outside glibc, or with MALLOC_ARENA_MAX set, it does nothing.
-    """
-    if os.environ.get("MALLOC_ARENA_MAX"):
-        return
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (AttributeError, OSError):
-        return
-    mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
-
-
 def _locate(settings: TrainSettings) -> tuple[data.SplitFiles, data.SplitFiles]:
     """Both splits found, checked and if need be downloaded before TensorFlow's 3 s import,
     so a data problem fails in milliseconds."""
@@ -380,79 +425,45 @@ def _locate(settings: TrainSettings) -> tuple[data.SplitFiles, data.SplitFiles]:
     return train, test
 
 
-def _read(files: tuple[data.SplitFiles, data.SplitFiles], limit_train: int | None):
+def _read(files: tuple[data.SplitFiles, data.SplitFiles], limit_train: int | None) -> TrainingArrays:
     """(train images, train labels, test images, test labels) of the located files."""
     train, test = files
     train_images = train.images(limit_train)
     return train_images, train.labels()[: len(train_images)], test.images(), test.labels()
 
 
-def _import_tensorflow(verbose: bool, legacy_keras: bool = False):
-    """Import TensorFlow and Keras without their start-up chatter unless --verbose.
+def _import_tensorflow(verbose: bool, legacy_keras: bool = False) -> tuple[Any, Any]:
+    """Import TensorFlow and Keras (`shortcuts.tensorflow_import` says what the tbimg process does around it).
 
-    Their C++ logging writes straight to file descriptor 2 before any Python
-    logging setting applies, so the descriptor itself is silenced during import.
     `legacy_keras` gives tf_keras (Keras 2) as `keras`: Keras 3's `fit` cannot
     run MultiWorkerMirroredStrategy (keras-team/keras#20585), Keras 2's can.
-    Keras imports every optional integration it finds installed; the ones
-    train-cm never uses are hidden from it (`KERAS_EXTRAS_UNUSED`).
+    TensorFlow picks its Keras once, when it is imported, from
+    `TF_USE_LEGACY_KERAS`: the tbimg process sets it; a program that imports
+    tbimg sets it itself, and asking for Keras 2 after TensorFlow chose Keras 3
+    is an error, not a silent Keras 3.
     """
-    if not verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    # oneDNN's kernels pay off on large tensors; on this model's 32x784 batches their set-up
-    # costs more than it saves: epochs take 0.5-0.6 s without them, 0.65-1.3 s with (2 cores).
-    # Round-off may differ in the last bits; what is learned does not. A user's setting wins.
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-    if legacy_keras:
+    if legacy_keras and os.environ.get("TF_USE_LEGACY_KERAS") not in ("1", "true", "True"):
+        if "tensorflow" in sys.modules or not shortcuts.process_wide():
+            raise InputError(
+                "--strategy multi-worker trains with tf_keras (Keras 2), which TensorFlow only uses when "
+                "TF_USE_LEGACY_KERAS=1 is set before it is imported: set it in the environment"
+            )
         os.environ["TF_USE_LEGACY_KERAS"] = "1"
-    with contextlib.nullcontext() if verbose else _stderr_silenced(), _hidden(KERAS_EXTRAS_UNUSED):
-        import tensorflow as tf
+    try:
+        with shortcuts.tensorflow_import(verbose):
+            import tensorflow as tf
 
-        if legacy_keras:
-            keras = tf.keras
-        else:
-            import keras
+            keras = tf.keras if legacy_keras else importlib.import_module("keras")
+    except ImportError as exc:
+        raise MissingExtraError(f"train-cm needs TensorFlow ({exc.name} is not installed): {TRAIN_EXTRA_HINT}") from exc
+    if legacy_keras and not str(getattr(keras, "__version__", "")).startswith("2."):
+        raise InputError(
+            "--strategy multi-worker needs tf_keras (Keras 2), but TensorFlow was imported with Keras 3: "
+            "set TF_USE_LEGACY_KERAS=1 before TensorFlow is imported"
+        )
     if not verbose:
-        warnings.filterwarnings("ignore", module=r"(keras|tf_keras|tensorflow)\b")
-        tf.get_logger().setLevel("ERROR")
-        import absl.logging
-
-        absl.logging.set_verbosity(absl.logging.ERROR)
+        shortcuts.quiet_tensorflow(tf)
     return tf, keras
 
 
-# Keras 3 imports pandas (for DataFrame inputs), scikit-learn (for its estimator wrappers) and
-# pyplot (for its image galleries) whenever they are installed, as they are in most ML
-# environments: 1.2 s and 100 MB before training starts, for features this process never uses.
-# Hidden, Keras takes them as absent. (matplotlib itself stays: the figures are drawn with it,
-# on the worker thread while training runs.)
-KERAS_EXTRAS_UNUSED = ("pandas", "sklearn", "matplotlib.pyplot")
-
-
-@contextlib.contextmanager
-def _hidden(module_names):
-    """Make `import name` fail for modules not yet imported (None in `sys.modules` means
-    "not importable"), and put things back afterwards, so later imports work as usual."""
-    import sys
-
-    hidden = [name for name in module_names if name not in sys.modules]
-    for name in hidden:
-        sys.modules[name] = None
-    try:
-        yield
-    finally:
-        for name in hidden:
-            if sys.modules.get(name, ...) is None:
-                del sys.modules[name]
-
-
-@contextlib.contextmanager
-def _stderr_silenced():
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+TRAIN_EXTRA_HINT = "pip install 'tbimg[train]'"

@@ -1,4 +1,4 @@
-"""The shared writer: image and scalar summaries into TensorBoard event files, no TensorFlow.
+"""The shared writer: image, scalar and text summaries into TensorBoard event files, no TensorFlow.
 
 Contract (what `tf.summary.image` writes, byte for byte where it matters):
 an image summary is a DT_STRING tensor of shape [k+2] holding
@@ -15,14 +15,7 @@ Every command writes through this module, so there is one place that knows
 TensorBoard's format. The event file is opened lazily (no empty files for a
 command that fails before writing) and each record is written with a single
 `write` call, so an exception or Ctrl-C never leaves half a record behind.
-
-PNGs are encoded here too, by a small numpy + zlib encoder rather than Pillow:
-Pillow's per-call overhead caps it near 8,000 28x28 images/s, and a
-10,000-image summary is a normal request. The output is a standard, lossless
-PNG (filter type 0), so decoded pixels equal the input. It uses zlib level 1
-where `tf.image.encode_png` uses 6: on Fashion-MNIST the files are 2% larger
-and encoding is 1.3x faster, which with one thread per core puts the writer
-ahead of `tf.summary.image` (bench/writer_throughput.py).
+Pixels become PNGs in `png.py`.
 """
 
 from __future__ import annotations
@@ -30,131 +23,111 @@ from __future__ import annotations
 import itertools
 import os
 import socket
-import struct
 import time
-import zlib
+from collections.abc import Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any
 
-from tbimg_cli.errors import InputError
+from tbimg_cli.errors import InputError, InputTypeError, WriterClosedError
+from tbimg_cli.png import encode_pngs, png_size, to_uint8_batch
 from tbimg_cli.records import frame
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
 FILE_VERSION = "brain.Event:2"
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-PNG_ZLIB_LEVEL = 1
-PARALLEL_PNGS = 512  # per thread: fewer images are encoded faster than threads start
-# PNG colour types by channel count: grey, RGB, RGBA.
-_PNG_COLOUR_TYPE = {1: 0, 3: 2, 4: 6}
 _file_counter = itertools.count()
-_BIG_ENDIAN_U32 = struct.Struct(">I")
-_IDAT_CRC = zlib.crc32(b"IDAT")  # a chunk's CRC covers its type, then its data
 
 
-def to_uint8_batch(images):
-    """Normalise an image array to uint8 (N, H, W, C) the way `tf.summary.image` does.
+def check_step(step: object) -> int:
+    """A summary's step as TensorBoard stores it: a whole number, 0 or more.
 
-    Shapes: (H, W) and (H, W, C) are one image; (N, H, W) and (N, H, W, C) are
-    N images. A 3-D array whose last axis is 1, 3 or 4 is read as (H, W, C).
-    Floats are taken as [0, 1] and converted like `tf.image.convert_image_dtype(
-    saturate=True)`: multiplied by 255.5 in their own precision, clipped to
-    [0, 255], truncated.
+    Raises:
+        InputTypeError: for a float (2.0), a bool or anything not an integer.
+        InputError: for a negative step.
     """
-    import numpy as np
+    import numbers
 
-    array = np.asarray(images)
-    if array.ndim == 2:
-        array = array[None, :, :, None]
-    elif array.ndim == 3:
-        array = array[None] if array.shape[-1] in (1, 3, 4) else array[..., None]
-    elif array.ndim != 4:
-        raise InputError(f"images must be shaped (H, W), (H, W, C), (N, H, W) or (N, H, W, C), got {array.shape}")
-    if array.shape[-1] not in (1, 3, 4):
-        raise InputError(f"images must have 1, 3 or 4 channels, got {array.shape[-1]}")
-    if 0 in array.shape[1:3]:
-        raise InputError(f"images must be at least 1x1 pixels, got {array.shape[1]}x{array.shape[2]}")
-    if array.dtype == np.uint8:
-        return array
-    if np.issubdtype(array.dtype, np.floating):
-        scaled = array * array.dtype.type(255.5)
-        return np.clip(scaled, 0, 255).astype(np.uint8)
-    raise InputError(f"images must be uint8 or floats in [0, 1], got {array.dtype}")
-
-
-def encode_pngs(images) -> list[bytes]:
-    """PNG bytes for each image of a uint8 array shaped (N, H, W, C), C in {1, 3, 4}.
-
-    The filter bytes of every scanline are added in one vectorised step, so
-    the per-image cost is little more than zlib's; and since zlib lets go of
-    the GIL while it compresses, large batches are split over one thread per
-    core (`PARALLEL_PNGS` images and up), in order.
-    """
-    import numpy as np
-
-    count, height, width, channels = images.shape
-    header = _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOUR_TYPE[channels], 0, 0, 0))
-    prefix = PNG_SIGNATURE + header
-    suffix = _png_chunk(b"IEND", b"")
-    rows = np.zeros((count, height, 1 + width * channels), dtype=np.uint8)  # column 0: filter type 0 (none)
-    rows[:, :, 1:] = images.reshape(count, height, width * channels)
-
-    def encode(start: int, stop: int) -> list[bytes]:
-        pngs, compress, crc32, pack, join = [], zlib.compress, zlib.crc32, _BIG_ENDIAN_U32.pack, b"".join
-        for i in range(start, stop):  # the IDAT chunk spelled out: no intermediate copies
-            data = compress(rows[i], PNG_ZLIB_LEVEL)
-            pngs.append(join((prefix, pack(len(data)), b"IDAT", data, pack(crc32(data, _IDAT_CRC)), suffix)))
-        return pngs
-
-    workers = min(os.cpu_count() or 1, count // PARALLEL_PNGS)
-    if workers < 2:
-        return encode(0, count)
-    from concurrent.futures import ThreadPoolExecutor
-
-    bounds = [count * k // workers for k in range(workers + 1)]
-    with ThreadPoolExecutor(workers, thread_name_prefix="tbimg-png") as pool:
-        parts = pool.map(encode, bounds[:-1], bounds[1:])
-        return [png for part in parts for png in part]
-
-
-def png_size(png: bytes) -> tuple[int, int]:
-    """(width, height) from a PNG's IHDR chunk, without decoding it."""
-    if png[:8] != PNG_SIGNATURE or png[12:16] != b"IHDR":
-        raise ValueError("not a PNG image")
-    width, height = struct.unpack(">II", png[16:24])
-    return width, height
-
-
-def _png_chunk(kind: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        raise InputTypeError(f"step must be a whole number (an int), got {step!r} of type {type(step).__name__}")
+    if step < 0:
+        raise InputError(f"step must be 0 or more, got {step}")
+    return int(step)
 
 
 class EventWriter:
-    """Writes summaries for one run directory; use as a context manager."""
+    """Writes summaries for one run directory into one event file of its own.
 
-    def __init__(self, run_dir: str | Path):
+    The file is created at the first write, so a writer that writes nothing
+    leaves nothing behind. Use it as a context manager, or call `close()`;
+    writing after that raises `WriterClosedError`.
+
+    Args:
+        run_dir: the run folder, created when the first summary is written.
+
+    Example:
+        >>> with EventWriter("logs/run1") as writer:
+        ...     writer.image("samples", images, step=3)
+    """
+
+    def __init__(self, run_dir: str | Path) -> None:
         self.run_dir = Path(run_dir)
-        self._file = None
         self.path: Path | None = None
+        self._file: IO[bytes] | None = None
+        self._closed = False
 
     def __enter__(self) -> EventWriter:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         self.close()
 
-    def image(self, tag: str, images, step: int = 0, description: str | None = None) -> int:
-        """Encode and write all `images` as one summary with k samples; returns k."""
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def image(self, tag: str, images: ArrayLike, step: int = 0, description: str | None = None) -> int:
+        """Encode and write all `images` as one summary with k samples, as `tf.summary.image` does.
+
+        Args:
+            tag: the summary's name in TensorBoard.
+            images: (H, W), (H, W, C), (N, H, W) or (N, H, W, C); uint8, or floats in [0, 1].
+            step: the step the summary belongs to (0 or more).
+            description: Markdown shown beside the images in TensorBoard.
+
+        Returns:
+            k, the number of samples written.
+
+        Raises:
+            InputError: for images `png.to_uint8_batch` refuses, or a negative step.
+            InputTypeError: for a step that is not an int.
+            WriterClosedError: after `close()`.
+        """
+        self._check_open()
         batch = to_uint8_batch(images)
         self.png_images(tag, encode_pngs(batch), step, description)
         return len(batch)
 
-    def png_images(self, tag: str, pngs: list[bytes], step: int = 0, description: str | None = None) -> None:
+    def png_images(self, tag: str, pngs: Sequence[bytes], step: int = 0, description: str | None = None) -> None:
         """Write already-encoded PNGs as they are (figures are never decoded and re-encoded).
 
         The summary's width and height are the first PNG's, as TensorBoard
         expects every sample of one summary to share them.
+
+        Raises:
+            InputError: for no PNGs, bytes that are not a PNG, or a negative step.
+            InputTypeError: for a step that is not an int.
+            WriterClosedError: after `close()`.
         """
         from tensorboard.compat.proto import types_pb2
         from tensorboard.plugins.image import metadata
 
+        self._check_open()
+        if not pngs:
+            raise InputError(f"no images to write for tag {tag!r}: the batch is empty")
         width, height = png_size(pngs[0])
         event, tensor = self._new_value(tag, metadata.create_summary_metadata(None, description or ""), step)
         tensor.dtype = types_pb2.DT_STRING
@@ -164,11 +137,18 @@ class EventWriter:
         self._write_event(event)
 
     def scalar(self, tag: str, value: float, step: int, description: str | None = None) -> None:
-        """A float32 scalar in TF 2's tensor form (what `tf.summary.scalar` writes)."""
+        """A float32 scalar in TF 2's tensor form (what `tf.summary.scalar` writes).
+
+        Raises:
+            InputError: for a negative step.
+            InputTypeError: for a step that is not an int.
+            WriterClosedError: after `close()`.
+        """
         import numpy as np
         from tensorboard.compat.proto import types_pb2
         from tensorboard.plugins.scalar import metadata
 
+        self._check_open()
         event, tensor = self._new_value(tag, metadata.create_summary_metadata(None, description or ""), step)
         tensor.dtype = types_pb2.DT_FLOAT
         tensor.tensor_shape.SetInParent()  # shape [], present as TensorFlow writes it
@@ -176,10 +156,17 @@ class EventWriter:
         self._write_event(event)
 
     def text(self, tag: str, markdown: str, step: int, description: str | None = None) -> None:
-        """A string shown as Markdown in the Text dashboard (what `tf.summary.text` writes)."""
+        """A string shown as Markdown in the Text dashboard (what `tf.summary.text` writes).
+
+        Raises:
+            InputError: for a negative step.
+            InputTypeError: for a step that is not an int.
+            WriterClosedError: after `close()`.
+        """
         from tensorboard.compat.proto import types_pb2
         from tensorboard.plugins.text import metadata
 
+        self._check_open()
         event, tensor = self._new_value(tag, metadata.create_summary_metadata(None, description or ""), step)
         tensor.dtype = types_pb2.DT_STRING
         tensor.tensor_shape.SetInParent()
@@ -187,15 +174,22 @@ class EventWriter:
         self._write_event(event)
 
     def flush(self) -> None:
+        """Hand what was written to the operating system, so a TensorBoard reading the run sees it."""
         if self._file is not None:
             self._file.flush()
 
     def close(self) -> None:
+        """Close the event file; later writes raise `WriterClosedError`. Closing twice is harmless."""
+        self._closed = True
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            file, self._file = self._file, None
+            file.close()
 
-    def _new_value(self, tag, summary_metadata, step):
+    def _check_open(self) -> None:
+        if self._closed:
+            raise WriterClosedError(f"this EventWriter for {self.run_dir} is closed; make a new one to write again")
+
+    def _new_value(self, tag: str, summary_metadata: Any, step: int) -> tuple[Any, Any]:
         """An event holding one value, and that value's tensor to fill in place.
 
         Filled in place rather than built and passed in: protobuf copies a
@@ -204,22 +198,22 @@ class EventWriter:
         """
         from tensorboard.compat.proto import event_pb2
 
-        event = event_pb2.Event(wall_time=time.time(), step=step)
+        event = event_pb2.Event(wall_time=time.time(), step=check_step(step))
         value = event.summary.value.add(tag=tag)
         value.metadata.CopyFrom(summary_metadata)
         return event, value.tensor
 
-    def _write_event(self, event) -> None:
-        if self._file is None:
-            self._open()
-        self._file.write(frame(event.SerializeToString()))
+    def _write_event(self, event: Any) -> None:
+        file = self._file if self._file is not None else self._open()
+        file.write(frame(event.SerializeToString()))
 
-    def _open(self) -> None:
+    def _open(self) -> IO[bytes]:
         from tensorboard.compat.proto import event_pb2
 
         now = time.time()
         name = f"events.out.tfevents.{int(now):010d}.{socket.gethostname()}.{os.getpid()}.{next(_file_counter)}.v2"
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / name
-        self._file = open(self.path, "wb")
-        self._write_event(event_pb2.Event(wall_time=now, file_version=FILE_VERSION))
+        file = self._file = open(self.path, "wb")  # noqa: SIM115 - held open across calls, closed by close()
+        file.write(frame(event_pb2.Event(wall_time=now, file_version=FILE_VERSION).SerializeToString()))
+        return file

@@ -53,13 +53,16 @@ def full_data_dir() -> Path:
     """The official files, all 70,000 images, when this machine has them."""
     for folder in FULL_DATA_CANDIDATES:
         try:
-            if _label_count(folder / "train-labels-idx1-ubyte.gz") == 60000 and _label_count(
-                folder / "t10k-labels-idx1-ubyte.gz"
-            ) == 10000:
+            if (
+                _label_count(folder / "train-labels-idx1-ubyte.gz") == 60000
+                and _label_count(folder / "t10k-labels-idx1-ubyte.gz") == 10000
+            ):
                 return folder
         except OSError:
             continue
-    message = f"needs the full Fashion-MNIST files: set TBIMG_DATA_DIR (looked in {[str(p) for p in FULL_DATA_CANDIDATES]})"
+    message = (
+        f"needs the full Fashion-MNIST files: set TBIMG_DATA_DIR (looked in {[str(p) for p in FULL_DATA_CANDIDATES]})"
+    )
     if REQUIRE_FULL_DATA:
         pytest.fail(message)
     pytest.skip(message)

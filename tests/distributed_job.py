@@ -49,8 +49,14 @@ def main() -> None:
     x_train, x_val = x_train.astype("float32") / 255, x_val.astype("float32") / 255
     keras.utils.set_random_seed(1)
     with strategy.scope():
-        model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(),
-                                  keras.layers.Dense(16, activation="relu"), keras.layers.Dense(10, activation="softmax")])  # fmt: skip
+        model = keras.Sequential(
+            [
+                keras.Input((28, 28)),
+                keras.layers.Flatten(),
+                keras.layers.Dense(16, activation="relu"),
+                keras.layers.Dense(10, activation="softmax"),
+            ]
+        )
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

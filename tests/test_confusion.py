@@ -55,8 +55,13 @@ def test_every_tag_from_plain_arrays_agrees_with_scikit_learn(tmp_path):
     assert folder == tmp_path / "run" / "cm"
     expected = confusion_matrix(y_true, y_pred, labels=[0, 1, 2])
     tags = load_run(folder).Tags()["tensors"]
-    assert set(tags) == {"Confusion Matrix", "Confusion Matrix (table)", "Misclassified",
-                         *(f"per_class_accuracy/{n}" for n in NAMES), *(f"per_class_precision/{n}" for n in NAMES)}  # fmt: skip
+    assert set(tags) == {
+        "Confusion Matrix",
+        "Confusion Matrix (table)",
+        "Misclassified",
+        *(f"per_class_accuracy/{n}" for n in NAMES),
+        *(f"per_class_precision/{n}" for n in NAMES),
+    }
     (table,) = _text(folder)
     assert np.array_equal(_table_counts(table), expected) and "| true \\ predicted | cat | dog | bird |" in table
     for i, name in enumerate(NAMES):
@@ -161,7 +166,10 @@ def test_steps_append_to_one_file(tmp_path):
         (dict(y_true=[0, 1, 2], y_pred=[0, 1, -1]), "y_pred holds class -1"),
         (dict(y_true=[0, 1, 2], y_pred=[0, 1]), "one entry per example, got 3 and 2"),
         (dict(y_true=[], y_pred=[]), "no examples"),
-        (dict(y_true=[0, 1], y_pred=[[0.2, 0.8, 0.0, 0.0], [0.9, 0.1, 0.0, 0.0]], class_names=NAMES), "4 columns but there are 3"),
+        (
+            dict(y_true=[0, 1], y_pred=[[0.2, 0.8, 0.0, 0.0], [0.9, 0.1, 0.0, 0.0]], class_names=NAMES),
+            "4 columns but there are 3",
+        ),
         (dict(y_true=[0, 1], y_pred=[0, 1], images=np.zeros((3, 8, 8))), "one entry per example, got 3 for 2"),
         (dict(y_true=[0, 1], y_pred=[0, 1], normalize="columns"), "normalize must be one of"),
     ],
@@ -178,14 +186,17 @@ def test_counts_agree_with_scikit_learn_including_classes_never_seen(classes):
 
     y_true = RNG.integers(0, classes - 1, 5000)  # the last class never occurs as truth...
     y_pred = np.where(RNG.random(5000) < 0.6, y_true, RNG.integers(1, classes, 5000))  # ...class 0 rarely as prediction
-    assert np.array_equal(count_matrix(y_true, y_pred, classes), confusion_matrix(y_true, y_pred, labels=range(classes)))
+    assert np.array_equal(
+        count_matrix(y_true, y_pred, classes), confusion_matrix(y_true, y_pred, labels=range(classes))
+    )
 
 
 def test_log_confusion_matrix_imports_neither_tensorflow_nor_scikit_learn(tmp_path):
     code = textwrap.dedent(f"""
         import sys
         import tbimg_cli
-        tbimg_cli.log_confusion_matrix({str(tmp_path)!r}, [0, 1, 1, 0], [[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.7, 0.3]], step=0,
+        scores = [[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.7, 0.3]]
+        tbimg_cli.log_confusion_matrix({str(tmp_path)!r}, [0, 1, 1, 0], scores, step=0,
                                        images=[[[0, 255], [255, 0]]] * 4)
         print(" ".join(m for m in ("tensorflow", "keras", "sklearn", "pandas") if m in sys.modules) or "none")
     """)
@@ -208,7 +219,9 @@ def keras():
 
 def _tiny_model(keras, classes=3):
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((6, 6)), keras.layers.Flatten(), keras.layers.Dense(classes, activation="softmax")])
+    model = keras.Sequential(
+        [keras.Input((6, 6)), keras.layers.Flatten(), keras.layers.Dense(classes, activation="softmax")]
+    )
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     return model
 
@@ -253,17 +266,25 @@ def test_validation_from_the_matrix_pass_matches_keras_own_validation(tmp_path, 
     assert history.history["val_loss"][-1] == pytest.approx(keras_loss, rel=1e-5)
     assert history.history["val_accuracy"][-1] == pytest.approx(keras_accuracy, abs=1e-6)  # Keras keeps float32
     validation = load_run(tmp_path / "validation")
-    assert {"epoch_loss", "epoch_accuracy", "evaluation_loss_vs_iterations", "evaluation_accuracy_vs_iterations"} <= set(
-        validation.Tags()["tensors"]
-    )
-    assert [e.step for e in validation.Tensors("evaluation_loss_vs_iterations")] == [6, 12]  # optimizer steps, as Keras logs them
+    assert {
+        "epoch_loss",
+        "epoch_accuracy",
+        "evaluation_loss_vs_iterations",
+        "evaluation_accuracy_vs_iterations",
+    } <= set(validation.Tags()["tensors"])
+    assert [e.step for e in validation.Tensors("evaluation_loss_vs_iterations")] == [
+        6,
+        12,
+    ]  # optimizer steps, as Keras logs them
     assert [e.step for e in load_run(tmp_path / "cm").Tensors("Confusion Matrix")] == [1]
 
 
 @pytest.mark.slow
 def test_callback_every_n_epochs_and_its_own_subdir(tmp_path, keras):
     x, y = _data()
-    callback = tbimg_cli.ConfusionMatrixCallback(tmp_path, (x, y), every_n_epochs=2, subdir="matrices", normalize="none")
+    callback = tbimg_cli.ConfusionMatrixCallback(
+        tmp_path, (x, y), every_n_epochs=2, subdir="matrices", normalize="none"
+    )
     _tiny_model(keras).fit(x, y, epochs=4, verbose=0, callbacks=[callback])
     assert [e.step for e in load_run(tmp_path / "matrices").Tensors("Confusion Matrix")] == [1, 3]
     assert "| true \\ predicted | 0 | 1 | 2 |" in _text(tmp_path / "matrices")[0]  # names default to indices
@@ -291,7 +312,8 @@ def test_ctrl_c_during_training_still_writes_every_queued_epoch(tmp_path):
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
         import keras, numpy as np, tbimg_cli
         x = np.random.default_rng(0).random((64, 6, 6)).astype("float32"); y = np.arange(64) % 3
-        model = keras.Sequential([keras.Input((6, 6)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")])
+        layers = [keras.Input((6, 6)), keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")]
+        model = keras.Sequential(layers)
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
         def stop(epoch, logs):
             if epoch == 1:
@@ -305,7 +327,10 @@ def test_ctrl_c_during_training_still_writes_every_queued_epoch(tmp_path):
 
 
 def test_the_public_api_loads_lazily():
-    code = "import sys, tbimg_cli; print(' '.join(m for m in ('tensorflow', 'keras', 'matplotlib', 'numpy') if m in sys.modules) or 'none')"
+    code = (
+        "import sys, tbimg_cli; "
+        "print(' '.join(m for m in ('tensorflow', 'keras', 'matplotlib', 'numpy') if m in sys.modules) or 'none')"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert proc.stdout.strip() == "none", proc.stderr
     assert set(tbimg_cli.__all__) >= {"ConfusionMatrixCallback", "log_confusion_matrix", "EventWriter"}

@@ -21,9 +21,17 @@ FIRST_TEST_LABELS = [9, 2, 1, 1, 6, 1, 4, 6, 5, 7]
 
 def test_class_names_are_the_ten_fashion_mnist_classes():
     assert data.CLASS_NAMES == (
-        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-    )  # fmt: skip
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    )
 
 
 @pytest.mark.parametrize(("split", "count", "per_class"), [("train", 60000, 6000), ("test", 10000, 1000)])
@@ -133,7 +141,8 @@ def test_broken_files_give_one_line_errors(tmp_path, data_dir, cli, breakage, me
 @pytest.mark.parametrize("breakage", ["truncated gzip", "gzip crc", "wrong counts"])
 @pytest.mark.parametrize("command", [["single", "--index", "0"], ["grid", "--count", str(SUBSET_TEST)]])
 def test_a_damaged_file_never_yields_a_result(tmp_path, data_dir, cli, breakage, command):
-    """Half a gzip stream still parses its first images, and a bad gzip CRC shows only at the end: the MD5 catches both."""
+    """Half a gzip stream still parses its first images, and a bad gzip CRC shows only at the end:
+    the MD5 catches both."""
     folder = _broken_dir(tmp_path, data_dir, breakage, vouched=False)
     shutil.copy(data_dir / "MD5SUMS", folder)  # the subset's sums: the damaged file no longer matches
     result = cli(*command, "--split", "test", "--data-dir", folder)

@@ -47,9 +47,12 @@ def _workers(commands: list[list[str]], timeout: float = 300) -> list[subprocess
     ports = _free_ports(len(commands))
     procs = [
         subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
             env={**os.environ, "TF_CONFIG": _tf_config(ports, i), "TF_CPP_MIN_LOG_LEVEL": "3"},
-        )  # fmt: skip
+        )
         for i, command in enumerate(commands)
     ]
     results = []
@@ -79,10 +82,22 @@ def _writer_pids(folder: Path) -> set[str]:
 def test_mirrored_strategy_over_two_logical_cpus(tmp_path, data_dir):
     out = tmp_path / "result.json"
     proc = subprocess.run(
-        [sys.executable, str(JOB), "--strategy", "mirrored", "--logdir", str(tmp_path / "run"),
-         "--data-dir", str(data_dir), "--out", str(out)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(JOB),
+            "--strategy",
+            "mirrored",
+            "--logdir",
+            str(tmp_path / "run"),
+            "--data-dir",
+            str(data_dir),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["replicas"] == 2 and result["chief"]
@@ -93,10 +108,20 @@ def test_mirrored_strategy_over_two_logical_cpus(tmp_path, data_dir):
 
 def test_multi_worker_strategy_only_the_chief_writes(tmp_path, data_dir):
     commands = [
-        [sys.executable, str(JOB), "--strategy", "multi-worker", "--logdir", str(tmp_path / "run"),
-         "--data-dir", str(data_dir), "--out", str(tmp_path / f"worker-{i}.json")]
+        [
+            sys.executable,
+            str(JOB),
+            "--strategy",
+            "multi-worker",
+            "--logdir",
+            str(tmp_path / "run"),
+            "--data-dir",
+            str(data_dir),
+            "--out",
+            str(tmp_path / f"worker-{i}.json"),
+        ]
         for i in range(2)
-    ]  # fmt: skip
+    ]
     for proc in _workers(commands):
         assert proc.returncode == 0, proc.stderr[-3000:]
     chief, other = (json.loads((tmp_path / f"worker-{i}.json").read_text()) for i in range(2))
@@ -109,8 +134,25 @@ def test_multi_worker_strategy_only_the_chief_writes(tmp_path, data_dir):
 
 def test_train_cm_multi_worker_writes_one_run_from_the_chief(tmp_path, data_dir):
     logdir = tmp_path / "logs"
-    command = [sys.executable, "-m", "tbimg_cli", "train-cm", "--strategy", "multi-worker", "--epochs", "2",
-               "--limit-train", "1024", "--data-dir", str(data_dir), "--logdir", str(logdir), "--run-name", "mw", "--json"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "tbimg_cli",
+        "train-cm",
+        "--strategy",
+        "multi-worker",
+        "--epochs",
+        "2",
+        "--limit-train",
+        "1024",
+        "--data-dir",
+        str(data_dir),
+        "--logdir",
+        str(logdir),
+        "--run-name",
+        "mw",
+        "--json",
+    ]
     chief, other = _workers([command, command])
     assert chief.returncode == 0, chief.stderr[-3000:]
     assert other.returncode == 0, other.stderr[-3000:]

@@ -1,4 +1,5 @@
-"""The examples in docs/examples run as a user would run them, on the test subset, and read back with TensorBoard's reader."""
+"""The examples in docs/examples run as a user would run them, on the test subset, and read back
+with TensorBoard's reader."""
 
 from __future__ import annotations
 

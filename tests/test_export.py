@@ -37,10 +37,13 @@ def _logs(root: Path) -> Path:
     legacy = root / "legacy"
     legacy.mkdir(parents=True)
     events = [event_pb2.Event(wall_time=1.5, file_version="brain.Event:2")] + [
-        event_pb2.Event(wall_time=2.0 + step, step=step * 10,
-                        summary=summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag="val/acc", simple_value=0.125 * step)]))
+        event_pb2.Event(
+            wall_time=2.0 + step,
+            step=step * 10,
+            summary=summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag="val/acc", simple_value=0.125 * step)]),
+        )
         for step in range(4)
-    ]  # fmt: skip
+    ]
     (legacy / "events.out.tfevents.1.host.1.0").write_bytes(b"".join(frame(e.SerializeToString()) for e in events))
     return root
 
@@ -159,8 +162,10 @@ def s3_server(tmp_path):
         port = _free_port()
         proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **env},
-        )  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, **env},
+        )
         started.append(proc)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -179,12 +184,20 @@ def s3_server(tmp_path):
 
 
 def _s3_env(endpoint: str, **extra) -> dict:
-    return {**os.environ, "FSSPEC_S3_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1", **extra}  # fmt: skip
+    return {
+        **os.environ,
+        "FSSPEC_S3_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        **extra,
+    }
 
 
 def _tbimg(*args, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tbimg_cli", *map(str, args)], capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "tbimg_cli", *map(str, args)], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def test_s3_round_trip_reads_what_a_local_read_reads(cli, tmp_path, s3_server):
@@ -192,8 +205,13 @@ def test_s3_round_trip_reads_what_a_local_read_reads(cli, tmp_path, s3_server):
 
     endpoint = s3_server()
     logs = _logs(tmp_path / "logs")
-    bucket = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
-                          region_name="us-east-1")  # fmt: skip
+    bucket = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
     bucket.create_bucket(Bucket="runs")
     for path in logs.rglob("events.out.tfevents.*"):
         bucket.upload_file(str(path), "runs", f"exp1/{path.relative_to(logs).as_posix()}")
@@ -205,12 +223,16 @@ def test_s3_round_trip_reads_what_a_local_read_reads(cli, tmp_path, s3_server):
     assert proc.returncode == 0, proc.stderr
     cli.json("export", logs, "--out", tmp_path / "from-disk", "--animate")
     remote_files = sorted(p.relative_to(tmp_path / "from-s3") for p in (tmp_path / "from-s3").rglob("*") if p.is_file())
-    local_files = sorted(p.relative_to(tmp_path / "from-disk") for p in (tmp_path / "from-disk").rglob("*") if p.is_file())
+    local_files = sorted(
+        p.relative_to(tmp_path / "from-disk") for p in (tmp_path / "from-disk").rglob("*") if p.is_file()
+    )
     assert remote_files == local_files and len(local_files) > 5
     for relative in local_files:
         assert (tmp_path / "from-s3" / relative).read_bytes() == (tmp_path / "from-disk" / relative).read_bytes()
     missing = _tbimg("inspect", "s3://no-such-bucket/x", env=env)
-    assert missing.returncode == 1 and "does not exist" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+    assert (
+        missing.returncode == 1 and "does not exist" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+    )
 
 
 def test_a_refused_credential_is_one_line(s3_server):
@@ -244,8 +266,12 @@ print(os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024)
 
 
 def _peak_rss_mb(*args) -> tuple[int, float]:
-    measured = subprocess.run([sys.executable, "-c", _MEASURE, sys.executable, "-m", "tbimg_cli", *map(str, args)],
-                              capture_output=True, text=True, timeout=300)  # fmt: skip
+    measured = subprocess.run(
+        [sys.executable, "-c", _MEASURE, sys.executable, "-m", "tbimg_cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     code, megabytes = measured.stdout.split()
     return int(code), float(megabytes)
 
@@ -265,8 +291,11 @@ def test_memory_stays_flat_on_a_large_log(tmp_path):
         out.write(frame(event_pb2.Event(file_version="brain.Event:2").SerializeToString()))
         plugin = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="images"))
         for step in range(400):
-            tensor = tensor_pb2.TensorProto(dtype=7, tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=3)]),
-                                            string_val=[b"512", b"512", blob])  # fmt: skip
+            tensor = tensor_pb2.TensorProto(
+                dtype=7,
+                tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=3)]),
+                string_val=[b"512", b"512", blob],
+            )
             value = summary_pb2.Summary.Value(tag="big", metadata=plugin, tensor=tensor)
             out.write(frame(event_pb2.Event(step=step, summary=summary_pb2.Summary(value=[value])).SerializeToString()))
         for step in range(200_000):
@@ -305,7 +334,14 @@ def encode_png_header(body: bytes) -> bytes:
     import zlib
 
     ihdr = struct.pack(">IIBBBBB", 4, 4, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr)) + body
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", 13)
+        + b"IHDR"
+        + ihdr
+        + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+        + body
+    )
 
 
 def test_the_logdirs_own_events_and_a_run_below_it_never_collide(cli, tmp_path):

@@ -7,7 +7,7 @@ import pytest
 
 from tbimg_cli import figures
 from tbimg_cli.data import CLASS_NAMES
-from tbimg_cli.writer import png_size
+from tbimg_cli.png import png_size
 
 from .conftest import decode_png, heavy_modules_after, load_run
 
@@ -57,7 +57,7 @@ def _find_scaled(pixels, image):
     for scale in range(1, 12):
         block = np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
         first = pixels == block[0, 0]
-        for top, left in zip(*np.nonzero(first.all(axis=-1) if first.ndim == 3 else first)):
+        for top, left in zip(*np.nonzero(first.all(axis=-1) if first.ndim == 3 else first), strict=True):
             window = pixels[top : top + block.shape[0], left : left + block.shape[1]]
             if window.shape == block.shape and np.array_equal(window, block):
                 return top, left, scale
@@ -81,7 +81,9 @@ def test_image_grid_shows_every_image_whole_with_its_title_above(colour):
         assert not text[top : top + height, left : left + width].any()  # no title over an image
         assert text[max(0, top - 9 * scale) : top, left : left + width].any()  # its title, just above it
         if not colour:
-            assert np.all(titled[top : top + height, left : left + width] == titled[top : top + height, left : left + width, :1])
+            assert np.all(
+                titled[top : top + height, left : left + width] == titled[top : top + height, left : left + width, :1]
+            )
 
 
 def test_plot_logs_one_png_of_the_figure(cli, data_dir):

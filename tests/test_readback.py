@@ -104,7 +104,9 @@ def test_export_keeps_the_original_bytes_and_decodes_to_the_pixels(cli, tmp_path
     written = sorted((tmp_path / "out" / "mine" / "pictures").iterdir())
     assert [p.name for p in written] == [f"step-0-{i}.png" for i in range(4)] + ["step-5-0.png", "step-5-1.png"]
     for index in range(4):
-        assert np.array_equal(decode_png((tmp_path / "out/mine/pictures" / f"step-0-{index}.png").read_bytes()), IMAGES[index, :, :, 0])
+        assert np.array_equal(
+            decode_png((tmp_path / "out/mine/pictures" / f"step-0-{index}.png").read_bytes()), IMAGES[index, :, :, 0]
+        )
 
 
 def test_export_filters_by_tag_run_and_step(cli, tmp_path):
@@ -139,7 +141,7 @@ def test_export_refuses_to_overwrite_unless_forced(cli, tmp_path):
 
 @pytest.mark.parametrize("tag", ["../../etc/x", "/abs", "con:", "a" * 300, "..", "C:\\windows\\x", "ok/../../up"])
 def test_hostile_tags_export_under_out(cli, tmp_path, tag):
-    from tbimg_cli.writer import encode_pngs
+    from tbimg_cli.png import encode_pngs
 
     png = encode_pngs(IMAGES[:1])[0]
     logs = _legacy_logs(tmp_path / "logs", png, tag=tag)
@@ -245,7 +247,9 @@ def _tensor_value(tag: str, plugin: str, **tensor):
         tag=tag,
         metadata=summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin)),
         tensor=tensor_pb2.TensorProto(
-            tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=n) for n in shape]),
+            tensor_shape=tensor_shape_pb2.TensorShapeProto(
+                dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=n) for n in shape]
+            ),
             **tensor,
         ),
     )
@@ -339,8 +343,11 @@ def test_piped_inspect_prints_whole_tab_separated_rows(tmp_path):
         writer.image("Confusion Matrix", np.zeros((850, 800), np.uint8), step=0)
     proc = subprocess.run(
         [sys.executable, "-m", "tbimg_cli", "inspect", str(tmp_path / "logs")],
-        capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "40"},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "40"},
+    )
     header, row = proc.stdout.splitlines()
     assert header.split("\t")[:2] == ["run", "tag"]
     assert row.split("\t") == [long_run, "Confusion Matrix", "images", "0 (1)", "1", "800x850"]

@@ -97,9 +97,13 @@ def full_disk(tmp_path):
 
 @pytest.mark.parametrize(
     "command",
-    [["single"], ["grid", "--count", "50"], ["plot"],
-     pytest.param(["train-cm", "--epochs", "1", "--limit-train", "500"], marks=pytest.mark.slow)],
-)  # fmt: skip
+    [
+        ["single"],
+        ["grid", "--count", "50"],
+        ["plot"],
+        pytest.param(["train-cm", "--epochs", "1", "--limit-train", "500"], marks=pytest.mark.slow),
+    ],
+)
 def test_a_full_disk_is_one_line_and_leaves_nothing(cli, data_dir, full_disk, command):
     result = cli(*command, "--data-dir", data_dir, "--logdir", full_disk / "logs")
     assert result.exit_code == 1, result.output
@@ -110,6 +114,8 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(cli, data_dir, full_disk, co
 
 def test_train_cm_checks_the_logdir_before_importing_tensorflow(tmp_path, data_dir):
     (tmp_path / "a-file").write_text("")
-    heavy, proc = heavy_modules_after(["train-cm", "--data-dir", str(data_dir), "--logdir", str(tmp_path / "a-file" / "logs")])
+    heavy, proc = heavy_modules_after(
+        ["train-cm", "--data-dir", str(data_dir), "--logdir", str(tmp_path / "a-file" / "logs")]
+    )
     assert proc.returncode == 0 and "is a file" in proc.stderr  # (the probe turns the exit into a printed line)
     assert "tensorflow" not in heavy and "keras" not in heavy

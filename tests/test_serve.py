@@ -56,7 +56,7 @@ class Served:
     @property
     def url(self) -> str:
         assert self.url_seen.wait(90), "".join(self.err_lines)
-        line = next(l for l in self.err_lines if "TensorBoard at" in l)
+        line = next(line for line in self.err_lines if "TensorBoard at" in line)
         return re.search(r"http://\S+?/", line).group(0)
 
     def get(self, path: str, **query) -> bytes:
@@ -127,9 +127,20 @@ def test_grid_is_served_with_every_sample_and_its_pixels(serve, data_dir, test_s
 def test_train_cm_serves_while_training_and_keeps_every_epoch(serve, data_dir):
     epochs = 4
     served = serve(
-        "train-cm", "--limit-train", "2000", "--epochs", epochs, "--seed", "1",
-        "--data-dir", data_dir, "--serve", "--port", free_port(), "--json",
-    )  # fmt: skip
+        "train-cm",
+        "--limit-train",
+        "2000",
+        "--epochs",
+        epochs,
+        "--seed",
+        "1",
+        "--data-dir",
+        data_dir,
+        "--serve",
+        "--port",
+        free_port(),
+        "--json",
+    )
     first_runs = served.wait_for(lambda: served.get_json("/data/runs") or [None])
     assert served.proc.poll() is None  # up before training has finished
 
@@ -196,7 +207,7 @@ def test_taken_default_port_moves_to_the_next(serve, data_dir):
         served = serve("single", "--data-dir", data_dir, "--serve")
         port = urllib.parse.urlparse(served.url).port
         assert port != 6006
-        assert any(f"port 6006 is taken; TensorBoard is on port {port}" in l for l in served.err_lines)
+        assert any(f"port 6006 is taken; TensorBoard is on port {port}" in line for line in served.err_lines)
         served.wait_for(lambda: served.get_json("/data/runs"))
         assert served.interrupt() == 0
     finally:

@@ -64,7 +64,7 @@ def test_train_and_validation_scalars_for_every_epoch(trained):
 
 
 def test_confusion_matrix_and_gallery_every_epoch(trained):
-    from tbimg_cli.writer import png_size
+    from tbimg_cli.png import png_size
 
     accumulator = load_run(Path(trained["run_dir"]) / "cm")
     for tag in ("Confusion Matrix", "Misclassified"):
@@ -140,10 +140,27 @@ def test_bad_data_fails_before_tensorflow_is_imported(tmp_path, cli):
 
 def test_ctrl_c_leaves_readable_event_files_and_exit_130(data_dir, tmp_path):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tbimg_cli", "train-cm", "--limit-train", "3000", "--epochs", "200",
-         "--data-dir", str(data_dir), "--logdir", str(tmp_path), "--run-name", "stopped"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TERM": "dumb"},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "tbimg_cli",
+            "train-cm",
+            "--limit-train",
+            "3000",
+            "--epochs",
+            "200",
+            "--data-dir",
+            str(data_dir),
+            "--logdir",
+            str(tmp_path),
+            "--run-name",
+            "stopped",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TERM": "dumb"},
+    )
     cm_dir = tmp_path / "image" / "stopped" / "cm"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and not (event_files(cm_dir) and event_files(cm_dir)[0].stat().st_size > 20000):
@@ -157,7 +174,7 @@ def test_ctrl_c_leaves_readable_event_files_and_exit_130(data_dir, tmp_path):
     assert "stopped" in out
     for sub in ("train", "validation", "cm"):
         for path in event_files(tmp_path / "image" / "stopped" / sub):
-            payloads, problem = records.read_records(path)
+            _, problem = records.read_records(path)
             assert problem is None, (path, problem)
     steps = [e.step for e in load_run(cm_dir).Tensors("Confusion Matrix")]
     assert steps and steps == list(range(len(steps))) and len(steps) < 200
@@ -165,10 +182,26 @@ def test_ctrl_c_leaves_readable_event_files_and_exit_130(data_dir, tmp_path):
 
 def test_ctrl_c_before_the_first_epoch_ends_keeps_nothing(data_dir, tmp_path):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tbimg_cli", "train-cm", "--batch-size", "1", "--epochs", "3",
-         "--data-dir", str(data_dir), "--logdir", str(tmp_path), "--run-name", "early"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "tbimg_cli",
+            "train-cm",
+            "--batch-size",
+            "1",
+            "--epochs",
+            "3",
+            "--data-dir",
+            str(data_dir),
+            "--logdir",
+            str(tmp_path),
+            "--run-name",
+            "early",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     train_dir = tmp_path / "image" / "early" / "train"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline and not event_files(train_dir):
@@ -193,7 +226,7 @@ def test_modules_hidden_from_keras_fail_to_import_and_come_back_afterwards(tmp_p
     monkeypatch.syspath_prepend(str(tmp_path))
     with _hidden(["tbimg_optional_extra", "os"]):
         with pytest.raises(ImportError):
-            import tbimg_optional_extra  # noqa: F401
+            import tbimg_optional_extra
         import os  # already imported: never hidden
 
         assert os.sep

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from tbimg_cli import records
-from tbimg_cli.writer import EventWriter, encode_pngs, to_uint8_batch
+from tbimg_cli.png import encode_pngs, to_uint8_batch
+from tbimg_cli.writer import EventWriter
 
 from .conftest import decode_png, event_files, load_run
 
@@ -53,7 +54,7 @@ RGBA = (np.arange(1 * 3 * 3 * 4) * 29 % 256).astype(np.uint8).reshape(1, 3, 3, 4
 # Floats across and beyond [0, 1], including values that sit on rounding edges.
 FLOATS = np.linspace(-0.2, 1.2, 2 * 6 * 6, dtype=np.float32).reshape(2, 6, 6, 1)
 FLOATS64 = np.linspace(0, 1, 4 * 4 * 3, dtype=np.float64).reshape(1, 4, 4, 3)
-# Enough images to be encoded on several threads (writer.PARALLEL_PNGS per thread), whose order must hold.
+# Enough images to be encoded on several threads (png.PARALLEL_PNGS per thread), whose order must hold.
 MANY = np.random.default_rng(3).integers(0, 256, (1100, 28, 28, 1), dtype=np.uint8)
 
 
@@ -79,7 +80,7 @@ def test_image_summary_is_indistinguishable_from_tf_summary_image(tmp_path, tf, 
     ours_values, theirs_values = ours.tensor_proto.string_val, theirs.tensor_proto.string_val
     assert len(ours_values) == len(theirs_values) == len(images) + 2
     assert ours_values[:2] == theirs_values[:2] == [str(images.shape[2]).encode(), str(images.shape[1]).encode()]
-    for mine, reference in zip(ours_values[2:], theirs_values[2:]):
+    for mine, reference in zip(ours_values[2:], theirs_values[2:], strict=True):
         assert np.array_equal(decode_png(mine), decode_png(reference))
 
 
@@ -119,7 +120,13 @@ def test_float_conversion_matches_convert_image_dtype(tf):
 
 @pytest.mark.parametrize(
     ("shape", "normalised"),
-    [((5, 4), (1, 5, 4, 1)), ((5, 4, 3), (1, 5, 4, 3)), ((6, 5, 7), (6, 5, 7, 1)), ((6, 5, 4), (1, 6, 5, 4)), ((2, 5, 4, 4), (2, 5, 4, 4))],
+    [
+        ((5, 4), (1, 5, 4, 1)),
+        ((5, 4, 3), (1, 5, 4, 3)),
+        ((6, 5, 7), (6, 5, 7, 1)),
+        ((6, 5, 4), (1, 6, 5, 4)),
+        ((2, 5, 4, 4), (2, 5, 4, 4)),
+    ],
 )
 def test_accepted_shapes(shape, normalised):
     assert to_uint8_batch(np.zeros(shape, np.uint8)).shape == normalised
@@ -127,7 +134,11 @@ def test_accepted_shapes(shape, normalised):
 
 @pytest.mark.parametrize(
     ("array", "message"),
-    [(np.zeros((2, 3, 4, 2), np.uint8), "channels"), (np.zeros(5, np.uint8), "shaped"), (np.zeros((2, 2), np.int64), "uint8 or floats")],
+    [
+        (np.zeros((2, 3, 4, 2), np.uint8), "channels"),
+        (np.zeros(5, np.uint8), "shaped"),
+        (np.zeros((2, 2), np.int64), "uint8 or floats"),
+    ],
 )
 def test_rejected_inputs(array, message):
     from tbimg_cli.errors import InputError

@@ -43,20 +43,32 @@ def main() -> None:
     x_train, y_train = rgb_subset(*data.load("train", args.data_dir))
     x_val, y_val = rgb_subset(*data.load("test", args.data_dir))
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((28, 28, 3)),
-        keras.layers.Conv2D(8, 3, activation="relu"),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(16, 3, activation="relu"),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(len(CLASSES)),  # logits: the callback takes them as they are
-    ])  # fmt: skip
-    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 3)),
+            keras.layers.Conv2D(8, 3, activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(16, 3, activation="relu"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(len(CLASSES)),  # logits: the callback takes them as they are
+        ]
+    )
+    model.compile(
+        optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"]
+    )
     callbacks = [
         keras.callbacks.TensorBoard(args.logdir),
         ConfusionMatrixCallback(args.logdir, (x_val, y_val), class_names=[CLASSES[i] for i in sorted(CLASSES)]),
     ]
-    model.fit(x_train, y_train, epochs=args.epochs, batch_size=64, validation_data=(x_val, y_val), verbose=2, callbacks=callbacks)
+    model.fit(
+        x_train,
+        y_train,
+        epochs=args.epochs,
+        batch_size=64,
+        validation_data=(x_val, y_val),
+        verbose=2,
+        callbacks=callbacks,
+    )
     print(f"logged to {args.logdir}; view with: tensorboard --logdir {args.logdir}")
 
 

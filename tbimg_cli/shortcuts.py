@@ -1,0 +1,350 @@
+"""Every shortcut tbimg takes past another library's public API, or into process-wide state: one room.
+
+Each shortcut says what it assumes, was checked against the versions in
+`CHECKED_AGAINST`, and has a way back: when the internals are not what it
+expects, or when `TBIMG_NO_SHORTCUTS=1` is set (the tests set it to check that
+the result is the same), the public way is taken instead. What each one saves
+is measured in `bench/` (figures in bench/README.md), not claimed here.
+
+Process-wide changes (the allocator, imports hidden from Keras, environment
+defaults, file descriptor 2, warning filters and library loggers, TensorBoard's
+TensorFlow switch, a fork pool, ending without the interpreter's teardown) are
+made only in the `tbimg` command's own process, which `cli.main` claims with
+`claim_process()`. A program that imports tbimg keeps its process as it was.
+
+The shortcuts, who uses them, and the way back:
+
+- `draw_titles` (figures.py): text set straight onto an Agg renderer's pixel
+  buffer; back: a Figure with `figimage` and `text`.
+- `NoKerasBatchHooks` (keras_callback.py): answers tf_keras's private
+  batch-hook questions; back: none needed, a tf_keras that stops asking calls nothing.
+- `report_validation` (train.py): Keras's TensorBoard callback told of a
+  validation pass it did not run; back: `fit` runs its own validation pass.
+- `tensorflow_import`, `cap_malloc_arenas`, `quiet_tensorflow` (train.py):
+  back: TensorFlow imported and left as it is.
+- `tensorboard_without_tensorflow`, `quiet_server_logs` (serve.py): back:
+  TensorBoard's own choices.
+- `fork_pool` (readback.py): back: one process.
+- `end_process` (cli.py): exit handlers, then `os._exit`; back: `sys.exit`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
+    import numpy as np
+    from numpy.typing import NDArray
+
+CHECKED_AGAINST = {
+    "python": "3.11.7",
+    "matplotlib": "3.11.2",
+    "keras": "3.15.1",
+    "tf_keras": "2.21.0",
+    "tensorflow": "2.21.0",
+    "tensorboard": "2.21.0",
+}
+DISABLE_VARIABLE = "TBIMG_NO_SHORTCUTS"
+
+_owned_process = False
+
+
+def claim_process() -> None:
+    """Called by `cli.main` only: this process is the `tbimg` command, so it may change process-wide state."""
+    global _owned_process
+    _owned_process = True
+
+
+def enabled() -> bool:
+    """Whether shortcuts may be taken at all (`TBIMG_NO_SHORTCUTS=1` forces every way back)."""
+    return os.environ.get(DISABLE_VARIABLE) in (None, "", "0")
+
+
+def process_wide() -> bool:
+    """Whether process-wide changes may be made: only in the `tbimg` command's own process."""
+    return _owned_process and enabled()
+
+
+# matplotlib: titles onto a mosaic
+
+
+def draw_titles(
+    canvas: NDArray[np.uint8], titles: Sequence[tuple[float, float, str]], font_size: float, dpi: float
+) -> NDArray[np.uint8]:
+    """`canvas` (H, W, 3) with each title's text centred on x, its box's bottom at y (from the top).
+
+    The shortcut sets the text with matplotlib's Agg renderer straight onto
+    the pixels: a Figure with an image and text artists draws the same, but
+    laying out that machinery for one mosaic and its labels costs a sizeable
+    part of `plot`. It uses the renderer's documented backend methods on a
+    renderer no Figure owns, with a bare `GraphicsContextBase`, and writes the
+    renderer's buffer in place: any of that may change, so a failure falls back.
+    """
+    if enabled():
+        try:
+            return _titles_on_renderer(canvas, titles, font_size, dpi)
+        except (AttributeError, TypeError, ValueError):
+            pass  # the renderer is not what this was written against: the public way below
+    return _titles_on_figure(canvas, titles, font_size, dpi)
+
+
+def _titles_on_renderer(
+    canvas: NDArray[np.uint8], titles: Sequence[tuple[float, float, str]], font_size: float, dpi: float
+) -> NDArray[np.uint8]:
+    import numpy as np
+    from matplotlib.backend_bases import GraphicsContextBase
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.font_manager import FontProperties
+
+    height, width = canvas.shape[:2]
+    renderer = RendererAgg(width, height, dpi)
+    pixels = np.asarray(renderer.buffer_rgba())
+    if pixels.shape != (height, width, 4) or not pixels.flags.writeable:
+        raise ValueError("the renderer's buffer is not a writable (H, W, 4) array")
+    pixels[..., :3] = canvas
+    pixels[..., 3] = 255
+    font = FontProperties(size=font_size)
+    _, _, descent = renderer.get_text_width_height_descent("lp", font, ismath=False)  # one baseline for all
+    ink = GraphicsContextBase()  # black, antialiased
+    for centre, bottom, text in titles:
+        text_width, _, _ = renderer.get_text_width_height_descent(text, font, ismath=False)
+        # Agg's y grows downwards (`renderer.flipy()`), and text is placed by its baseline.
+        renderer.draw_text(ink, centre - text_width / 2, bottom - descent, text, font, 0)
+    return np.ascontiguousarray(pixels[..., :3])
+
+
+def _titles_on_figure(
+    canvas: NDArray[np.uint8], titles: Sequence[tuple[float, float, str]], font_size: float, dpi: float
+) -> NDArray[np.uint8]:
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.transforms import IdentityTransform
+
+    height, width = canvas.shape[:2]
+    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
+    agg = FigureCanvasAgg(fig)
+    fig.figimage(canvas, xo=0, yo=0, origin="upper", resize=False)
+    for centre, bottom, text in titles:
+        fig.text(
+            centre,
+            height - bottom,
+            text,
+            transform=IdentityTransform(),
+            ha="center",
+            va="bottom",
+            fontsize=font_size,
+            usetex=False,
+            parse_math=False,
+        )
+    agg.draw()
+    return np.ascontiguousarray(np.asarray(agg.buffer_rgba())[..., :3])
+
+
+# Keras
+
+
+class NoKerasBatchHooks:
+    """For Keras 3 callbacks run by tf_keras (Keras 2) `fit`, as multi-worker training does.
+
+    tf_keras asks each callback, through these private methods, whether it has
+    batch hooks, and a Keras 3 callback does not have the methods to answer.
+    Ours have none. If a tf_keras release stops asking, nothing calls these.
+    """
+
+    def _implements_train_batch_hooks(self) -> bool:
+        return False
+
+    def _implements_test_batch_hooks(self) -> bool:
+        return False
+
+    def _implements_predict_batch_hooks(self) -> bool:
+        return False
+
+
+def can_report_validation(board: Any) -> bool:
+    """Whether `report_validation` may tell Keras's TensorBoard callback of a validation pass.
+
+    `train-cm` computes validation loss and accuracy from the predictions the
+    confusion matrix needs anyway, instead of letting `fit` read the test set
+    a second time and trace a test function. The callback then logs them as
+    `validation/` scalars from the epoch's logs (its public contract), and
+    logs its `evaluation_*_vs_iterations` scalars when its test hooks are
+    called, which this does by hand, outside an evaluation. When the hooks
+    are missing, `fit` is given the validation data and runs its own pass.
+    """
+    return enabled() and all(callable(getattr(board, hook, None)) for hook in ("on_test_begin", "on_test_end"))
+
+
+def report_validation(board: Any, metrics: dict[str, float]) -> None:
+    board.on_test_begin()
+    board.on_test_end(metrics)
+
+
+# TensorFlow's import
+
+# Keras 3 imports pandas (for DataFrame inputs), scikit-learn (for its estimator wrappers) and
+# pyplot (for its image galleries) whenever they are installed, as they are in most ML
+# environments, for features train-cm never uses. Hidden, Keras takes them as absent.
+# matplotlib itself stays: the figures are drawn with it.
+KERAS_EXTRAS_UNUSED = ("pandas", "sklearn", "matplotlib.pyplot")
+MALLOC_ARENAS = 2
+_M_ARENA_MAX = -8  # glibc's mallopt(3) parameter number
+
+
+@contextlib.contextmanager
+def tensorflow_import(verbose: bool) -> Iterator[None]:
+    """Around `import tensorflow` and Keras, in the tbimg process only: less start-up cost and chatter.
+
+    - TensorFlow's C++ logging is set to errors only (`TF_CPP_MIN_LOG_LEVEL=3`,
+      unless --verbose or set), and file descriptor 2 itself is silenced during
+      the import, since that logging writes there before any setting applies;
+    - oneDNN is off for this small model (`TF_ENABLE_ONEDNN_OPTS=0`): its
+      kernels pay off on large tensors, and their set-up costs more than they
+      save on the tutorial's 32x784 batches. Round-off may differ in the last
+      bits; what is learned does not. A user's own setting wins;
+    - the optional integrations in `KERAS_EXTRAS_UNUSED` are hidden from Keras.
+    """
+    if not process_wide():
+        yield
+        return
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    with contextlib.nullcontext() if verbose else _stderr_silenced(), _hidden(KERAS_EXTRAS_UNUSED):
+        yield
+
+
+def quiet_tensorflow(tf: Any) -> None:
+    """TensorFlow's, Keras's and absl's Python-side warnings and logs, off in the tbimg process (not with --verbose)."""
+    if not process_wide():
+        return
+    import warnings
+
+    import absl.logging
+
+    warnings.filterwarnings("ignore", module=r"(keras|tf_keras|tensorflow)\b")
+    tf.get_logger().setLevel("ERROR")
+    absl.logging.set_verbosity(absl.logging.ERROR)
+
+
+def cap_malloc_arenas() -> None:
+    """Let glibc's malloc keep at most `MALLOC_ARENAS` arenas, in the tbimg process only.
+
+    Each of TensorFlow's and tf.data's threads otherwise gets an arena of its
+    own (up to 8 per core), and each holds on to the memory freed in it; with
+    two, the peak is lower and the time the same. Only threads started
+    afterwards are affected, so it runs before any. Outside glibc, or with
+    MALLOC_ARENA_MAX set, it does nothing.
+    """
+    if not process_wide() or os.environ.get("MALLOC_ARENA_MAX"):
+        return
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError):
+        return
+    mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
+
+
+@contextlib.contextmanager
+def _hidden(module_names: Sequence[str]) -> Iterator[None]:
+    """Make `import name` fail for modules not yet imported (None in `sys.modules` means
+    "not importable"), and put things back afterwards, so later imports work as usual."""
+    hidden = [name for name in module_names if name not in sys.modules]
+    for name in hidden:
+        sys.modules[name] = None  # type: ignore[assignment]  # None is how sys.modules says "not importable"
+    try:
+        yield
+    finally:
+        for name in hidden:
+            if sys.modules.get(name, ...) is None:
+                del sys.modules[name]
+
+
+@contextlib.contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+# TensorBoard's server
+
+
+def tensorboard_without_tensorflow() -> None:
+    """Make TensorBoard read logs with its TF-free stub instead of importing TensorFlow (tbimg process only).
+
+    TensorBoard imports TensorFlow when it can find it unless the module
+    `tensorboard.compat.notf` exists: the switch its `tensorboard-notf` build
+    uses. The stub reads event files just as well. When TensorFlow is already
+    loaded (train-cm) it is left alone: `tf.summary` itself runs through
+    `tensorboard.compat`, and the switch would break it. Without TensorFlow
+    installed (the base install), TensorBoard uses the stub by itself.
+    """
+    if process_wide() and "tensorflow" not in sys.modules:
+        import types
+
+        sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("tensorboard.compat.notf"))
+
+
+def quiet_server_logs() -> None:
+    """TensorBoard's and werkzeug's per-request and start-up logs are not for tbimg's terminal."""
+    if not process_wide():
+        return
+    import logging
+
+    for name in ("tensorboard", "werkzeug", "absl"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+# Reading logs on every core
+
+
+def fork_pool(workers: int) -> ProcessPoolExecutor | None:
+    """A pool of forked processes, or None to read in this process.
+
+    Forked, so that nothing is imported again in the workers. Only in the
+    tbimg process: forking someone else's multi-threaded program can leave a
+    lock held forever in the child, and where `fork` is not offered (or
+    not the platform's way) the work stays in one process.
+    """
+    import multiprocessing
+
+    if not process_wide() or "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+
+
+# The end of the tbimg process
+
+
+def end_process(code: int) -> NoReturn:
+    """Run the exit handlers (`atexit`), flush, and end without finalising every loaded module.
+
+    By then every command has closed its files; finalising modules only makes
+    the user wait, noticeably once TensorFlow is loaded. Without the private
+    `atexit._run_exitfuncs`, the interpreter ends as usual.
+    """
+    run_exit_handlers = getattr(__import__("atexit"), "_run_exitfuncs", None)
+    if not (enabled() and callable(run_exit_handlers)):
+        sys.exit(code)
+    run_exit_handlers()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe or stream: nothing more can reach it
+            stream.flush()
+    os._exit(code)
