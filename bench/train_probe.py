@@ -42,20 +42,22 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     args = parser.parse_args()
 
-    from tbimg_cli import confusion, train
+    from tbimg_cli import confusion, shortcuts, train
+
+    shortcuts.claim_process()  # measured as the `tbimg` command runs it, process-wide shortcuts and all
 
     importing: list[float] = []
     blocking: list[float] = []
     worker: list[float] = []
     train._import_tensorflow = timed(train._import_tensorflow, importing)
     train._import_tensorflow(verbose=False)  # so that the callback module can be imported and timed
-    from tbimg_cli import keras_callback
+    from tbimg_cli import one_pass_validation
 
-    callback = keras_callback.ValidationAndConfusionMatrixCallback
+    callback = one_pass_validation.ValidationAndConfusionMatrixCallback
     callback.on_epoch_end = timed(callback.on_epoch_end, blocking)
     confusion.write_summaries = timed(confusion.write_summaries, worker)
 
-    class Clock(train.TrainingObserver):
+    class Clock(train._Unobserved):
         def epoch_done(self, epoch, logs):
             self.last_epoch_end = time.perf_counter()
 

@@ -246,11 +246,11 @@ def single(
     """
     from tbimg_cli import images
 
-    serving = _serve_settings(then_serve, host, port, open_browser)
-    with _download_bars(as_json) as on_download:
-        source = images.DataSource(split.value, data_dir, offline, on_download)
+    serving = _serve_settings(host, port, then_serve=then_serve, open_browser=open_browser)
+    with _download_bars(as_json=as_json) as on_download:
+        source = images.DataSource(split.value, data_dir, offline=offline, on_download=on_download)
         result = images.single(source, images.RunTarget(logdir, run_name), index)
-    _finish(result, f"{split.value} image #{index} ({result.classes[0]})", as_json, serving)
+    _finish(result, f"{split.value} image #{index} ({result.classes[0]})", as_json=as_json, serving=serving)
 
 
 @app.command(
@@ -275,11 +275,11 @@ def grid(
 ) -> None:
     from tbimg_cli import images
 
-    serving = _serve_settings(then_serve, host, port, open_browser)
-    with _download_bars(as_json) as on_download:
-        source = images.DataSource(split.value, data_dir, offline, on_download)
+    serving = _serve_settings(host, port, then_serve=then_serve, open_browser=open_browser)
+    with _download_bars(as_json=as_json) as on_download:
+        source = images.DataSource(split.value, data_dir, offline=offline, on_download=on_download)
         result = images.grid(source, images.RunTarget(logdir, run_name), count, start, class_name)
-    _finish(result, counted(result.images, f"{split.value} image"), as_json, serving)
+    _finish(result, counted(result.images, f"{split.value} image"), as_json=as_json, serving=serving)
 
 
 @app.command(
@@ -304,11 +304,11 @@ def plot(
 ) -> None:
     from tbimg_cli import images
 
-    serving = _serve_settings(then_serve, host, port, open_browser)
-    with _download_bars(as_json) as on_download:
-        source = images.DataSource(split.value, data_dir, offline, on_download)
+    serving = _serve_settings(host, port, then_serve=then_serve, open_browser=open_browser)
+    with _download_bars(as_json=as_json) as on_download:
+        source = images.DataSource(split.value, data_dir, offline=offline, on_download=on_download)
         result = images.plot(source, images.RunTarget(logdir, run_name), count, start, class_name)
-    _finish(result, f"a figure of {counted(result.images, f'{split.value} image')}", as_json, serving)
+    _finish(result, f"a figure of {counted(result.images, f'{split.value} image')}", as_json=as_json, serving=serving)
 
 
 @app.command("train-cm")
@@ -349,10 +349,11 @@ def train_cm(
     """
     from tbimg_cli import output, train
 
-    serving = _serve_settings(then_serve, host, port, open_browser, image_steps=epochs)
+    train.require_tensorflow(legacy_keras=strategy is Strategy.multi_worker)  # before anything, in one line
+    serving = _serve_settings(host, port, then_serve=then_serve, open_browser=open_browser, image_steps=epochs)
     # TensorBoard starts as soon as the run exists, so every epoch shows up while it trains.
     on_run_created = (lambda run_dir: _start_server(logdir, serving)) if serving else None
-    with _download_bars(as_json) as on_download:
+    with _download_bars(as_json=as_json) as on_download:
         settings = train.TrainSettings(
             epochs=epochs,
             batch_size=batch_size,
@@ -441,14 +442,14 @@ def export(
 # Glue shared by the writing commands
 
 
-def _download_bars(as_json: bool) -> DownloadBars:
+def _download_bars(*, as_json: bool) -> DownloadBars:
     from tbimg_cli import output
 
     return output.DownloadBars(enabled=not as_json)
 
 
 def _serve_settings(
-    then_serve: bool, host: str, port: int | None, open_browser: bool, image_steps: int = 0
+    host: str, port: int | None, *, then_serve: bool, open_browser: bool, image_steps: int = 0
 ) -> serve.ServeSettings | None:
     """Checked serve settings when --serve is given (before any work, so a taken port fails fast)."""
     if not then_serve:
@@ -460,10 +461,10 @@ def _start_server(logdir: Path, settings: serve.ServeSettings) -> None:
     from tbimg_cli import output
 
     url = serve.start(logdir, settings)
-    output.serving(url, logdir, serve.moved_port_note(url, settings), serve.exposed(settings))
+    output.serving(url, logdir, serve.moved_port_note(url, settings), exposed=serve.exposed(settings))
 
 
-def _finish(result: WrittenRun, what: str, as_json: bool, serving: serve.ServeSettings | None) -> None:
+def _finish(result: WrittenRun, what: str, *, as_json: bool, serving: serve.ServeSettings | None) -> None:
     """Print a writing command's result, then serve its log root until Ctrl-C when asked."""
     from tbimg_cli import output
 

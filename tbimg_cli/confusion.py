@@ -16,7 +16,7 @@ What one step writes, into `<log_dir>/cm` unless told otherwise:
     per_class_precision/<class>   scalar: the fraction of each class's predictions that are right
 
 `BackgroundLogger` draws and writes on one worker thread, so matplotlib's
-~0.2 s per step overlaps training instead of stalling it; it is the only
+drawing overlaps training instead of stalling it; it is the only
 user of its writer and of matplotlib, so neither needs locking.
 """
 
@@ -204,7 +204,7 @@ def write_summaries(writer: EventWriter, evaluation: Evaluation, step: int, when
 def count_matrix(true_ids: NDArray[np.int64], predicted_ids: NDArray[np.int64], classes: int) -> NDArray[np.int64]:
     """Counts: row = true class, column = predicted class, as `sklearn.metrics.confusion_matrix`
     gives them (the tests check that it agrees). One `bincount` over checked class ids: importing
-    scikit-learn for this would cost 0.9 s and 120 MB (it brings SciPy and pandas along), in
+    scikit-learn for this would bring SciPy along, seconds and a hundred megabytes, in
     every process that logs a matrix."""
     import numpy as np
 
@@ -265,7 +265,7 @@ class BackgroundLogger:
         finally:
             self.writer.close()
 
-    def _raise_worker_errors(self, wait: bool = False) -> None:
+    def _raise_worker_errors(self, *, wait: bool = False) -> None:
         for future in [self._warm, *self._pending]:
             failure = future.exception() if wait or future.done() else None
             if failure is not None:

@@ -1,7 +1,7 @@
 """Fashion-MNIST from the four official IDX files, read with numpy and gzip.
 
 Never through TensorFlow: reading the files ourselves costs milliseconds where
-`keras.datasets` costs a 3 s TensorFlow import. The files are looked for, in
+`keras.datasets` costs a TensorFlow import (bench/README.md has the figures). The files are looked for, in
 order, in an explicit data directory, then in the Keras cache that
 `keras.datasets.fashion_mnist.load_data()` fills (so anyone who ran the
 tutorial already has them), and are otherwise downloaded into that cache.
@@ -128,7 +128,7 @@ class SplitFiles:
 
 
 def locate(
-    split: str, data_dir: str | Path | None = None, offline: bool = False, on_download: BytesCallback | None = None
+    split: str, data_dir: str | Path | None = None, *, offline: bool = False, on_download: BytesCallback | None = None
 ) -> SplitFiles:
     """Find (or fetch) the two files of `split`.
 
@@ -248,12 +248,13 @@ def _save_verified(remembered: dict) -> None:
 def load(
     split: str,
     data_dir: str | Path | None = None,
+    *,
     offline: bool = False,
     stop: int | None = None,
     on_download: BytesCallback | None = None,
 ) -> tuple[NDArray[np.uint8], NDArray[np.uint8]]:
     """(images, labels) of a split; images only up to `stop` when given."""
-    files = locate(split, data_dir, offline, on_download)
+    files = locate(split, data_dir, offline=offline, on_download=on_download)
     labels = files.labels()
     images = files.images(stop)
     return images, labels[: len(images)]

@@ -254,7 +254,7 @@ def _export_run(
             part.tags.add(tag)
             if value.plugin == SCALARS:
                 if scalars is None:
-                    scalars = _ScalarsFile(paths.for_scalars(run), write, planning)
+                    scalars = _ScalarsFile(paths.for_scalars(run), write, planning=planning)
                 scalars.add(tag, step, value.wall_time, value.data)
                 part.scalar_rows += 1
             elif value.plugin == IMAGES:
@@ -285,7 +285,7 @@ class _ScalarsFile:
     the common case, and only the tag can need quoting (done once per tag).
     """
 
-    def __init__(self, path: Path, write: Callable[[Path, Callable[[Path], object] | None], None], planning: bool):
+    def __init__(self, path: Path, write: Callable[[Path, Callable[[Path], object] | None], None], *, planning: bool):
         self._stream: TextIO | None = None
         self._quoted: dict[str, str] = {}
         write(path, None if planning else self._open)

@@ -38,7 +38,7 @@ class DataSource:
     on_download: BytesCallback | None = None
 
     def files(self) -> data.SplitFiles:
-        return data.locate(self.split, self.data_dir, self.offline, self.on_download)
+        return data.locate(self.split, self.data_dir, offline=self.offline, on_download=self.on_download)
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ def view_hint(logdir: str | Path) -> str:
     return f"tensorboard --logdir {shlex.quote(str(logdir))}"
 
 
-def wrote(result: RunReport, what: str, serving: bool = False) -> None:
+def wrote(result: RunReport, what: str, *, serving: bool = False) -> None:
     """The short summary that ends every writing command, with the command to view it unless it is being served."""
     stdout.print(f"[green]✓[/] Wrote {escape(what)} to [bold]{escape(str(result.run_dir))}[/]", soft_wrap=True)
     stdout.print(f"  tags: {escape(', '.join(_grouped(result.tags)))}", soft_wrap=True)
@@ -89,7 +89,7 @@ def _grouped(tags: list[str]) -> list[str]:
     ]
 
 
-def serving(url: str, logdir: str | Path, moved_port_note: str | None, exposed: bool = False) -> None:
+def serving(url: str, logdir: str | Path, moved_port_note: str | None, *, exposed: bool = False) -> None:
     """Where TensorBoard is, that the port moved if it did, and that others can see it if they can."""
     if moved_port_note:
         note(moved_port_note)
@@ -104,7 +104,7 @@ def serving(url: str, logdir: str | Path, moved_port_note: str | None, exposed: 
 class DownloadBars:
     """One bar per downloaded file; a `download.BytesCallback`. Starts drawing only if a download happens."""
 
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, *, enabled: bool = True) -> None:
         columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
         self._progress = Progress(*columns, console=stderr, disable=not (enabled and stderr.is_terminal))
         self._tasks: dict[str, TaskID] = {}
@@ -135,7 +135,7 @@ class DownloadBars:
 class ExportProgress:
     """Runs exported so far, and files written; `export`'s `on_run(done, total, files)` callback."""
 
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, *, enabled: bool = True) -> None:
         self._progress = Progress(
             TextColumn("Exporting"),
             BarColumn(),
@@ -165,7 +165,7 @@ class TrainingProgress:
     A `train.TrainingObserver`: `train.run` calls these methods as it trains.
     """
 
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, *, enabled: bool = True) -> None:
         self.steps = 0
         self._progress = Progress(
             TextColumn("{task.description:<8}"),
@@ -211,7 +211,7 @@ def _metrics(logs: Mapping[str, Any], keys: tuple[str, ...]) -> str:
 # Command results
 
 
-def training_summary(result: TrainResult, serving: bool = False) -> None:
+def training_summary(result: TrainResult, *, serving: bool = False) -> None:
     """Per-epoch table of `train-cm`, where the run went, and how to look at it."""
     table = Table(title="train-cm", title_justify="left")
     for column in ("epoch", "step", "loss", "accuracy", "val loss", "val accuracy", "seconds"):
@@ -230,7 +230,7 @@ def training_summary(result: TrainResult, serving: bool = False) -> None:
     if not result.writes_logs:
         note("This worker is not the chief: it trained its share and wrote no logs (the chief writes them).")
         return
-    wrote(result, f"{counted(len(result.epochs), 'epoch')} of scalars and confusion matrices", serving)
+    wrote(result, f"{counted(len(result.epochs), 'epoch')} of scalars and confusion matrices", serving=serving)
     if result.epochs:
         stdout.print(f"  final test accuracy: {escape(f'{result.epochs[-1].val_accuracy:.4f}')}")
 

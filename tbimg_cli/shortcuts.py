@@ -199,7 +199,7 @@ _M_ARENA_MAX = -8  # glibc's mallopt(3) parameter number
 
 
 @contextlib.contextmanager
-def tensorflow_import(verbose: bool) -> Iterator[None]:
+def tensorflow_import(*, verbose: bool) -> Iterator[None]:
     """Around `import tensorflow` and Keras, in the tbimg process only: less start-up cost and chatter.
 
     - TensorFlow's C++ logging is set to errors only (`TF_CPP_MIN_LOG_LEVEL=3`,

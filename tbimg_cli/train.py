@@ -140,11 +140,14 @@ def run(
 
     The data files are found and checked and the run folder claimed before
     TensorFlow is imported, so a missing file or an unwritable logdir fails in
-    milliseconds, not after a 3 s import; the images are decompressed while
+    milliseconds, not after TensorFlow's import; the images are decompressed while
     it imports. Interrupted before the first epoch ends, nothing is kept.
     Under `--strategy multi-worker` only the chief writes; the other workers
     train in a throwaway folder.
     """
+    if settings.strategy == "multi-worker" and not os.environ.get("TF_CONFIG"):
+        raise InputError("--strategy multi-worker needs TF_CONFIG describing the cluster and this worker's task")
+    require_tensorflow(legacy_keras=settings.strategy == "multi-worker")
     observer = observer or _Unobserved()
     shortcuts.cap_malloc_arenas()
     files = _locate(settings)
@@ -177,10 +180,10 @@ def _train(
     run_dir: Path,
     arrays: Future[TrainingArrays],
 ) -> TrainResult:
-    tf, keras = _import_tensorflow(settings.verbose, legacy_keras=settings.strategy == "multi-worker")
+    tf, keras = _import_tensorflow(verbose=settings.verbose, legacy_keras=settings.strategy == "multi-worker")
 
     train_images, train_labels, test_images, test_labels = arrays.result()
-    del arrays  # from here on the images live only in TensorFlow's copies (below): 55 MB less at the peak
+    del arrays  # from here on the images live only in TensorFlow's copies (below): a lower peak
 
     if settings.seed is not None:
         keras.utils.set_random_seed(settings.seed)
@@ -299,7 +302,7 @@ def is_chief(tf_config: str | None) -> bool:
     """Whether this process is the chief of a `TF_CONFIG` cluster, as TensorFlow decides it.
 
     The task of type "chief", or worker 0 when the cluster has no chief.
-    Read without importing TensorFlow, so a worker knows before the 3 s import
+    Read without importing TensorFlow, so a worker knows before the import
     whether it may claim the run folder.
     """
     import json
@@ -320,9 +323,7 @@ def _strategy(tf: Any, name: str) -> Any:
     """The `tf.distribute` strategy for --strategy."""
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
-    if name == "multi-worker":
-        if not os.environ.get("TF_CONFIG"):
-            raise InputError("--strategy multi-worker needs TF_CONFIG describing the cluster and this worker's task")
+    if name == "multi-worker":  # TF_CONFIG was checked by `run` before anything loaded
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
 
@@ -416,10 +417,10 @@ class _TrainingHooks:
 
 
 def _locate(settings: TrainSettings) -> tuple[data.SplitFiles, data.SplitFiles]:
-    """Both splits found, checked and if need be downloaded before TensorFlow's 3 s import,
+    """Both splits found, checked and if need be downloaded before TensorFlow's import,
     so a data problem fails in milliseconds."""
-    train = data.locate("train", settings.data_dir, settings.offline, settings.on_download)
-    test = data.locate("test", settings.data_dir, settings.offline, settings.on_download)
+    train = data.locate("train", settings.data_dir, offline=settings.offline, on_download=settings.on_download)
+    test = data.locate("test", settings.data_dir, offline=settings.offline, on_download=settings.on_download)
     for split in (train, test):
         split.count()  # raises when a split's image and label files disagree
     return train, test
@@ -432,7 +433,17 @@ def _read(files: tuple[data.SplitFiles, data.SplitFiles], limit_train: int | Non
     return train_images, train.labels()[: len(train_images)], test.images(), test.labels()
 
 
-def _import_tensorflow(verbose: bool, legacy_keras: bool = False) -> tuple[Any, Any]:
+def require_tensorflow(*, legacy_keras: bool = False) -> None:
+    """Fail in one line, before any work, when the `train` extra is not installed."""
+    from importlib.util import find_spec
+
+    needed = ["tensorflow", "tf_keras" if legacy_keras else "keras"]
+    missing = [name for name in needed if find_spec(name) is None]
+    if missing:
+        raise MissingExtraError(f"train-cm needs {' and '.join(missing)}, which are not installed: {TRAIN_EXTRA_HINT}")
+
+
+def _import_tensorflow(*, verbose: bool, legacy_keras: bool = False) -> tuple[Any, Any]:
     """Import TensorFlow and Keras (`shortcuts.tensorflow_import` says what the tbimg process does around it).
 
     `legacy_keras` gives tf_keras (Keras 2) as `keras`: Keras 3's `fit` cannot
@@ -450,13 +461,13 @@ def _import_tensorflow(verbose: bool, legacy_keras: bool = False) -> tuple[Any, 
             )
         os.environ["TF_USE_LEGACY_KERAS"] = "1"
     try:
-        with shortcuts.tensorflow_import(verbose):
+        with shortcuts.tensorflow_import(verbose=verbose):
             import tensorflow as tf
 
             keras = tf.keras if legacy_keras else importlib.import_module("keras")
     except ImportError as exc:
         raise MissingExtraError(f"train-cm needs TensorFlow ({exc.name} is not installed): {TRAIN_EXTRA_HINT}") from exc
-    if legacy_keras and not str(getattr(keras, "__version__", "")).startswith("2."):
+    if legacy_keras and not keras.__name__.startswith("tf_keras"):
         raise InputError(
             "--strategy multi-worker needs tf_keras (Keras 2), but TensorFlow was imported with Keras 3: "
             "set TF_USE_LEGACY_KERAS=1 before TensorFlow is imported"

@@ -1,6 +1,5 @@
 """Shared fixtures: Fashion-MNIST data, an isolated environment per test (no real
-Keras cache, no network), and helpers that read event files back with
-TensorBoard's own reader.
+Keras cache, no network), the CLI runner. Plain helpers live in `helpers.py`.
 
 `data_dir` is the small real subset committed in tests/data (2,000 training and
 1,000 test images), so a fresh clone's tests need nothing else. `full_data_dir`
@@ -11,20 +10,13 @@ TBIMG_REQUIRE_FULL_DATA=1 (as in CI) turns that skip into a failure."""
 from __future__ import annotations
 
 import gzip
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from tbimg_cli.cli import app
+from .helpers import SUBSET_DIR, Cli
 
-REPO = Path(__file__).resolve().parents[1]
-SUBSET_DIR = REPO / "tests" / "data" / "fashion-mnist-subset"
-SUBSET_TRAIN, SUBSET_TEST = 2000, 1000
 # Read before any test isolates the environment: where the official files may be.
 FULL_DATA_CANDIDATES = [
     Path(p).expanduser()
@@ -91,76 +83,6 @@ def test_split(data_dir):
     return images, labels
 
 
-class Cli:
-    def __init__(self):
-        self.runner = CliRunner()
-
-    def __call__(self, *args: str):
-        return self.runner.invoke(app, [str(a) for a in args])
-
-    def json(self, *args: str) -> dict:
-        result = self(*args, "--json")
-        assert result.exit_code == 0, result.output
-        return json.loads(result.stdout)
-
-
 @pytest.fixture
 def cli() -> Cli:
     return Cli()
-
-
-def run_module(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    """`python -m tbimg_cli ...` in a fresh interpreter."""
-    return subprocess.run(
-        [sys.executable, "-m", "tbimg_cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
-
-
-def heavy_modules_after(args: list[str], env: dict | None = None) -> tuple[list[str], subprocess.CompletedProcess]:
-    """Run the CLI in a fresh interpreter and report which heavy modules it imported."""
-    probe = (
-        "import sys\n"
-        f"sys.argv = ['tbimg', *{args!r}]\n"
-        "from tbimg_cli.cli import app\n"  # not `main`: it ends the process before we can look
-        "try:\n"
-        "    app()\n"
-        "except SystemExit as exit:\n"
-        "    code = exit.code\n"
-        "heavy = [m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules]\n"
-        "print('HEAVY=' + ','.join(heavy))\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}
-    )
-    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("HEAVY=")]
-    assert line, proc.stdout + proc.stderr
-    found = line[-1][len("HEAVY=") :]
-    return (found.split(",") if found else []), proc
-
-
-def event_files(run_dir: Path) -> list[Path]:
-    return sorted(Path(run_dir).glob("events.out.tfevents.*"))
-
-
-def load_run(run_dir: Path):
-    """An EventAccumulator over one run directory, keeping every step and sample."""
-    from tensorboard.backend.event_processing import event_accumulator
-
-    accumulator = event_accumulator.EventAccumulator(
-        str(run_dir), size_guidance={event_accumulator.TENSORS: 0, event_accumulator.IMAGES: 0}
-    )
-    accumulator.Reload()
-    return accumulator
-
-
-def decode_png(png: bytes):
-    import io
-
-    import numpy as np
-    from PIL import Image
-
-    return np.asarray(Image.open(io.BytesIO(png)))

@@ -14,7 +14,7 @@ import pytest
 from tbimg_cli import __version__
 from tbimg_cli.data import CLASS_NAMES
 
-from .conftest import SUBSET_TEST, SUBSET_TRAIN, decode_png, heavy_modules_after, load_run, run_module
+from .helpers import SUBSET_TEST, SUBSET_TRAIN, decode_png, heavy_modules_after, load_run, run_module
 
 COMMANDS = ["single", "grid", "plot", "train-cm", "inspect", "export"]
 

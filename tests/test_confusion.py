@@ -20,7 +20,7 @@ from sklearn.metrics import confusion_matrix
 import tbimg_cli
 from tbimg_cli.errors import InputError
 
-from .conftest import REPO, decode_png, event_files, load_run
+from .helpers import REPO, decode_png, event_files, load_run
 
 RNG = np.random.default_rng(0)
 NAMES = ["cat", "dog", "bird"]
@@ -252,7 +252,7 @@ def test_callback_logs_every_epoch_and_the_last_matches_the_model(tmp_path, kera
 @pytest.mark.slow
 def test_validation_from_the_matrix_pass_matches_keras_own_validation(tmp_path, keras):
     """train-cm's callback stands in for `fit(validation_data=...)`: same numbers, same tags."""
-    from tbimg_cli.keras_callback import ValidationAndConfusionMatrixCallback
+    from tbimg_cli.one_pass_validation import ValidationAndConfusionMatrixCallback
 
     x, y = _data()
     x_val, y_val = _data(200)

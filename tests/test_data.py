@@ -14,7 +14,7 @@ import pytest
 from tbimg_cli import data
 from tbimg_cli.errors import DataError
 
-from .conftest import SUBSET_TEST
+from .helpers import SUBSET_TEST
 
 FIRST_TEST_LABELS = [9, 2, 1, 1, 6, 1, 4, 6, 5, 7]
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -20,21 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import REPO, event_files, load_run
+from .helpers import REPO, event_files, free_ports, load_run
 
 pytestmark = pytest.mark.slow
 JOB = REPO / "tests" / "distributed_job.py"
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def _tf_config(ports: list[int], index: int) -> str:
@@ -44,7 +32,7 @@ def _tf_config(ports: list[int], index: int) -> str:
 
 def _workers(commands: list[list[str]], timeout: float = 300) -> list[subprocess.CompletedProcess]:
     """Start one process per worker with its TF_CONFIG, wait for all."""
-    ports = _free_ports(len(commands))
+    ports = free_ports(len(commands))
     procs = [
         subprocess.Popen(
             command,

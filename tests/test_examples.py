@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from .conftest import REPO, load_run
+from .helpers import REPO, load_run
 
 EXAMPLES = REPO / "docs" / "examples"
 

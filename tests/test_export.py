@@ -9,7 +9,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ import pytest
 
 from tbimg_cli.writer import EventWriter
 
-from .conftest import load_run
+from .helpers import free_port, load_run, wait_until
 
 
 def _logs(root: Path) -> Path:
@@ -150,16 +149,10 @@ def test_nothing_is_overwritten_without_force_for_every_form(cli, tmp_path):
 # Logs in a bucket: a real S3-compatible server (moto's) on 127.0.0.1, no patched client.
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def s3_server(tmp_path):
     def start(**env):
-        port = _free_port()
+        port = free_port()
         proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
             stdout=subprocess.DEVNULL,
@@ -167,14 +160,13 @@ def s3_server(tmp_path):
             env={**os.environ, **env},
         )
         started.append(proc)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return f"http://127.0.0.1:{port}"
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError("moto_server did not start")
+        wait_until(
+            lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True,
+            timeout=30,
+            what="moto_server to listen",
+            ignore=(OSError,),
+        )
+        return f"http://127.0.0.1:{port}"
 
     started: list[subprocess.Popen] = []
     yield start

@@ -9,7 +9,7 @@ from tbimg_cli import figures
 from tbimg_cli.data import CLASS_NAMES
 from tbimg_cli.png import png_size
 
-from .conftest import decode_png, heavy_modules_after, load_run
+from .helpers import decode_png, heavy_modules_after, load_run
 
 
 def _cell_texts(fig):

@@ -16,7 +16,7 @@ from tbimg_cli.export import safe_component
 from tbimg_cli.records import frame
 from tbimg_cli.writer import EventWriter
 
-from .conftest import decode_png, event_files, heavy_modules_after
+from .helpers import decode_png, event_files, heavy_modules_after
 
 IMAGES = (np.arange(4 * 5 * 6) * 11 % 256).astype(np.uint8).reshape(4, 5, 6, 1)
 

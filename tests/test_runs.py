@@ -12,7 +12,7 @@ import pytest
 from tbimg_cli.errors import RunDirError
 from tbimg_cli.runs import new_run_dir
 
-from .conftest import heavy_modules_after
+from .helpers import heavy_modules_after
 
 
 def test_timestamped_and_collision_safe(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 from tbimg_cli.inspection import inspect_logdir
 
-from .conftest import REPO
+from .helpers import REPO
 
 pytestmark = pytest.mark.slow
 SAMPLE_LOGS = REPO / "sample_logs"

@@ -18,15 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .conftest import decode_png
+from .helpers import decode_png, free_port, wait_until
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Served:
@@ -68,16 +62,8 @@ class Served:
         return json.loads(self.get(path, **query))
 
     def wait_for(self, predicate, timeout: float = 90.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                value = predicate()
-                if value:
-                    return value
-            except (OSError, KeyError, ValueError):
-                pass
-            time.sleep(0.25)
-        raise AssertionError(f"timed out; stderr: {''.join(self.err_lines)}")
+        what = f"the server; its stderr so far: {''.join(self.err_lines)}"
+        return wait_until(predicate, timeout, 0.25, what=what, ignore=(OSError, KeyError, ValueError))
 
     def interrupt(self, within: float = 5.0) -> int:
         started = time.monotonic()

@@ -11,7 +11,7 @@ from tbimg_cli import records
 from tbimg_cli.png import encode_pngs, to_uint8_batch
 from tbimg_cli.writer import EventWriter
 
-from .conftest import decode_png, event_files, load_run
+from .helpers import decode_png, event_files, load_run
 
 
 @pytest.fixture(scope="module")

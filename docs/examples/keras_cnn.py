@@ -1,5 +1,6 @@
 """A Keras CNN on colour images with three classes, logged with `ConfusionMatrixCallback`.
 
+    pip install 'tbimg[train]'       # Keras and TensorFlow
     python docs/examples/keras_cnn.py [--data-dir DIR] [--logdir logs/cnn] [--epochs 3]
     tensorboard --logdir logs/cnn
 

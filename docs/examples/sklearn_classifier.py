@@ -1,5 +1,6 @@
 """A scikit-learn classifier's confusion matrix in TensorBoard, with `log_confusion_matrix` (no TensorFlow).
 
+    pip install tbimg scikit-learn    # scikit-learn is this example's own need, not tbimg's
     python docs/examples/sklearn_classifier.py [--data-dir DIR] [--logdir logs/sklearn] [--passes 5]
     tensorboard --logdir logs/sklearn
 

@@ -1,0 +1,133 @@
+"""Test helpers: the CLI in-process and in a fresh interpreter, event files read back with TensorBoard's
+own reader, free ports on 127.0.0.1, and one way to wait for something to happen."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from typer.testing import CliRunner
+
+from tbimg_cli.cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+SUBSET_DIR = REPO / "tests" / "data" / "fashion-mnist-subset"
+SUBSET_TRAIN, SUBSET_TEST = 2000, 1000
+T = TypeVar("T")
+
+
+def wait_until(
+    condition: Callable[[], T],
+    timeout: float = 90.0,
+    interval: float = 0.1,
+    what: str = "the condition",
+    ignore: tuple[type[BaseException], ...] = (),
+) -> T:
+    """The first truthy value of `condition()`, polled every `interval` seconds; fails after `timeout`.
+
+    Exceptions of the `ignore` kinds count as "not yet" (a server still starting).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = condition()
+            if value:
+                return value
+        except ignore:
+            pass
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_ports(count: int = 1) -> list[int]:
+    """Ports on 127.0.0.1 that nothing listens on (all held until all are picked, so they differ)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def free_port() -> int:
+    return free_ports(1)[0]
+
+
+class Cli:
+    def __init__(self):
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str):
+        return self.runner.invoke(app, [str(a) for a in args])
+
+    def json(self, *args: str) -> dict:
+        result = self(*args, "--json")
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+
+def run_module(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`python -m tbimg_cli ...` in a fresh interpreter."""
+    return subprocess.run(
+        [sys.executable, "-m", "tbimg_cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def heavy_modules_after(args: list[str], env: dict | None = None) -> tuple[list[str], subprocess.CompletedProcess]:
+    """Run the CLI in a fresh interpreter and report which heavy modules it imported."""
+    probe = (
+        "import sys\n"
+        f"sys.argv = ['tbimg', *{args!r}]\n"
+        "from tbimg_cli.cli import app\n"  # not `main`: it ends the process before we can look
+        "try:\n"
+        "    app()\n"
+        "except SystemExit as exit:\n"
+        "    code = exit.code\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'matplotlib') if m in sys.modules]\n"
+        "print('HEAVY=' + ','.join(heavy))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})}
+    )
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("HEAVY=")]
+    assert line, proc.stdout + proc.stderr
+    found = line[-1][len("HEAVY=") :]
+    return (found.split(",") if found else []), proc
+
+
+def event_files(run_dir: Path) -> list[Path]:
+    return sorted(Path(run_dir).glob("events.out.tfevents.*"))
+
+
+def load_run(run_dir: Path):
+    """An EventAccumulator over one run directory, keeping every step and sample."""
+    from tensorboard.backend.event_processing import event_accumulator
+
+    accumulator = event_accumulator.EventAccumulator(
+        str(run_dir), size_guidance={event_accumulator.TENSORS: 0, event_accumulator.IMAGES: 0}
+    )
+    accumulator.Reload()
+    return accumulator
+
+
+def decode_png(png: bytes):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(png)))

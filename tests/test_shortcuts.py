@@ -1,0 +1,246 @@
+"""Every shortcut of `shortcuts.py` against its way back: the same result either way, and a program that
+uses tbimg as a library keeps its process as it was (only the `tbimg` command's own process is changed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from tbimg_cli import shortcuts
+from tbimg_cli.figures import image_grid_pixels
+
+from .helpers import REPO, run_module
+
+NO_SHORTCUTS = {shortcuts.DISABLE_VARIABLE: "1"}
+
+
+def _python(code: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def _near(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """`mask` grown by `pixels` in every direction."""
+    grown = mask.copy()
+    for dy in range(-pixels, pixels + 1):
+        for dx in range(-pixels, pixels + 1):
+            grown |= np.roll(mask, (dy, dx), axis=(0, 1))
+    return grown
+
+
+def test_titles_drawn_the_public_way_look_the_same(test_split, monkeypatch):
+    images = test_split[0][:25]
+    titles = [f"class {i} {name}" for i, name in enumerate(["T-shirt/top", "Ankle boot", "Bag", "Sneaker", "Coat"] * 5)]
+    fast, fast_blank = image_grid_pixels(images, titles), image_grid_pixels(images, [""] * 25)
+    monkeypatch.setenv(shortcuts.DISABLE_VARIABLE, "1")
+    public, public_blank = image_grid_pixels(images, titles), image_grid_pixels(images, [""] * 25)
+    assert np.array_equal(fast_blank, public_blank)  # the mosaic itself is numpy's either way
+    assert public.shape == fast.shape and public.dtype == fast.dtype
+    # The text lands where the shortcut puts it, give or take antialiasing at its edges, with the same ink.
+    text = (fast != fast_blank).any(axis=-1)
+    differs = (fast != public).any(axis=-1)
+    assert text.sum() > 1000 and not (differs & ~_near(text, 2)).any()
+    ink_fast, ink_public = (255 - fast.astype(np.int64)).sum(), (255 - public.astype(np.int64)).sum()
+    assert abs(ink_fast - ink_public) < 0.001 * ink_fast
+
+
+def test_a_renderer_that_is_not_what_was_expected_falls_back(test_split, monkeypatch):
+    """A matplotlib whose Agg renderer no longer lends its pixels for writing: the public way answers."""
+    from matplotlib.backends import backend_agg
+
+    images, titles = test_split[0][:4], ["a", "b", "c", "d"]
+    expected = image_grid_pixels(images, titles)
+    lent = backend_agg.RendererAgg.buffer_rgba
+    monkeypatch.setattr(backend_agg.RendererAgg, "buffer_rgba", lambda self: memoryview(lent(self)).toreadonly())
+    fallback = image_grid_pixels(images, titles)
+    assert fallback.shape == expected.shape
+    assert (fallback != expected).any(axis=-1).mean() < 0.01
+
+
+def test_process_wide_shortcuts_need_the_tbimg_process():
+    code = """
+        import json, logging, sys
+        from tbimg_cli import shortcuts
+        shortcuts.tensorboard_without_tensorflow()
+        shortcuts.quiet_server_logs()
+        library = ["tensorboard.compat.notf" in sys.modules, logging.getLogger("werkzeug").level,
+                   shortcuts.fork_pool(2) is None]
+        shortcuts.claim_process()
+        shortcuts.tensorboard_without_tensorflow()
+        shortcuts.quiet_server_logs()
+        pool = shortcuts.fork_pool(2)
+        command = ["tensorboard.compat.notf" in sys.modules, logging.getLogger("werkzeug").level, pool is None]
+        print(json.dumps({"library": library, "command": command}))
+    """
+    proc = _python(code)
+    assert proc.returncode == 0, proc.stderr
+    found = json.loads(proc.stdout)
+    assert found["library"] == [False, 0, True]
+    assert found["command"] == [True, 40, False]  # 40: logging.ERROR
+    disabled = _python(code, NO_SHORTCUTS)
+    assert json.loads(disabled.stdout)["command"] == [False, 0, True]
+
+
+def test_serving_gives_sigterm_back_when_it_returns():
+    proc = _python("""
+        import os, signal, threading
+        from tbimg_cli import serve
+        def mine(signum, frame):
+            pass
+        signal.signal(signal.SIGTERM, mine)
+        threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()
+        serve.wait_for_ctrl_c()  # SIGTERM stops it, as Ctrl-C does
+        print(signal.getsignal(signal.SIGTERM) is mine)
+    """)
+    assert proc.returncode == 0 and proc.stdout.strip() == "True", proc.stderr
+
+
+@pytest.mark.parametrize("env", [{}, NO_SHORTCUTS], ids=["shortcut", "way back"])
+def test_the_command_ends_the_same_either_way(tmp_path, data_dir, env):
+    written = run_module("single", "--data-dir", data_dir, "--logdir", tmp_path / "logs", "--json", env=env)
+    assert written.returncode == 0, written.stderr
+    assert json.loads(written.stdout)["images"] == 1
+    refused = run_module("single", "--index", "5000", "--data-dir", data_dir, "--logdir", tmp_path, env=env)
+    assert refused.returncode == 1 and "--index 5000" in refused.stderr
+    usage = run_module("single", "--no-such-option", env=env)
+    assert usage.returncode == 2
+
+
+def _logs_large_enough_for_a_pool(folder):
+    """Three runs of 7 MB each: past `readback.PARALLEL_BYTES`, so the tbimg process reads them side by side."""
+    from tbimg_cli.writer import EventWriter
+
+    from .test_export import encode_png_header
+
+    blob = os.urandom(1 << 20)
+    for run in ("a", "b", "c"):
+        with EventWriter(folder / run) as writer:
+            for step in range(7):
+                writer.png_images("pictures", [encode_png_header(blob)], step=step)
+                writer.scalar("loss", step / 7, step=step)
+
+
+def test_runs_read_by_a_fork_pool_give_what_one_process_gives(tmp_path):
+    logs = tmp_path / "logs"
+    _logs_large_enough_for_a_pool(logs)
+    pooled = run_module("inspect", logs, "--json")
+    alone = run_module("inspect", logs, "--json", env=NO_SHORTCUTS)
+    assert pooled.returncode == alone.returncode == 0, pooled.stderr + alone.stderr
+    assert json.loads(pooled.stdout) == json.loads(alone.stdout)
+    exported = [
+        run_module("export", logs, "--out", tmp_path / name, "--json", env=env)
+        for name, env in (("pooled", {}), ("alone", NO_SHORTCUTS))
+    ]
+    files = [
+        sorted(os.path.relpath(f, tmp_path / name) for f in json.loads(proc.stdout)["files"])
+        for name, proc in zip(("pooled", "alone"), exported, strict=True)
+    ]
+    assert files[0] == files[1] and len(files[0]) == 21 + 3  # the images and a scalars.csv per run
+    for relative in files[0]:
+        assert (tmp_path / "pooled" / relative).read_bytes() == (tmp_path / "alone" / relative).read_bytes()
+
+
+@pytest.mark.slow
+def test_train_cm_validates_the_same_when_fit_does_it_itself(tmp_path, data_dir):
+    """The one-pass validation (a shortcut into Keras's TensorBoard callback) against `fit`'s own pass."""
+    runs = {}
+    for name, env in (("one-pass", {}), ("fit", NO_SHORTCUTS)):
+        proc = run_module(
+            "train-cm", "--epochs", "1", "--limit-train", "1000", "--seed", "0", "--data-dir", data_dir,
+            "--logdir", tmp_path, "--run-name", name, "--json", env=env, timeout=300,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        runs[name] = json.loads(proc.stdout)
+    assert runs["one-pass"]["tags"] == runs["fit"]["tags"]
+    assert {"epoch_loss", "epoch_accuracy", "Confusion Matrix"} <= set(runs["fit"]["tags"])
+    one_pass, fit = runs["one-pass"]["epochs"][0], runs["fit"]["epochs"][0]
+    # Same seed, same data: the same model, so the same validation numbers to float32 round-off.
+    assert one_pass["val_accuracy"] == pytest.approx(fit["val_accuracy"], abs=1e-6)
+    assert one_pass["val_loss"] == pytest.approx(fit["val_loss"], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_training_as_a_library_leaves_the_process_as_it_was(tmp_path, data_dir):
+    """What the program had before `train.run` (after its own TensorFlow import, which changes things of
+    its own), it has after: environment, warning filters, loggers, signal handlers, importable modules."""
+    proc = _python(
+        f"""
+        import json, logging, os, signal, sys, warnings
+        from pathlib import Path
+        import absl.logging, keras, tensorflow as tf
+        from tbimg_cli import train
+
+        def state():
+            # Filters on TensorFlow's and Keras's warnings: what the tbimg process adds to quieten them.
+            # (Modules TensorFlow loads lazily add filters of their own, on other warnings.)
+            ours = [str(f) for f in warnings.filters if "keras" in str(f[3])]
+            return (dict(os.environ), ours, signal.getsignal(signal.SIGINT),
+                    signal.getsignal(signal.SIGTERM), absl.logging.get_verbosity(), tf.get_logger().level,
+                    sorted(name for name, module in sys.modules.items() if module is None))
+
+        before = state()
+        result = train.run(train.TrainSettings(epochs=1, limit_train=500, data_dir=Path({str(data_dir)!r}),
+                                               logdir=Path({str(tmp_path)!r})))
+        after = state()
+        print(json.dumps({{"changed": [i for i, (b, a) in enumerate(zip(before, after)) if b != a],
+                           "epochs": len(result.epochs)}}))
+        """,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.splitlines()[-1]) == {"changed": [], "epochs": 1}
+
+
+@pytest.mark.slow
+def test_keras_extras_are_hidden_only_from_the_tbimg_process_import(tmp_path, data_dir):
+    """In a program using tbimg, Keras finds scikit-learn as usual; the hiding is the tbimg command's alone."""
+    proc = _python(
+        f"""
+        import sys
+        from pathlib import Path
+        from tbimg_cli import train
+        train.run(train.TrainSettings(epochs=1, limit_train=500, data_dir=Path({str(data_dir)!r}),
+                                      logdir=Path({str(tmp_path)!r})))
+        print(sys.modules.get("sklearn") is not None)
+        """,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "True"  # Keras imported it for its wrappers, as it does anywhere
+
+
+@pytest.mark.slow
+def test_keras_2_asked_for_after_tensorflow_chose_keras_3_is_an_error(tmp_path, data_dir):
+    proc = _python(
+        f"""
+        import json, os
+        from pathlib import Path
+        import tensorflow
+        from tbimg_cli import train
+        from tbimg_cli.errors import InputError
+        os.environ["TF_CONFIG"] = json.dumps({{"cluster": {{"worker": ["127.0.0.1:1"]}},
+                                               "task": {{"type": "worker", "index": 0}}}})
+        try:
+            train.run(train.TrainSettings(epochs=1, limit_train=500, data_dir=Path({str(data_dir)!r}),
+                                          logdir=Path({str(tmp_path / "logs")!r}), strategy="multi-worker"))
+        except InputError as error:
+            print("InputError:", error)
+        """,
+        env={"TF_USE_LEGACY_KERAS": ""},
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "InputError:" in proc.stdout and "TF_USE_LEGACY_KERAS=1" in proc.stdout
+    assert not (tmp_path / "logs").exists()  # refused before a run folder was kept
