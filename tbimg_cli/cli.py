@@ -10,9 +10,10 @@ wraps every command, so none can forget it.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -253,62 +254,66 @@ def single(
     _finish(result, f"{split.value} image #{index} ({result.classes[0]})", as_json=as_json, serving=serving)
 
 
-@app.command(
-    help="Many images as one summary with COUNT samples (TensorBoard's max_outputs).\n\n"
-    "Example: tbimg grid --count 25 --class Sneaker"
-)
-def grid(
-    count: CountOpt = 25,
-    start: StartOpt = 0,
-    class_name: ClassOpt = None,
-    split: SplitOpt = Split.train,
-    data_dir: DataDirOpt = None,
-    offline: OfflineOpt = False,
-    logdir: LogdirOpt = Path(DEFAULT_LOGDIR),
-    run_name: RunNameOpt = None,
-    as_json: JsonOpt = False,
-    then_serve: ServeOpt = False,
-    host: HostOpt = serve.DEFAULT_HOST,
-    port: PortOpt = None,
-    open_browser: OpenOpt = False,
-    verbose: VerboseOpt = False,
+def _many_images_command(
+    name: str, write: Callable[..., WrittenRun], what: Callable[[int, str], str], help_text: str
 ) -> None:
+    """Register `grid` or `plot`: the same options and the same selection of images, written by
+    `images.grid` or `images.plot` (`write`); `what(images, split)` words the result."""
+
+    def command(
+        count: CountOpt = 25,
+        start: StartOpt = 0,
+        class_name: ClassOpt = None,
+        split: SplitOpt = Split.train,
+        data_dir: DataDirOpt = None,
+        offline: OfflineOpt = False,
+        logdir: LogdirOpt = Path(DEFAULT_LOGDIR),
+        run_name: RunNameOpt = None,
+        as_json: JsonOpt = False,
+        then_serve: ServeOpt = False,
+        host: HostOpt = serve.DEFAULT_HOST,
+        port: PortOpt = None,
+        open_browser: OpenOpt = False,
+        verbose: VerboseOpt = False,
+    ) -> None:
+        from tbimg_cli import images
+
+        serving = _serve_settings(host, port, then_serve=then_serve, open_browser=open_browser)
+        with _download_bars(as_json=as_json) as on_download:
+            source = images.DataSource(split.value, data_dir, offline=offline, on_download=on_download)
+            result = write(source, images.RunTarget(logdir, run_name), count, start, class_name)
+        _finish(result, what(result.images, split.value), as_json=as_json, serving=serving)
+
+    command.__name__ = name
+    app.command(name, help=help_text)(command)
+
+
+def _grid(*args: Any) -> WrittenRun:
     from tbimg_cli import images
 
-    serving = _serve_settings(host, port, then_serve=then_serve, open_browser=open_browser)
-    with _download_bars(as_json=as_json) as on_download:
-        source = images.DataSource(split.value, data_dir, offline=offline, on_download=on_download)
-        result = images.grid(source, images.RunTarget(logdir, run_name), count, start, class_name)
-    _finish(result, counted(result.images, f"{split.value} image"), as_json=as_json, serving=serving)
+    return images.grid(*args)
 
 
-@app.command(
-    help="A figure of COUNT images with their class names (drawn with matplotlib), logged as one image.\n\n"
-    "Example: tbimg plot --count 25"
-)
-def plot(
-    count: CountOpt = 25,
-    start: StartOpt = 0,
-    class_name: ClassOpt = None,
-    split: SplitOpt = Split.train,
-    data_dir: DataDirOpt = None,
-    offline: OfflineOpt = False,
-    logdir: LogdirOpt = Path(DEFAULT_LOGDIR),
-    run_name: RunNameOpt = None,
-    as_json: JsonOpt = False,
-    then_serve: ServeOpt = False,
-    host: HostOpt = serve.DEFAULT_HOST,
-    port: PortOpt = None,
-    open_browser: OpenOpt = False,
-    verbose: VerboseOpt = False,
-) -> None:
+def _plot(*args: Any) -> WrittenRun:
     from tbimg_cli import images
 
-    serving = _serve_settings(host, port, then_serve=then_serve, open_browser=open_browser)
-    with _download_bars(as_json=as_json) as on_download:
-        source = images.DataSource(split.value, data_dir, offline=offline, on_download=on_download)
-        result = images.plot(source, images.RunTarget(logdir, run_name), count, start, class_name)
-    _finish(result, f"a figure of {counted(result.images, f'{split.value} image')}", as_json=as_json, serving=serving)
+    return images.plot(*args)
+
+
+_many_images_command(
+    "grid",
+    _grid,
+    lambda n, split: counted(n, f"{split} image"),
+    "Many images as one summary with COUNT samples (TensorBoard's max_outputs).\n\n"
+    "Example: tbimg grid --count 25 --class Sneaker",
+)
+_many_images_command(
+    "plot",
+    _plot,
+    lambda n, split: f"a figure of {counted(n, f'{split} image')}",
+    "A figure of COUNT images with their class names (drawn with matplotlib), logged as one image.\n\n"
+    "Example: tbimg plot --count 25",
+)
 
 
 @app.command("train-cm")

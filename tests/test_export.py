@@ -301,25 +301,6 @@ def test_memory_stays_flat_on_a_large_log(tmp_path):
     assert len(list((tmp_path / "out" / "run" / "big").iterdir())) == 400
 
 
-def test_runs_read_side_by_side_give_what_one_process_gives(cli, tmp_path, monkeypatch):
-    """Past 16 MB, runs are read by a pool of processes; the result must not change."""
-    blob = os.urandom(1 << 20)
-    logs = tmp_path / "logs"
-    for run in ("a", "b", "c"):
-        with EventWriter(logs / run) as writer:
-            for step in range(7):  # 7 MB per run: 21 MB in all
-                writer.png_images("pictures", [encode_png_header(blob)], step=step)
-                writer.scalar("loss", step / 7, step=step)
-    pooled = cli.json("inspect", logs)
-    exported = cli.json("export", logs, "--out", tmp_path / "pooled")
-    monkeypatch.setattr("tbimg_cli.readback.PARALLEL_BYTES", 1 << 40)  # now all in this process
-    assert cli.json("inspect", logs) == pooled
-    assert cli.json("export", logs, "--out", tmp_path / "single")["files"] == [
-        f.replace(str(tmp_path / "pooled"), str(tmp_path / "single")) for f in exported["files"]
-    ]
-    assert exported["images"] == 21 and exported["scalar_rows"] == 21 and pooled["runs"] == ["a", "b", "c"]
-
-
 def encode_png_header(body: bytes) -> bytes:
     """A PNG signature and IHDR of 4x4 before arbitrary bytes: read-back only looks at the header."""
     import struct

@@ -137,29 +137,21 @@ def test_bad_data_fails_before_tensorflow_is_imported(tmp_path, cli):
     assert not Path("logs").exists()
 
 
-def test_ctrl_c_leaves_readable_event_files_and_exit_130(data_dir, tmp_path):
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tbimg_cli",
-            "train-cm",
-            "--limit-train",
-            "3000",
-            "--epochs",
-            "200",
-            "--data-dir",
-            str(data_dir),
-            "--logdir",
-            str(tmp_path),
-            "--run-name",
-            "stopped",
-        ],
+def _train_cm_process(data_dir, logdir, run_name: str, *options: str, env: dict | None = None) -> subprocess.Popen:
+    """`tbimg train-cm` in its own process, its output piped, to be interrupted."""
+    command = [sys.executable, "-m", "tbimg_cli", "train-cm", *options, "--data-dir", str(data_dir)]
+    return subprocess.Popen(
+        [*command, "--logdir", str(logdir), "--run-name", run_name],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "TERM": "dumb"},
+        env={**os.environ, **(env or {})},
     )
+
+
+def test_ctrl_c_leaves_readable_event_files_and_exit_130(data_dir, tmp_path):
+    options = ("--limit-train", "3000", "--epochs", "200")
+    proc = _train_cm_process(data_dir, tmp_path, "stopped", *options, env={"TERM": "dumb"})
     cm_dir = tmp_path / "image" / "stopped" / "cm"
     wait_until(
         lambda: event_files(cm_dir) and event_files(cm_dir)[0].stat().st_size > 20000,
@@ -181,27 +173,7 @@ def test_ctrl_c_leaves_readable_event_files_and_exit_130(data_dir, tmp_path):
 
 
 def test_ctrl_c_before_the_first_epoch_ends_keeps_nothing(data_dir, tmp_path):
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tbimg_cli",
-            "train-cm",
-            "--batch-size",
-            "1",
-            "--epochs",
-            "3",
-            "--data-dir",
-            str(data_dir),
-            "--logdir",
-            str(tmp_path),
-            "--run-name",
-            "early",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _train_cm_process(data_dir, tmp_path, "early", "--batch-size", "1", "--epochs", "3")
     train_dir = tmp_path / "image" / "early" / "train"
     wait_until(lambda: event_files(train_dir), interval=0.05, what="Keras's writer, so training has begun")
     assert proc.poll() is None, proc.communicate()
