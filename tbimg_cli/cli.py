@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
@@ -27,8 +27,9 @@ if TYPE_CHECKING:
     from tbimg_cli.output import DownloadBars
 
 EXIT_ERROR = 1  # a mistake the user can fix (usage errors keep Click's 2)
+EXIT_USAGE = 2  # a bad option or value, as Click reports it
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report it
-_VERBOSE = "tbimg.verbose"  # key in the Click context's shared `meta`
+_VERBOSE, _JSON = "tbimg.verbose", "tbimg.json"  # keys in the Click context's shared `meta`
 
 EXAMPLES = """\
 [bold]Examples[/]
@@ -57,30 +58,57 @@ class ErrorBoundary(TyperGroup):
     traceback. Being the app's group, it cannot be left off a command.
     """
 
-    def invoke(self, ctx):
+    def invoke(self, ctx):  # unannotated: its Context type is Typer's private Click's
         from tbimg_cli.errors import TbimgError
 
+        _json_printed.clear()
+        if "--json" in ctx.args:  # seen before parsing, so that a usage error can answer in JSON too
+            ctx.meta[_JSON] = True
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort):
             raise
         except KeyboardInterrupt as exc:
-            from tbimg_cli import output
-
-            output.note(str(exc) or "Interrupted.")
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+            _fail(ctx, str(exc) or "Interrupted.", EXIT_INTERRUPTED, note=True)
         except Exception as exc:
             if ctx.meta.get(_VERBOSE) or os.environ.get("TBIMG_DEBUG") not in (None, "", "0"):
                 raise
-            if not isinstance(exc, TbimgError) and type(exc).__module__.startswith(("click", "typer")):
-                raise  # usage errors: Click prints them and exits 2
-            from tbimg_cli import output
-
             if isinstance(exc, TbimgError):
-                output.error(str(exc))
-            else:
-                output.error(f"unexpected {type(exc).__name__}: {exc} (run with TBIMG_DEBUG=1 for the traceback)")
-            raise typer.Exit(EXIT_ERROR) from None
+                _fail(ctx, str(exc), EXIT_ERROR)
+            if _is_usage_error(exc):
+                command = getattr(getattr(exc, "ctx", None), "command_path", None) or ctx.command_path
+                _fail(ctx, f"{exc.format_message()} (see '{command} --help')", EXIT_USAGE)  # type: ignore[attr-defined]
+            _fail(ctx, f"unexpected {type(exc).__name__}: {exc} (run with TBIMG_DEBUG=1 for the traceback)", EXIT_ERROR)
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    """Click's usage errors (a bad option or value), known by their shape: Typer keeps its Click private."""
+    return type(exc).__module__.startswith("typer") and getattr(exc, "exit_code", None) == EXIT_USAGE
+
+
+def _json_asked(ctx: typer.Context) -> bool:
+    return bool(ctx.meta.get(_JSON))
+
+
+def _fail(ctx: typer.Context, message: str, code: int, *, note: bool = False) -> NoReturn:
+    """The one line on stderr, and with --json the same as a JSON object on stdout; then exit `code`."""
+    from tbimg_cli import output
+
+    (output.note if note else output.error)(message)
+    if _json_asked(ctx) and not _json_printed:  # one JSON object on stdout, whatever happens
+        output.emit_json({"error": message, "exit_code": code})
+    raise typer.Exit(code)
+
+
+# Set once a command has printed its JSON result: a failure after it (Ctrl-C ending train-cm) adds none.
+_json_printed: list[bool] = []
+
+
+def _emit_json(payload: dict[str, Any]) -> None:
+    from tbimg_cli import output
+
+    output.emit_json(payload)
+    _json_printed.append(True)
 
 
 app = typer.Typer(
@@ -117,6 +145,17 @@ def _remember_verbose(ctx: typer.Context, value: bool) -> bool:
     return value
 
 
+def _remember_json(ctx: typer.Context, value: bool) -> bool:
+    ctx.meta[_JSON] = ctx.meta.get(_JSON) or value
+    return value
+
+
+def _checked_logdir(value: str) -> str:
+    if not value.strip():
+        raise typer.BadParameter("must name a folder (it is empty)")
+    return value
+
+
 DataDirOpt = Annotated[
     Path | None,
     typer.Option(
@@ -143,8 +182,13 @@ ClassOpt = Annotated[
     ),
 ]
 LogdirOpt = Annotated[
-    Path,
-    typer.Option("--logdir", help="Root log directory; each run gets its own folder below it.", rich_help_panel=OUTPUT),
+    str,
+    typer.Option(
+        "--logdir",
+        help="Root log directory; each run gets its own folder below it.",
+        rich_help_panel=OUTPUT,
+        callback=_checked_logdir,
+    ),
 ]
 RunNameOpt = Annotated[
     str | None,
@@ -155,7 +199,11 @@ RunNameOpt = Annotated[
 JsonOpt = Annotated[
     bool,
     typer.Option(
-        "--json", help="Print one JSON object describing the run, nothing else.", metavar="", rich_help_panel=OUTPUT
+        "--json",
+        help="Print one JSON object describing the result, nothing else (on failure: its error and exit code).",
+        metavar="",
+        rich_help_panel=OUTPUT,
+        callback=_remember_json,
     ),
 ]
 VerboseOpt = Annotated[
@@ -232,7 +280,7 @@ def single(
     split: SplitOpt = Split.train,
     data_dir: DataDirOpt = None,
     offline: OfflineOpt = False,
-    logdir: LogdirOpt = Path(DEFAULT_LOGDIR),
+    logdir: LogdirOpt = DEFAULT_LOGDIR,
     run_name: RunNameOpt = None,
     as_json: JsonOpt = False,
     then_serve: ServeOpt = False,
@@ -267,7 +315,7 @@ def _many_images_command(
         split: SplitOpt = Split.train,
         data_dir: DataDirOpt = None,
         offline: OfflineOpt = False,
-        logdir: LogdirOpt = Path(DEFAULT_LOGDIR),
+        logdir: LogdirOpt = DEFAULT_LOGDIR,
         run_name: RunNameOpt = None,
         as_json: JsonOpt = False,
         then_serve: ServeOpt = False,
@@ -322,7 +370,9 @@ def train_cm(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Training batch size.", min=1)] = 32,
     seed: Annotated[
         int | None,
-        typer.Option("--seed", help="Seed for weights and shuffling (repeatable runs).", show_default=False),
+        typer.Option(
+            "--seed", help="Seed for weights and shuffling (repeatable runs).", show_default=False, min=0, max=2**32 - 1
+        ),
     ] = None,
     limit_train: Annotated[
         int | None,
@@ -339,7 +389,7 @@ def train_cm(
     ] = Strategy.default,
     data_dir: DataDirOpt = None,
     offline: OfflineOpt = False,
-    logdir: LogdirOpt = Path(DEFAULT_LOGDIR),
+    logdir: LogdirOpt = DEFAULT_LOGDIR,
     run_name: RunNameOpt = None,
     as_json: JsonOpt = False,
     then_serve: ServeOpt = False,
@@ -375,7 +425,7 @@ def train_cm(
         )
         result = train.run(settings, output.TrainingProgress(enabled=not as_json), on_run_created)
     if as_json:
-        output.emit_json(result.to_json())
+        _emit_json(result.to_json())
     else:
         output.training_summary(result, serving=serving is not None)
     if result.interrupted:
@@ -399,7 +449,7 @@ def inspect(logdir: LogdirArg, as_json: JsonOpt = False, verbose: VerboseOpt = F
 
     found = inspection.inspect_logdir(logdir)
     if as_json:
-        output.emit_json(found.to_json())
+        _emit_json(found.to_json())
     else:
         output.inspection(found)
     if found.corrupt:
@@ -437,7 +487,7 @@ def export(
     with output.ExportProgress(enabled=not as_json) as on_run:
         result = exporting.export_logdir(logdir, out, wanted, animate=animate, force=force, on_run=on_run)
     if as_json:
-        output.emit_json(result.to_json())
+        _emit_json(result.to_json())
     else:
         output.exported(result)
     if result.corrupt:
@@ -462,7 +512,7 @@ def _serve_settings(
     return serve.checked_settings(host, port, open_browser=open_browser, image_steps=image_steps)
 
 
-def _start_server(logdir: Path, settings: serve.ServeSettings) -> None:
+def _start_server(logdir: str | Path, settings: serve.ServeSettings) -> None:
     from tbimg_cli import output
 
     url = serve.start(logdir, settings)
@@ -474,7 +524,7 @@ def _finish(result: WrittenRun, what: str, *, as_json: bool, serving: serve.Serv
     from tbimg_cli import output
 
     if as_json:
-        output.emit_json(result.to_json())
+        _emit_json(result.to_json())
     else:
         output.wrote(result, what, serving=serving is not None)
     if serving is not None:

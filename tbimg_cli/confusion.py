@@ -22,15 +22,14 @@ user of its writer and of matplotlib, so neither needs locking.
 
 from __future__ import annotations
 
-import atexit
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING
 
-from tbimg_cli.errors import InputError
+from tbimg_cli.errors import InputError, InputTypeError, RunDirError
+from tbimg_cli.labels import Evaluation, evaluate
 from tbimg_cli.writer import EventWriter, check_step
 
 if TYPE_CHECKING:
@@ -46,125 +45,13 @@ DEFAULT_SUBDIR = "cm"
 NORMALIZE_CHOICES = ("rows", "none")
 MAX_CLASSES_IN_TABLE = 30  # past this, the text lists the most confused pairs instead
 MOST_CONFUSED_PAIRS = 20
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """One step's checked inputs: class ids, names, and the misclassified images to show."""
-
-    y_true: NDArray[np.int64]  # (N,)
-    y_pred: NDArray[np.int64]  # (N,)
-    class_names: list[str]
-    gallery: NDArray[np.uint8] | None  # (k, H, W) or (k, H, W, 3): the first misclassified inputs
-    gallery_indices: list[int]
-
-    @property
-    def accuracy(self) -> float:
-        return float((self.y_true == self.y_pred).mean())
-
-
-def evaluate(
-    y_true: ArrayLike,
-    y_pred: ArrayLike,
-    class_names: Sequence[str] | None = None,
-    images: ArrayLike | None = None,
-    max_misclassified: int = 25,
-) -> Evaluation:
-    """Check and normalise one step's inputs; every mistake is one `InputError` that names it.
-
-    Labels may be class ids or one-hot rows; predictions may be class ids,
-    probabilities or logits (one column per class), or one sigmoid output or
-    logit per example for a binary classifier.
-    """
-    import numpy as np
-
-    truth, pred = np.asarray(y_true), np.asarray(y_pred)
-    if truth.shape[:1] != pred.shape[:1]:
-        raise InputError(f"y_true and y_pred must have one entry per example, got {len(truth)} and {len(pred)}")
-    if len(truth) == 0:
-        raise InputError("no examples to evaluate: y_true and y_pred are empty")
-    classes = _class_count(truth, pred, class_names)
-    true_ids = class_ids_from_labels(truth)
-    pred_ids = class_ids_from_predictions(pred)
-    for name, ids in (("y_true", true_ids), ("y_pred", pred_ids)):
-        bad = ids[(ids < 0) | (ids >= classes)]
-        if len(bad):
-            raise InputError(
-                f"{name} holds class {bad[0]}, outside 0 to {classes - 1}"
-                + (f" ({classes} class_names)" if class_names is not None else "")
-            )
-    names = [str(n) for n in class_names] if class_names is not None else [str(i) for i in range(classes)]
-    wrong = np.flatnonzero(true_ids != pred_ids)[:max_misclassified]
-    gallery = None
-    if images is not None:
-        inputs = np.asarray(images)
-        if len(inputs) != len(truth):
-            raise InputError(f"images must have one entry per example, got {len(inputs)} for {len(truth)} labels")
-        if len(wrong):
-            gallery = displayable_images(inputs[wrong])
-    return Evaluation(true_ids, pred_ids, names, gallery, wrong.tolist() if gallery is not None else [])
-
-
-def class_ids_from_labels(labels: ArrayLike) -> NDArray[np.int64]:
-    """Class ids from sparse labels ((N,) or (N, 1)) or one-hot rows ((N, classes))."""
-    import numpy as np
-
-    values = _ids_or_scores(labels, "labels must be class ids (N,) or one-hot rows (N, classes)")
-    if values.ndim == 2:
-        return values.argmax(axis=1).astype(np.int64)
-    if values.dtype.kind == "f" and not np.all(np.mod(values, 1) == 0):
-        raise InputError("labels must be whole class ids (or one-hot rows), got fractions")
-    return values.astype(np.int64)
-
-
-def class_ids_from_predictions(predictions: ArrayLike) -> NDArray[np.int64]:
-    """Class ids from ids, per-class scores (probabilities or logits), or one binary score per example."""
-    import numpy as np
-
-    scores = _ids_or_scores(predictions, "predictions must be (N,), (N, 1) or (N, classes)")
-    if scores.ndim == 2:
-        return scores.argmax(axis=1).astype(np.int64)
-    if scores.dtype.kind in "iub" or (np.all(np.mod(scores, 1) == 0) and scores.max() > 1):
-        return scores.astype(np.int64)  # class ids
-    # One score per example: a sigmoid probability in [0, 1], else a logit.
-    threshold = 0.5 if scores.min() >= 0 and scores.max() <= 1 else 0.0
-    return np.asarray(scores > threshold).astype(np.int64)
-
-
-def _ids_or_scores(values: ArrayLike, shapes: str) -> NDArray[Any]:
-    """(N, classes) for one column per class, else the one column as (N,)."""
-    import numpy as np
-
-    array = np.asarray(values)
-    if array.ndim == 2 and array.shape[1] > 1:
-        return array
-    column = array.reshape(len(array), -1)[:, 0] if array.ndim == 2 else array
-    if column.ndim != 1:
-        raise InputError(f"{shapes}, got shape {array.shape}")
-    return column
-
-
-def displayable_images(images: ArrayLike) -> NDArray[np.uint8] | None:
-    """uint8 (N, H, W) or (N, H, W, 3) for drawing, or None when these inputs are not images.
-
-    uint8 is kept; other numbers in [0, 1] are scaled by 255, anything else
-    stretched per image to its own minimum and maximum (standardised inputs).
-    """
-    import numpy as np
-
-    array = np.asarray(images)
-    if array.ndim == 4 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if not (array.ndim == 3 or (array.ndim == 4 and array.shape[-1] == 3)) or min(array.shape[1:3]) < 2:
-        return None  # feature vectors, sequences...: no gallery, and no error
-    if array.dtype == np.uint8:
-        return array
-    array = array.astype(np.float64)
-    if array.min() < 0 or array.max() > 1:
-        axes = tuple(range(1, array.ndim))
-        low, high = array.min(axis=axes, keepdims=True), array.max(axis=axes, keepdims=True)
-        array = (array - low) / np.where(high > low, high - low, 1)
-    return np.clip(np.round(array * 255), 0, 255).astype(np.uint8)
+_CM_DESCRIPTION = {
+    normalize: "The confusion matrix at each step: rows are the true classes, columns the predicted ones; "
+    f"cells and colour scale are the {scale}. The title gives the step's accuracy."
+    for normalize, scale in (("rows", "fraction of each true class"), ("none", "number of examples"))
+}
+TABLE_DESCRIPTION = "The confusion matrix's counts at each step, to read and copy exactly."
+MISCLASSIFIED_DESCRIPTION = "The first misclassified examples at each step, each titled true → predicted."
 
 
 def write_summaries(writer: EventWriter, evaluation: Evaluation, step: int, when: str, normalize: str = "rows") -> None:
@@ -176,21 +63,20 @@ def write_summaries(writer: EventWriter, evaluation: Evaluation, step: int, when
     names = evaluation.class_names
     matrix = count_matrix(evaluation.y_true, evaluation.y_pred, len(names))
     accuracy = evaluation.accuracy
+    # The step's own numbers go in the image's title and the table; a description belongs to the
+    # tag (TensorBoard shows one per tag, under every step), so it says what the tag is.
     title = f"Confusion matrix {when}: accuracy {accuracy:.3f}"
-    scale = "fraction of each true class" if normalize == "rows" else "number of examples"
-    description = f"Confusion matrix {when} (accuracy {accuracy:.4f}). Cells and colour scale are the {scale}."
     writer.png_images(
-        CM_TAG, [confusion_matrix_png(matrix, names, title, normalize)], step=step, description=description
+        CM_TAG,
+        [confusion_matrix_png(matrix, names, title, normalize)],
+        step=step,
+        description=_CM_DESCRIPTION[normalize],
     )
-    writer.text(
-        TABLE_TAG, confusion_table(matrix, names), step=step, description=f"The confusion matrix's counts {when}."
-    )
+    writer.text(TABLE_TAG, confusion_table(matrix, names), step=step, description=TABLE_DESCRIPTION)
     if evaluation.gallery is not None:
         titles = [f"{names[evaluation.y_true[i]]} → {names[evaluation.y_pred[i]]}" for i in evaluation.gallery_indices]
         gallery = misclassified_png(evaluation.gallery, titles)
-        shown = len(evaluation.gallery_indices)
-        what = f"The first {shown} misclassified examples {when} (true → predicted)."
-        writer.png_images(MISCLASSIFIED_TAG, [gallery], step=step, description=what)
+        writer.png_images(MISCLASSIFIED_TAG, [gallery], step=step, description=MISCLASSIFIED_DESCRIPTION)
     true_totals, predicted_totals = matrix.sum(axis=1), matrix.sum(axis=0)
     hits = np.diag(matrix)
     for class_id, name in enumerate(names):
@@ -220,8 +106,9 @@ def confusion_table(matrix: ArrayLike, class_names: Sequence[str]) -> str:
     total = int(matrix.sum())
     accuracy = np.trace(matrix) / total if total else 0.0
     right = int(np.trace(matrix))
-    summary = f"{total} examples, {right} right (accuracy {accuracy:.4f}). Rows: true class; columns: predicted."
+    summary = f"{total} examples, {right} right (accuracy {accuracy:.4f})."
     if len(names) <= MAX_CLASSES_IN_TABLE:
+        summary += " Rows: true class; columns: predicted."
         lines = ["| true \\ predicted | " + " | ".join(names) + " | total |", "|---" * (len(names) + 2) + "|"]
         for name, row in zip(names, matrix, strict=True):
             lines.append(f"| **{name}** | " + " | ".join(str(int(v)) for v in row) + f" | {int(row.sum())} |")
@@ -315,16 +202,45 @@ def log_confusion_matrix(
         >>> log_confusion_matrix("runs/exp1", y_true, model_probs, step=epoch, class_names=names, images=x_val)
     """
     check_options(max_misclassified, normalize)
-    evaluation = evaluate(y_true, y_pred, class_names, images, max_misclassified)
     check_step(step)
-    folder = Path(log_dir) / subdir if subdir else Path(log_dir)
-    with _writers_lock:
-        writer = _writers.setdefault(folder.resolve(), EventWriter(folder))
-        write_summaries(writer, evaluation, step, f"at step {step}", normalize)
+    folder = summaries_folder(log_dir, subdir)
+    evaluation = evaluate(y_true, y_pred, class_names, images, max_misclassified)
+    key = folder.resolve()
+    # The file is closed when the call's work is written, so a sweep of hundreds of runs in one
+    # process holds no file open; the next call for the folder appends to the same file.
+    with _event_files_lock:
+        writer = EventWriter(folder, append_to=_event_files.get(key))
+        try:
+            write_summaries(writer, evaluation, step, f"at step {step}", normalize)
+        finally:
+            writer.close()
+        if writer.path is not None:
+            _event_files[key] = writer.path
+    return folder
+
+
+def summaries_folder(log_dir: str | Path, subdir: str) -> Path:
+    """`<log_dir>/<subdir>`, refused when `log_dir` is a file or `subdir` would lead out of `log_dir`."""
+    if not isinstance(log_dir, str | PurePath):
+        raise InputTypeError(f"log_dir must be a path, got {type(log_dir).__name__}")
+    if not isinstance(subdir, str):
+        raise InputTypeError(f"subdir must be a folder name (a str), got {type(subdir).__name__}")
+    root = Path(log_dir)
+    if root.exists() and not root.is_dir():
+        raise RunDirError(f"log_dir {root} is a file; give the run folder to write into")
+    inner = PurePath(subdir)
+    if inner.is_absolute() or ".." in inner.parts:
+        raise InputError(f"subdir {subdir!r} must be a folder inside log_dir (no '..', not an absolute path)")
+    folder = root / inner if subdir else root
+    if folder.exists() and not folder.is_dir():
+        raise RunDirError(f"{folder} is a file; give log_dir and subdir of a folder to write into")
     return folder
 
 
 def check_options(max_misclassified: int, normalize: str, every_n_epochs: int = 1) -> None:
+    for name, value in (("max_misclassified", max_misclassified), ("every_n_epochs", every_n_epochs)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputTypeError(f"{name} must be an int, got {value!r}")
     if normalize not in NORMALIZE_CHOICES:
         raise InputError(f"normalize must be one of {', '.join(map(repr, NORMALIZE_CHOICES))}, got {normalize!r}")
     if max_misclassified < 0:
@@ -333,35 +249,9 @@ def check_options(max_misclassified: int, normalize: str, every_n_epochs: int = 
         raise InputError(f"every_n_epochs must be 1 or more, got {every_n_epochs}")
 
 
-# One open writer per folder for `log_confusion_matrix`, closed when the interpreter exits.
-_writers: dict[Path, EventWriter] = {}
-_writers_lock = threading.Lock()
-
-
-@atexit.register
-def _close_writers() -> None:
-    for writer in _writers.values():
-        writer.close()
-
-
-def _class_count(truth: NDArray[Any], pred: NDArray[Any], class_names: Sequence[str] | None) -> int:
-    import numpy as np
-
-    if class_names is not None:
-        if len(class_names) < 2:
-            raise InputError(f"class_names must name at least 2 classes, got {len(class_names)}")
-        count = len(class_names)
-    elif pred.ndim == 2 and pred.shape[1] > 1:
-        count = pred.shape[1]
-    elif truth.ndim == 2 and truth.shape[1] > 1:
-        count = truth.shape[1]
-    else:
-        ids = np.concatenate([class_ids_from_labels(truth), class_ids_from_predictions(pred)])
-        count = max(2, int(ids.max()) + 1)
-    for name, array in (("y_pred", pred), ("y_true", truth)):
-        if array.ndim == 2 and array.shape[1] > 1 and array.shape[1] != count:
-            raise InputError(f"{name} has {array.shape[1]} columns but there are {count} classes")
-    return count
+# The event file `log_confusion_matrix` writes for each folder in this process, which later calls append to.
+_event_files: dict[Path, Path] = {}
+_event_files_lock = threading.Lock()
 
 
 def _markdown_cell(text: object) -> str:

@@ -26,7 +26,8 @@ import csv
 import hashlib
 import io
 import re
-from collections.abc import Callable, Iterator
+import unicodedata
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -37,10 +38,13 @@ from tbimg_cli.readback import IMAGES, SCALARS, TEXT, FileProblem, Logdir, map_r
 from tbimg_cli.words import counted
 
 MAX_COMPONENT = 100  # characters in one exported folder or file name
+MAX_COMPONENT_BYTES = 200  # and its UTF-8 bytes: file systems count bytes (255), and a suffix may follow
 SCALARS_FILE = "scalars.csv"
 GIF_FRAME_MS = 500  # two frames a second: an epoch at a glance
 GIF_LAST_FRAME_MS = 2000  # hold the final state before the loop starts again
-_UNSAFE = re.compile(r"[^A-Za-z0-9._ +=@,()\[\]-]")
+# What no common file system takes in a name (Windows' set, which includes the others'), and control
+# characters. Everything else stays as it is, so 日本 and café remain readable.
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f"*/:<>?\\|]')
 # Names Windows reserves whatever the extension.
 _RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
 _MAGIC = (
@@ -100,6 +104,7 @@ class RunExport:
     animations: int = 0
     tags: set[str] = field(default_factory=set)
     problems: list[FileProblem] = field(default_factory=list)
+    tag_folders: dict[str, Path] = field(default_factory=dict)  # where each tag's files went
 
 
 @dataclass
@@ -108,6 +113,7 @@ class ExportResult(RunExport):
 
     out: Path = Path()
     runs: set[str] = field(default_factory=set)
+    run_folders: dict[str, dict[str, Any]] = field(default_factory=dict)  # run -> its folder and its tags' folders
 
     @property
     def corrupt(self) -> bool:
@@ -123,6 +129,10 @@ class ExportResult(RunExport):
         if part.files:
             self.runs.add(run)
             self.tags |= part.tags
+            self.run_folders[run] = {
+                "folder": str(self.run_folders.get(run, {}).get("folder", "")),
+                "tags": {tag: str(folder) for tag, folder in sorted(part.tag_folders.items())},
+            }
 
     def summary(self) -> str:
         parts = [counted(self.images, "image")]
@@ -142,6 +152,7 @@ class ExportResult(RunExport):
             "scalar_rows": self.scalar_rows,
             "animations": self.animations,
             "runs": sorted(self.runs),
+            "folders": {run: self.run_folders[run] for run in sorted(self.runs)},
             "tags": sorted(self.tags),
             "files": [str(p) for p in self.files],
             "problems": [asdict(p) for p in self.problems],
@@ -168,8 +179,10 @@ def export_logdir(
     logdir = open_logdir(location)
     result = ExportResult(out=out)
     runs = {run: files for run, files in logdir.runs(result.problems).items() if wanted.run_matches(run)}
+    folders = distinct_run_folders(out, runs)
+    result.run_folders = {run: {"folder": str(folder)} for run, folder in folders.items()}
     if not force and out.is_dir() and any(out.iterdir()):
-        planned = _export_runs(logdir, runs, _ExportJob(out, wanted, animate, planning=True))
+        planned = _export_runs(logdir, runs, _ExportJob(out, wanted, animate, planning=True, run_folders=folders))
         existing = [path for part in planned for path in part.files if path.exists()]
         if existing:
             raise LogReadError(
@@ -178,7 +191,7 @@ def export_logdir(
             )
     if on_run is not None:
         on_run(0, len(runs), 0)
-    parts = _export_runs(logdir, runs, _ExportJob(out, wanted, animate, planning=False))
+    parts = _export_runs(logdir, runs, _ExportJob(out, wanted, animate, planning=False, run_folders=folders))
     for done, (run, part) in enumerate(zip(runs, parts, strict=True), 1):
         result.add(run, part)
         if on_run is not None:
@@ -201,6 +214,7 @@ class _ExportJob:
     wanted: ExportFilter
     animate: bool
     planning: bool  # only name the files, write nothing
+    run_folders: dict[str, Path]  # distinct for distinct runs, worked out before any run is exported
 
 
 def _export_runs(logdir: Logdir, runs: dict[str, list[str]], job: _ExportJob) -> Iterator[RunExport]:
@@ -210,12 +224,9 @@ def _export_runs(logdir: Logdir, runs: dict[str, list[str]], job: _ExportJob) ->
     runs below it, nested runs) they share one `ExportPaths`, so that no two
     outputs can collide: those export one after another, in this process.
     """
-    out = job.out
-    folders = [out if run == "." else out / safe_relative(run) for run in runs]
-    if len(set(folders)) < len(folders) or any(
-        parent in set(folders) for folder in folders for parent in folder.parents
-    ):
-        paths = ExportPaths(out)
+    folders = set(job.run_folders.values())
+    if any(parent in folders for folder in folders for parent in folder.parents):
+        paths = ExportPaths(job.out, job.run_folders)
         return (_export_run(logdir.location, run, files, job, paths) for run, files in runs.items())
     return map_runs(logdir, runs, _export_run, job)
 
@@ -226,7 +237,7 @@ def _export_run(
     """Write (or only name, when planning) one run's files, streaming: its CSV row by row, its
     animations when the run ends, so memory holds one run's animation frames at most."""
     part = RunExport()
-    paths = paths or ExportPaths(job.out)
+    paths = paths or ExportPaths(job.out, job.run_folders)
     planning = job.planning
 
     def write(path: Path, contents: Callable[[Path], object] | None) -> None:
@@ -275,6 +286,7 @@ def _export_run(
             ordered = [by_step[s] for s in sorted(by_step)]
             write(paths.for_animation(run, tag), partial(_write_gif, frames=ordered))
             part.animations += 1
+    part.tag_folders = {tag: folder for tag in part.tags if (folder := paths.tag_folder(run, tag)) is not None}
     return part
 
 
@@ -340,16 +352,37 @@ def _write_gif(path: Path, frames: list[bytes]) -> None:
 # Safe export paths
 
 
+def distinct_run_folders(out: Path, runs: Iterable[str]) -> dict[str, Path]:
+    """A folder under `out` for each run, never one for two runs: names that clean up alike (or differ
+    only in case, as two runs would on a case-insensitive disk) get `~2`, `~3`... The logdir's own
+    events (run ".") go straight into `out`."""
+    folders: dict[str, Path] = {}
+    taken: set[str] = set()
+    for run in runs:
+        wanted = out if run == "." else out / safe_relative(run)
+        folder, n = wanted, 1
+        while str(folder).casefold() in taken:
+            n += 1
+            folder = wanted.with_name(f"{wanted.name}~{n}")
+        taken.add(str(folder).casefold())
+        folders[run] = folder
+    return folders
+
+
 def safe_component(text: str) -> str:
-    """One folder or file name: only portable characters, never '.', '..' or a device name."""
-    cleaned = _UNSAFE.sub("_", text).strip(" .")
+    """One folder or file name: no character a common file system refuses, never '.', '..' or a device
+    name, and short enough for any of them; letters of every script stay as they are."""
+    cleaned = _UNSAFE.sub("_", unicodedata.normalize("NFC", text)).strip(" .")
     if not cleaned:  # "", ".", ".." and the like
         cleaned = "_"
     if cleaned.split(".")[0].lower() in _RESERVED:
         cleaned = "_" + cleaned
-    if len(cleaned) > MAX_COMPONENT:
+    if len(cleaned) > MAX_COMPONENT or len(cleaned.encode()) > MAX_COMPONENT_BYTES:
         digest = hashlib.sha1(text.encode()).hexdigest()[:10]
-        cleaned = cleaned[: MAX_COMPONENT - 11] + "-" + digest
+        kept = cleaned[: MAX_COMPONENT - 11]
+        while len(kept.encode()) > MAX_COMPONENT_BYTES - 11:
+            kept = kept[:-1]
+        cleaned = kept + "-" + digest
     return cleaned
 
 
@@ -376,8 +409,9 @@ class ExportPaths:
     and `a/step-0-0.png` would otherwise claim `a/step-0-0.png` as both.
     """
 
-    def __init__(self, out: Path):
+    def __init__(self, out: Path, run_folders: dict[str, Path]):
         self.out = Path(out)
+        self.run_folders = run_folders
         self._root = self.out.resolve()
         self._files: set[Path] = set()
         self._folders: set[Path] = set()
@@ -397,9 +431,11 @@ class ExportPaths:
         tag_path = self._run_folder(run) / safe_relative(tag)
         return self._claim(self._free_folder(tag_path.parent), tag_path.name, ".gif")
 
+    def tag_folder(self, run: str, tag: str) -> Path | None:
+        return self._folder_of.get((run, tag))
+
     def _run_folder(self, run: str) -> Path:
-        # The logdir itself as a run (".") gets no folder of its own.
-        return self.out if run == "." else self.out / safe_relative(run)
+        return self.run_folders[run]
 
     def _tag_folder(self, run: str, tag: str) -> Path:
         folder = self._folder_of.get((run, tag))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import math
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -98,10 +99,33 @@ TITLE_FONT_SIZE = 10
 
 # Past this many classes the cells are too small to carry their numbers.
 MAX_CLASSES_WITH_CELL_TEXT = 30
+# Laid-out figures kept for reuse: a training run logs the same classes every epoch.
+CACHED_FIGURES = 4
 
 
 def confusion_matrix_png(matrix: ArrayLike, class_names: Sequence[str], title: str, normalize: str = "rows") -> bytes:
-    return to_png(confusion_matrix_figure(matrix, class_names, title, normalize))
+    """The figure of `confusion_matrix_figure` as PNG bytes, drawn fast when the same classes come again.
+
+    Building a figure (axes, ticks, colour bar) costs more than drawing it, and
+    drawing the axes, labels and colour bar again costs more than the cells:
+    so the figure for a set of class names is laid out and drawn once, and
+    later steps draw only what changes (the cells, their numbers, the title)
+    over the saved pixels of the rest, with matplotlib's own blitting. The
+    pixels are those a fresh figure gives (the tests compare them).
+    """
+    import numpy as np
+
+    from tbimg_cli.png import encode_pngs
+
+    shown, vmax = _cells(matrix, normalize)
+    key = (tuple(map(str, class_names)), normalize, vmax)
+    with _cache_lock:
+        template = _cache.pop(key, None) or _MatrixTemplate(list(map(str, class_names)), normalize, vmax)
+        _cache[key] = template  # most recently used last
+        while len(_cache) > CACHED_FIGURES:
+            del _cache[next(iter(_cache))]
+        pixels = template.draw(shown, title)
+    return encode_pngs(np.ascontiguousarray(pixels)[None])[0]
 
 
 def confusion_matrix_figure(
@@ -116,48 +140,103 @@ def confusion_matrix_figure(
     the figure grows with the classes (to a limit) and relies on colour, and
     tick labels thin out so that they never overlap.
     """
+    shown, vmax = _cells(matrix, normalize)
+    template = _MatrixTemplate(list(map(str, class_names)), normalize, vmax, animated=False)
+    template.fill(shown, title)
+    return template.fig
+
+
+def _cells(matrix: ArrayLike, normalize: str) -> tuple[NDArray[np.float64], float]:
+    """What the cells show, and the top of the colour scale."""
     import numpy as np
 
     counts = np.asarray(matrix, dtype=float)
-    size = len(class_names)
     if normalize == "rows":
         totals = counts.sum(axis=1, keepdims=True)
-        shown = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
-        vmax, label, cell = 1.0, "fraction of the true class", "{:.2f}"
-    else:
-        shown = counts
-        vmax, label, cell = max(1.0, float(counts.max())), "examples", "{:.0f}"
-    inches = min(24.0, max(8.0, 0.3 * size))
-    fig = _figure(inches + 0.5, inches)
-    margin = min(0.17, 1.6 / inches)  # room for labels of about 16 characters at any size
-    fig.subplots_adjust(left=margin, right=0.9, bottom=margin, top=1 - 0.48 / inches)
-    ax = fig.add_subplot()
-    image = ax.imshow(shown, interpolation="nearest", cmap="Blues", vmin=0.0, vmax=vmax)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label=label)
-    ax.set_title(title)
-    every = max(1, -(-size // 80))  # at most about 80 tick labels per axis
-    ticks = np.arange(0, size, every)
-    names = [str(class_names[int(i)]) for i in ticks]
-    font = 10 if size <= MAX_CLASSES_WITH_CELL_TEXT else max(4, 10 - size // 40)
-    ax.set_xticks(
-        ticks,
-        names,
-        rotation=45 if size <= MAX_CLASSES_WITH_CELL_TEXT else 90,
-        ha="right",
-        rotation_mode="anchor",
-        fontsize=font,
-    )
-    ax.set_yticks(ticks, names, fontsize=font)
-    ax.set_xlabel("Predicted label")
-    ax.set_ylabel("True label")
-    if size <= MAX_CLASSES_WITH_CELL_TEXT:
-        fontsize = 9 if size <= 12 else max(5, 9 - (size - 12) // 4)
-        for row in range(size):
-            for column in range(size):
+        return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0), 1.0
+    return counts, max(1.0, float(counts.max()))
+
+
+class _MatrixTemplate:
+    """One laid-out confusion-matrix figure: axes, ticks, labels and colour bar for a set of classes.
+
+    With `animated` (the default), the cells, their numbers and the title are
+    left out of the figure's own drawing; `draw` paints them over the saved
+    pixels of the rest.
+    """
+
+    def __init__(self, class_names: list[str], normalize: str, vmax: float, *, animated: bool = True) -> None:
+        import numpy as np
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        from tbimg_cli.shortcuts import TextStamps
+
+        size = len(class_names)
+        self.vmax = vmax
+        self.cell_format = "{:.2f}" if normalize == "rows" else "{:.0f}"
+        label = "fraction of the true class" if normalize == "rows" else "examples"
+        inches = min(24.0, max(8.0, 0.3 * size))
+        self.fig = fig = _figure(inches + 0.5, inches)
+        self.canvas = FigureCanvasAgg(fig)
+        margin = min(0.17, 1.6 / inches)  # room for labels of about 16 characters at any size
+        fig.subplots_adjust(left=margin, right=0.9, bottom=margin, top=1 - 0.48 / inches)
+        self.ax = ax = fig.add_subplot()
+        self.image = ax.imshow(np.zeros((size, size)), interpolation="nearest", cmap="Blues", vmin=0.0, vmax=vmax)
+        fig.colorbar(self.image, ax=ax, fraction=0.046, pad=0.04, label=label)
+        self.title = ax.set_title(" ")
+        every = max(1, -(-size // 80))  # at most about 80 tick labels per axis
+        ticks = np.arange(0, size, every)
+        names = [class_names[int(i)] for i in ticks]
+        font = 10 if size <= MAX_CLASSES_WITH_CELL_TEXT else max(4, 10 - size // 40)
+        rotation = 45 if size <= MAX_CLASSES_WITH_CELL_TEXT else 90
+        ax.set_xticks(ticks, names, rotation=rotation, ha="right", rotation_mode="anchor", fontsize=font)
+        ax.set_yticks(ticks, names, fontsize=font)
+        ax.set_xlabel("Predicted label")
+        ax.set_ylabel("True label")
+        self.texts = []
+        if size <= MAX_CLASSES_WITH_CELL_TEXT:
+            fontsize = 9 if size <= 12 else max(5, 9 - (size - 12) // 4)
+            self.texts = [
+                [ax.text(column, row, "", ha="center", va="center", fontsize=fontsize) for column in range(size)]
+                for row in range(size)
+            ]
+        # Drawn per step, in the order a full drawing uses: the cells, the frame over them, the numbers, the title.
+        self.cell_texts = [text for row in self.texts for text in row]
+        self.animated = [self.image, *ax.spines.values(), *self.cell_texts, self.title]
+        self.stamps = TextStamps(*self.canvas.get_width_height(), fig.dpi)
+        self.background = None
+        if animated:
+            for artist in self.animated:
+                artist.set_animated(True)
+            self.canvas.draw()
+            self.background = self.canvas.copy_from_bbox(fig.bbox)
+
+    def fill(self, shown: NDArray[np.float64], title: str) -> None:
+        self.image.set_data(shown)
+        self.title.set_text(title)
+        for row, texts in enumerate(self.texts):
+            for column, text in enumerate(texts):
                 value = shown[row, column]
-                colour = "white" if value > vmax / 2 else "black"
-                ax.text(column, row, cell.format(value), ha="center", va="center", color=colour, fontsize=fontsize)
-    return fig
+                text.set_text(self.cell_format.format(value))
+                text.set_color("white" if value > self.vmax / 2 else "black")
+
+    def draw(self, shown: NDArray[np.float64], title: str) -> NDArray[np.uint8]:
+        """RGB pixels of the figure showing `shown`, drawn over the saved rest."""
+        import numpy as np
+
+        self.fill(shown, title)
+        canvas = self.canvas
+        canvas.restore_region(self.background)
+        for artist in [self.image, *self.ax.spines.values()]:
+            self.ax.draw_artist(artist)
+        pixels = np.asarray(canvas.buffer_rgba())
+        self.stamps.draw(self.ax, self.cell_texts, pixels)
+        self.ax.draw_artist(self.title)
+        return pixels[..., :3]
+
+
+_cache: dict[tuple[tuple[str, ...], str, float], _MatrixTemplate] = {}
+_cache_lock = threading.Lock()
 
 
 def misclassified_png(images: NDArray[np.uint8], titles: Sequence[str]) -> bytes:

@@ -17,7 +17,7 @@ from tbimg_cli import data
 from tbimg_cli.data import CLASS_NAMES
 from tbimg_cli.errors import InputError
 from tbimg_cli.png import png_size
-from tbimg_cli.runs import DEFAULT_LOGDIR, IMAGES_FOLDER, PLOTS_FOLDER, new_run_dir
+from tbimg_cli.runs import DEFAULT_LOGDIR, IMAGES_FOLDER, PLOTS_FOLDER, TEST_IMAGES_FOLDER, new_run_dir
 from tbimg_cli.words import counted
 from tbimg_cli.writer import EventWriter
 
@@ -45,7 +45,7 @@ class DataSource:
 class RunTarget:
     """Where the run goes: the log root and, optionally, a name instead of a timestamp."""
 
-    logdir: Path = Path(DEFAULT_LOGDIR)
+    logdir: str | Path = DEFAULT_LOGDIR
     run_name: str | None = None
 
 
@@ -113,7 +113,8 @@ def plot(
 
 
 def _write_images(target: RunTarget, tag: str, selection: ChosenImages, description: str) -> WrittenRun:
-    with new_run_dir(target.logdir, IMAGES_FOLDER, target.run_name) as run_dir, EventWriter(run_dir) as writer:
+    folder = IMAGES_FOLDER if selection.split == "train" else TEST_IMAGES_FOLDER
+    with new_run_dir(target.logdir, folder, target.run_name) as run_dir, EventWriter(run_dir) as writer:
         count = writer.image(tag, selection.images, step=0, description=description)
     shape = [count, *selection.images.shape[1:], 1]
     return WrittenRun(run_dir, Path(target.logdir), [tag], count, shape, selection.class_names)

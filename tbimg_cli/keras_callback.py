@@ -23,15 +23,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import keras
 import numpy as np
 
-from tbimg_cli.confusion import (
-    DEFAULT_SUBDIR,
-    BackgroundLogger,
-    check_options,
-    class_ids_from_labels,
-    displayable_images,
-    evaluate,
-)
+from tbimg_cli.confusion import DEFAULT_SUBDIR, BackgroundLogger, check_options, summaries_folder
 from tbimg_cli.errors import InputError, InputTypeError
+from tbimg_cli.labels import class_ids_from_labels, displayable_images, evaluate
 from tbimg_cli.shortcuts import NoKerasBatchHooks
 
 if TYPE_CHECKING:
@@ -68,7 +62,8 @@ class ConfusionMatrixCallback(NoKerasBatchHooks, keras.callbacks.Callback):
         validation_data: `(x, y)` arrays, or a `tf.data.Dataset` of `(x, y)`
             batches, read in order at each logged epoch's end.
         class_names: one name per class, in class-id order; default the ids.
-        every_n_epochs: log every this many epochs.
+        every_n_epochs: log at epochs 0, n, 2n... (Keras's `histogram_freq` convention),
+            and always at the last epoch, so the final model's matrix is written.
         max_misclassified: how many mistakes the gallery shows (0 for none).
         normalize: "rows" (each true class sums to 1) or "none" (counts).
         subdir: folder under `log_dir` (`""` for `log_dir` itself).
@@ -101,18 +96,38 @@ class ConfusionMatrixCallback(NoKerasBatchHooks, keras.callbacks.Callback):
     ) -> None:
         super().__init__()
         check_options(max_misclassified, normalize, every_n_epochs)
-        self.folder = Path(log_dir) / subdir if subdir else Path(log_dir)
+        self.folder = summaries_folder(log_dir, subdir)
         self.class_names = list(class_names) if class_names is not None else None
         self.every_n_epochs = every_n_epochs
         self.max_misclassified = max_misclassified
         self.normalize = normalize
         self.batch_size = batch_size
         self._arrays = _checked_arrays(validation_data, self.class_names)
-        self._dataset: BatchedDataset | None = None if self._arrays else validation_data  # type: ignore[assignment]
+        self._dataset: BatchedDataset | None = None if self._arrays else _batched(validation_data, batch_size)
         self._logger: BackgroundLogger | None = None
 
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        """Check what needs the model (its outputs and inputs) before the first epoch trains."""
+        outputs = _static_width(getattr(self.model, "outputs", None))
+        if self.class_names is not None and outputs is not None and outputs > 1 and outputs != len(self.class_names):
+            raise InputError(
+                f"class_names names {len(self.class_names)} classes but the model has {outputs} outputs: "
+                "give one name per output"
+            )
+        if self._dataset is not None:
+            inputs = getattr(self.model, "inputs", None)
+            model_rank = len(inputs[0].shape) if inputs else None
+            data_rank = _spec_rank(self._dataset.element_spec, 0)
+            if model_rank is not None and data_rank is not None and data_rank == model_rank - 1:
+                self._dataset = self._dataset.batch(self.batch_size)  # type: ignore[attr-defined]  # unbatched
+
+    def logs_at(self, epoch: int) -> bool:
+        """Whether `epoch` (from 0) is logged: every `every_n_epochs` from 0, and the last epoch."""
+        last = (self.params or {}).get("epochs")
+        return epoch % self.every_n_epochs == 0 or (last is not None and epoch == last - 1)
+
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if (epoch + 1) % self.every_n_epochs or not self._is_chief():
+        if not self.logs_at(epoch) or not self._is_chief():
             return
         self._submit(epoch, *self._predict())
 
@@ -188,6 +203,32 @@ class ConfusionMatrixCallback(NoKerasBatchHooks, keras.callbacks.Callback):
             raise InputError("validation_data holds no examples")
         inputs_kept = np.concatenate(every_input) if every_input else None
         return np.concatenate(labels), np.concatenate(scores), mistakes, inputs_kept
+
+
+def _batched(dataset: Any, batch_size: int) -> BatchedDataset:
+    """A dataset of (x, y) pairs; one whose labels are single values (rank 0) is batched here."""
+    if _spec_rank(dataset.element_spec, 1) == 0 and hasattr(dataset, "batch"):
+        return dataset.batch(batch_size)
+    return dataset
+
+
+def _spec_rank(element_spec: Any, index: int) -> int | None:
+    """The rank of part `index` of a dataset's (x, y) element spec, when it is known."""
+    try:
+        shape = element_spec[index].shape
+        return len(shape) if shape.rank is not None else None
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return None
+
+
+def _static_width(tensors: Any) -> int | None:
+    """The last dimension of a model's single output, when the model is built and has one."""
+    try:
+        (output,) = tensors
+        width = output.shape[-1]
+    except (TypeError, ValueError, IndexError):
+        return None
+    return int(width) if width is not None else None
 
 
 def _checked_arrays(

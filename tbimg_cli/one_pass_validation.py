@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from tbimg_cli.confusion import class_ids_from_labels
 from tbimg_cli.keras_callback import ConfusionMatrixCallback
+from tbimg_cli.labels import class_ids_from_labels
 from tbimg_cli.shortcuts import report_validation
 
 
@@ -47,5 +47,5 @@ class ValidationAndConfusionMatrixCallback(ConfusionMatrixCallback):
         report_validation(self.board, metrics)
         if logs is not None:
             logs.update({f"val_{name}": value for name, value in metrics.items()})
-        if (epoch + 1) % self.every_n_epochs == 0 and self._is_chief():
+        if self.logs_at(epoch) and self._is_chief():
             self._submit(epoch, y_true, scores, mistakes, every_input)

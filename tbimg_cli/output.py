@@ -214,7 +214,7 @@ def _metrics(logs: Mapping[str, Any], keys: tuple[str, ...]) -> str:
 def training_summary(result: TrainResult, *, serving: bool = False) -> None:
     """Per-epoch table of `train-cm`, where the run went, and how to look at it."""
     table = Table(title="train-cm", title_justify="left")
-    for column in ("epoch", "step", "loss", "accuracy", "val loss", "val accuracy", "seconds"):
+    for column in ("epoch", "step", "loss", "accuracy", "test loss", "test accuracy", "seconds"):
         table.add_column(column, justify="right")
     for row in result.epochs:
         table.add_row(

@@ -23,6 +23,7 @@ DEFAULT_LOGDIR = "logs"
 # training run goes in `image`, single images in `train_data`); kept so that
 # logs written by tbimg and by the tutorial sit side by side.
 IMAGES_FOLDER = "train_data"
+TEST_IMAGES_FOLDER = "test_data"  # the same images of the test split: named for what they are
 PLOTS_FOLDER = "plots"
 TRAINING_FOLDER = "image"
 TIMESTAMP_FORMAT = "%Y%m%d-%H%M%S"

@@ -16,6 +16,8 @@ The shortcuts, who uses them, and the way back:
 
 - `draw_titles` (figures.py): text set straight onto an Agg renderer's pixel
   buffer; back: a Figure with `figimage` and `text`.
+- `TextStamps` (figures.py): a confusion matrix's cell numbers pasted from
+  bitmaps rendered once; back: each drawn by its `Text` artist.
 - `NoKerasBatchHooks` (keras_callback.py): answers tf_keras's private
   batch-hook questions; back: none needed, a tf_keras that stops asking calls nothing.
 - `report_validation` (train.py): Keras's TensorBoard callback told of a
@@ -145,6 +147,77 @@ def _titles_on_figure(
         )
     agg.draw()
     return np.ascontiguousarray(np.asarray(agg.buffer_rgba())[..., :3])
+
+
+class TextStamps:
+    """Many small texts drawn from bitmaps rendered once per distinct (text, colour): the numbers of a
+    confusion matrix's cells, which take a few hundred distinct values over a whole training run.
+
+    Rendering a text through a matplotlib `Text` artist costs about a millisecond (layout and glyphs
+    each time); pasting a kept bitmap costs microseconds. A bitmap is taken from the alpha channel of a
+    scratch Agg renderer the text was drawn on, and placed relative to its cell's centre, rounded to the
+    pixel as Agg rounds it: a text can land a pixel from where its artist would put it, and its edges
+    differ by a level or two of blending. When the renderer is not what this expects, or shortcuts are
+    off, each text is drawn by its artist.
+    """
+
+    def __init__(self, width: int, height: int, dpi: float) -> None:
+        self._size = (width, height, dpi)
+        self._scratch: Any = None
+        self._stamps: dict[tuple[str, Any], tuple[NDArray[np.float32], int, int] | None] = {}
+
+    def draw(self, ax: Any, texts: Sequence[Any], pixels: NDArray[np.uint8]) -> None:
+        """Draw `texts` (artists of `ax`) onto `pixels`, the canvas's (H, W, 4) buffer."""
+        if enabled():
+            try:
+                self._paste(texts, pixels)
+                return
+            except (AttributeError, TypeError, ValueError, IndexError):
+                self._stamps.clear()  # not what this was written against: the artists from now on
+        for text in texts:
+            ax.draw_artist(text)
+
+    def _paste(self, texts: Sequence[Any], pixels: NDArray[np.uint8]) -> None:
+        import numpy as np
+        from matplotlib.colors import to_rgb
+
+        height = pixels.shape[0]
+        for text in texts:
+            content = text.get_text()
+            if not content:
+                continue
+            x, y = text.get_transform().transform(text.get_position())
+            centre_x, centre_y = round(x), round(height - y)  # Agg's rows run from the top
+            key = (content, text.get_color())
+            if key not in self._stamps:
+                self._stamps[key] = self._render(text, centre_x, centre_y)
+            stamp = self._stamps[key]
+            if stamp is None:
+                continue
+            coverage, dy, dx = stamp
+            top, left = centre_y + dy, centre_x + dx
+            region = pixels[top : top + coverage.shape[0], left : left + coverage.shape[1], :3]
+            if region.shape[:2] != coverage.shape:
+                raise ValueError("a stamp reaches past the canvas")
+            colour = np.array(to_rgb(text.get_color()), dtype=np.float32) * 255
+            blended = region * (1 - coverage[..., None]) + colour * coverage[..., None]
+            region[...] = np.rint(blended).astype(np.uint8)
+
+    def _render(self, text: Any, centre_x: int, centre_y: int) -> tuple[NDArray[np.float32], int, int] | None:
+        import numpy as np
+        from matplotlib.backends.backend_agg import RendererAgg
+
+        if self._scratch is None:
+            self._scratch = RendererAgg(*self._size)
+        self._scratch.clear()
+        text.draw(self._scratch)
+        alpha = np.asarray(self._scratch.buffer_rgba())[..., 3]
+        rows, columns = np.nonzero(alpha)
+        if not len(rows):
+            return None
+        top, bottom, left, right = rows.min(), rows.max() + 1, columns.min(), columns.max() + 1
+        coverage = (alpha[top:bottom, left:right] / np.float32(255)).astype(np.float32)
+        return coverage, int(top) - centre_y, int(left) - centre_x
 
 
 # Keras

@@ -59,7 +59,7 @@ class TrainSettings:
     max_misclassified: int = 25
     data_dir: Path | None = None
     offline: bool = False
-    logdir: Path = Path(DEFAULT_LOGDIR)
+    logdir: str | Path = DEFAULT_LOGDIR
     run_name: str | None = None
     verbose: bool = False
     strategy: str = "default"  # or "mirrored", "multi-worker" (reads TF_CONFIG)
@@ -188,11 +188,11 @@ def _train(
     if settings.seed is not None:
         keras.utils.set_random_seed(settings.seed)
     strategy = _strategy(tf, settings.strategy)
+    steps = -(-len(train_images) // settings.batch_size)
     with strategy.scope():
-        model = build_model(keras)
+        model = build_model(keras, steps_per_execution=steps_per_execution(steps))
     train_batches = _batches(tf, train_images, train_labels, settings.batch_size, shuffle=True, seed=settings.seed)
     test_batches = _batches(tf, test_images, test_labels, EVAL_BATCH_SIZE)
-    steps = -(-len(train_images) // settings.batch_size)
     del train_images, train_labels, test_images, test_labels
     result = TrainResult(run_dir, Path(settings.logdir), [])
     if on_run_created is not None:
@@ -365,7 +365,13 @@ def _batches(
     return batches.with_options(options)
 
 
-def build_model(keras):
+def steps_per_execution(steps_per_epoch: int) -> int:
+    """Batches per call into TensorFlow: up to `STEPS_PER_EXECUTION`, and at least ten calls an epoch, since
+    Keras reports progress once a call (the batch bar would sit at 0 and jump to the end otherwise)."""
+    return max(1, min(STEPS_PER_EXECUTION, steps_per_epoch // 10))
+
+
+def build_model(keras: Any, steps_per_execution: int = STEPS_PER_EXECUTION) -> Any:
     """The tutorial's model: Flatten -> Dense(32, relu) -> Dense(10, softmax), Adam."""
     model = keras.Sequential(
         [
@@ -379,7 +385,7 @@ def build_model(keras):
         optimizer="adam",
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
-        steps_per_execution=STEPS_PER_EXECUTION,
+        steps_per_execution=steps_per_execution,
     )
     return model
 

@@ -65,15 +65,18 @@ class EventWriter:
 
     Args:
         run_dir: the run folder, created when the first summary is written.
+        append_to: an event file this process wrote before (in `run_dir`), to go on
+            with instead of starting a new one, when it still exists.
 
     Example:
         >>> with EventWriter("logs/run1") as writer:
         ...     writer.image("samples", images, step=3)
     """
 
-    def __init__(self, run_dir: str | Path) -> None:
+    def __init__(self, run_dir: str | Path, *, append_to: Path | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.path: Path | None = None
+        self._append_to = append_to
         self._file: IO[bytes] | None = None
         self._closed = False
 
@@ -210,6 +213,10 @@ class EventWriter:
     def _open(self) -> IO[bytes]:
         from tensorboard.compat.proto import event_pb2
 
+        if self._append_to is not None and self._append_to.is_file():
+            self.path = self._append_to
+            self._file = open(self.path, "ab")  # noqa: SIM115 - held open across calls, closed by close()
+            return self._file
         now = time.time()
         name = f"events.out.tfevents.{int(now):010d}.{socket.gethostname()}.{os.getpid()}.{next(_file_counter)}.v2"
         self.run_dir.mkdir(parents=True, exist_ok=True)

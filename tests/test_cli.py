@@ -87,7 +87,7 @@ def _read_images(run_dir, tag):
 def test_single_writes_the_dataset_image(cli, data_dir, test_split):
     out = cli.json("single", "--index", "7", "--split", "test", "--data-dir", data_dir)
     run_dir = Path(out["run_dir"])
-    assert run_dir.parent == Path("logs") / "train_data" and re.fullmatch(r"\d{8}-\d{6}", run_dir.name)
+    assert run_dir.parent == Path("logs") / "test_data" and re.fullmatch(r"\d{8}-\d{6}", run_dir.name)
     assert out["tags"] == ["Test data"] and out["images"] == 1 and out["shape"] == [1, 28, 28, 1]
     event, (image,) = _read_images(run_dir, "Test data")
     assert event.step == 0
@@ -207,3 +207,56 @@ def test_usage_errors_exit_2_and_mistakes_exit_1(cli, data_dir):
     assert cli("single", "--no-such-option").exit_code == 2
     assert cli("single", "--index", "x").exit_code == 2
     assert cli("single", "--index", "99999", "--data-dir", data_dir).exit_code == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["single", "--no-such-option"], "No such option: --no-such-option"),
+        (["single", "--index", "x"], "Invalid value for '--index'"),
+        (["train-cm", "--seed", "-5"], "Invalid value for '--seed'"),
+        (["train-cm", "--seed", "4294967296"], "Invalid value for '--seed'"),
+        (["single", "--logdir", ""], "Invalid value for '--logdir': must name a folder"),
+    ],
+)
+def test_a_usage_error_is_one_line_exit_2_and_loads_nothing(cli, args, message):
+    result = cli(*args)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0], result.stderr
+    assert "--help" in lines[0] and "╭" not in result.stderr
+    assert not Path("logs").exists()
+
+
+def test_seed_out_of_range_fails_before_tensorflow_loads(data_dir):
+    heavy, proc = heavy_modules_after(["train-cm", "--seed", "-5", "--data-dir", str(data_dir)])
+    assert proc.returncode == 0 and heavy == []  # the probe catches the exit; nothing heavy was imported
+
+
+def test_multi_worker_without_tf_config_fails_before_tensorflow_loads(data_dir, monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    heavy, proc = heavy_modules_after(["train-cm", "--strategy", "multi-worker", "--data-dir", str(data_dir)])
+    assert "needs TF_CONFIG" in proc.stderr and heavy == []
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["single", "--index", "99999"], 1),
+        (["single", "--index", "x"], 2),
+        (["inspect", "no-such-logdir"], 1),
+    ],
+)
+def test_json_failures_are_json_on_stdout_too(cli, data_dir, args, code):
+    result = cli(*args, "--data-dir", data_dir, "--json") if args[0] == "single" else cli(*args, "--json")
+    assert result.exit_code == code
+    payload = json.loads(result.stdout)
+    assert payload["exit_code"] == code and payload["error"] in result.stderr
+
+
+def test_the_test_split_is_logged_under_its_own_name(cli, data_dir):
+    out = cli.json("grid", "--count", "4", "--split", "test", "--data-dir", data_dir)
+    assert Path(out["run_dir"]).parent == Path("logs") / "test_data"
+    assert (
+        Path(cli.json("grid", "--count", "4", "--data-dir", data_dir)["run_dir"]).parent == Path("logs") / "train_data"
+    )

@@ -168,7 +168,7 @@ def test_steps_append_to_one_file(tmp_path):
         (dict(y_true=[], y_pred=[]), "no examples"),
         (
             dict(y_true=[0, 1], y_pred=[[0.2, 0.8, 0.0, 0.0], [0.9, 0.1, 0.0, 0.0]], class_names=NAMES),
-            "4 columns but there are 3",
+            "y_pred has 4 columns (one per class) but class_names names 3 classes",
         ),
         (dict(y_true=[0, 1], y_pred=[0, 1], images=np.zeros((3, 8, 8))), "one entry per example, got 3 for 2"),
         (dict(y_true=[0, 1], y_pred=[0, 1], normalize="columns"), "normalize must be one of"),
@@ -276,7 +276,7 @@ def test_validation_from_the_matrix_pass_matches_keras_own_validation(tmp_path, 
         6,
         12,
     ]  # optimizer steps, as Keras logs them
-    assert [e.step for e in load_run(tmp_path / "cm").Tensors("Confusion Matrix")] == [1]
+    assert [e.step for e in load_run(tmp_path / "cm").Tensors("Confusion Matrix")] == [0, 1]  # 0, and the last
 
 
 @pytest.mark.slow
@@ -285,8 +285,12 @@ def test_callback_every_n_epochs_and_its_own_subdir(tmp_path, keras):
     callback = tbimg_cli.ConfusionMatrixCallback(
         tmp_path, (x, y), every_n_epochs=2, subdir="matrices", normalize="none"
     )
-    _tiny_model(keras).fit(x, y, epochs=4, verbose=0, callbacks=[callback])
-    assert [e.step for e in load_run(tmp_path / "matrices").Tensors("Confusion Matrix")] == [1, 3]
+    _tiny_model(keras).fit(x, y, epochs=5, verbose=0, callbacks=[callback])
+    # Keras's convention (histogram_freq): epochs 0, 2, 4; and the last epoch always.
+    assert [e.step for e in load_run(tmp_path / "matrices").Tensors("Confusion Matrix")] == [0, 2, 4]
+    again = tbimg_cli.ConfusionMatrixCallback(tmp_path / "even", (x, y), every_n_epochs=2)
+    _tiny_model(keras).fit(x, y, epochs=4, verbose=0, callbacks=[again])
+    assert [e.step for e in load_run(tmp_path / "even" / "cm").Tensors("Confusion Matrix")] == [0, 2, 3]
     assert "| true \\ predicted | 0 | 1 | 2 |" in _text(tmp_path / "matrices")[0]  # names default to indices
 
 

@@ -330,3 +330,34 @@ def test_the_logdirs_own_events_and_a_run_below_it_never_collide(cli, tmp_path):
     assert len(files) == len(set(files)) == 4
     assert _csv(tmp_path / "out" / "scalars.csv")[0]["value"] == "1.0"
     assert _csv(tmp_path / "out" / "sub" / "scalars.csv")[0]["value"] == "2.0"
+
+
+def test_runs_with_non_ascii_names_stay_readable_and_never_share_a_folder(cli, tmp_path):
+    """日本, 中国 and __ once all became `__`, merged into one folder with nothing saying which file was whose."""
+    logs = tmp_path / "logs"
+    runs = ["日本", "中国", "__", "Café", "café"]  # the last two differ only in case
+    for value, run in enumerate(runs):
+        with EventWriter(logs / run) as writer:
+            writer.image("picture", np.full((2, 2), value, np.uint8), step=0)
+            writer.scalar("loss", float(value), step=0)
+    out = cli.json("export", logs, "--out", tmp_path / "out")
+    folders = out["folders"]
+    assert sorted(folders) == sorted(runs)
+    run_folders = [Path(folders[run]["folder"]) for run in runs]
+    assert len({str(f).casefold() for f in run_folders}) == len(runs)  # distinct, even on a case-insensitive disk
+    assert run_folders[:3] == [tmp_path / "out" / "日本", tmp_path / "out" / "中国", tmp_path / "out" / "__"]
+    for value, run in enumerate(runs):
+        picture = Path(folders[run]["tags"]["picture"]) / "step-0-0.png"
+        assert picture.parent.parent == Path(folders[run]["folder"])
+        from .helpers import decode_png
+
+        assert decode_png(picture.read_bytes()).max() == value  # each run's own image in its own folder
+        assert _csv(Path(folders[run]["folder"]) / "scalars.csv")[0]["value"] == str(float(value))
+
+
+def test_a_name_too_long_in_bytes_is_shortened_within_every_file_systems_limit():
+    from tbimg_cli.export import safe_component
+
+    name = safe_component("長" * 90)  # 90 characters, 270 UTF-8 bytes
+    assert len(name.encode()) <= 200 and name.startswith("長")
+    assert safe_component("a/b") == "a_b" and safe_component("ok: yes?") == "ok_ yes_"

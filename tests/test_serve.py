@@ -98,7 +98,7 @@ def test_grid_is_served_with_every_sample_and_its_pixels(serve, data_dir, test_s
     assert served.url == f"http://127.0.0.1:{port}/"
     runs = served.wait_for(lambda: served.get_json("/data/runs"))
     (run,) = runs
-    assert run.startswith("train_data/")
+    assert run.startswith("test_data/")
     tag = "25 test data examples"
     tags = served.wait_for(lambda: served.get_json("/data/plugin/images/tags"))
     assert tags[run][tag]["samples"] == 25

@@ -195,3 +195,49 @@ def test_nothing_is_created_until_something_is_written(tmp_path):
     with EventWriter(tmp_path / "run"):
         pass
     assert not (tmp_path / "run").exists()
+
+
+def test_writing_after_close_raises_and_the_file_stays_whole(tmp_path):
+    from tbimg_cli.errors import WriterClosedError
+
+    writer = EventWriter(tmp_path)
+    writer.image("before", UINT8, step=0)
+    writer.close()
+    for write in (
+        lambda: writer.image("after", UINT8, step=1),
+        lambda: writer.scalar("after", 1.0, step=1),
+        lambda: writer.text("after", "text", step=1),
+        lambda: writer.png_images("after", encode_pngs(to_uint8_batch(UINT8)), step=1),
+    ):
+        with pytest.raises(WriterClosedError, match="closed") as caught:
+            write()
+        assert isinstance(caught.value, ValueError)  # as writing to a closed file is
+    writer.close()  # closing twice is harmless
+    (path,) = event_files(tmp_path)
+    payloads, problem = records.read_records(path)
+    assert problem is None and len(payloads) == 2  # the file version and the one image
+
+
+@pytest.mark.parametrize("empty", [np.zeros((0, 4, 4, 1), np.uint8), np.zeros((0, 4, 4, 3), np.uint8)])
+def test_an_empty_batch_is_an_input_error_and_writes_nothing(tmp_path, empty):
+    from tbimg_cli.errors import InputError
+
+    with EventWriter(tmp_path / "run") as writer:
+        with pytest.raises(InputError, match="empty"):
+            writer.image("none", empty, step=0)
+        with pytest.raises(InputError, match="empty"):
+            writer.png_images("none", [], step=0)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("step", "error"), [(2.0, TypeError), (True, TypeError), ("3", TypeError), (-1, ValueError)])
+def test_a_step_that_is_not_a_whole_number_from_0_is_refused(tmp_path, step, error):
+    with EventWriter(tmp_path / "run") as writer, pytest.raises(error, match="step"):
+        writer.scalar("loss", 0.5, step=step)
+    assert not (tmp_path / "run").exists()
+
+
+def test_numpy_integer_steps_are_whole_numbers(tmp_path):
+    with EventWriter(tmp_path) as writer:
+        writer.scalar("loss", 0.5, step=np.int64(7))
+    assert [e.step for e in load_run(tmp_path).Tensors("loss")] == [7]
