@@ -338,3 +338,44 @@ def test_the_public_api_loads_lazily():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert proc.stdout.strip() == "none", proc.stderr
     assert set(tbimg_cli.__all__) >= {"ConfusionMatrixCallback", "log_confusion_matrix", "EventWriter"}
+
+
+@pytest.mark.slow
+def test_class_names_that_do_not_fit_the_model_fail_before_the_first_epoch_trains(tmp_path, keras):
+    x, y = _data()
+    callback = tbimg_cli.ConfusionMatrixCallback(tmp_path, (x, y), class_names=["a", "b", "c", "d"])
+    epochs_done = []
+    watcher = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: epochs_done.append(epoch))
+    with pytest.raises(InputError, match="class_names names 4 classes but the model has 3 outputs"):
+        _tiny_model(keras).fit(x, y, epochs=2, verbose=0, callbacks=[callback, watcher])
+    assert epochs_done == [] and not (tmp_path / "cm").exists()
+
+
+@pytest.mark.slow
+def test_an_unbatched_dataset_is_batched_for_the_user(tmp_path, keras):
+    import tensorflow as tf
+
+    x, y = _data()
+    unbatched = tf.data.Dataset.from_tensor_slices((x, y))  # one example at a time, as people forget .batch()
+    callback = tbimg_cli.ConfusionMatrixCallback(tmp_path, unbatched, class_names=NAMES)
+    model = _tiny_model(keras)
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
+    (table,) = _text(tmp_path / "cm")
+    expected = confusion_matrix(y, model.predict(x, verbose=0).argmax(axis=1), labels=[0, 1, 2])
+    assert np.array_equal(_table_counts(table), expected)
+
+
+def test_the_batch_bar_moves_at_least_ten_times_an_epoch():
+    from tbimg_cli.train import STEPS_PER_EXECUTION, steps_per_execution
+
+    assert steps_per_execution(94) == 9  # --limit-train 3000, batch 32: once sat at 0/94, then jumped
+    assert steps_per_execution(1875) == STEPS_PER_EXECUTION  # the full data keeps its speed
+    assert steps_per_execution(3) == 1
+
+
+def test_a_table_of_most_confused_pairs_says_so_in_its_header(tmp_path):
+    classes = 40
+    y = np.arange(400) % classes
+    folder = tbimg_cli.log_confusion_matrix(tmp_path, y, np.roll(y, 1), step=0)
+    (table,) = _text(folder)
+    assert "most confused pairs" in table and "Rows: true class" not in table
