@@ -1,9 +1,13 @@
 """Read-back at scale: `tbimg inspect` and the scalar export against EventMultiplexer and tbparse (issue 12).
 
     pip install tbparse pandas        # the peers, for the benchmark only
-    python bench/bench_readback.py [--runs 3] [--scalars 1000000] [--images 10000]
+    python bench/bench_readback.py [--runs 3] [--scalars 1000000] [--images 10000] [--run-count 4]
 
-Writes a logdir of its own (4 runs; TF 2 tensor scalars, each carrying its
+Two shapes (issue 18): `--run-count 4`, four runs of about 14 MB each, and
+`--run-count 1`, one run of a million events in one file; tbimg reads both
+on every core (the second in pieces of its one file).
+
+Writes a logdir of its own (4 runs by default; TF 2 tensor scalars, each carrying its
 metadata as `tf.summary.scalar` writes them; 28x28 PNG image summaries), then
 runs each contender alternately in a fresh process: `tbimg inspect`, `tbimg
 export` of the scalars to CSV, TensorBoard's `EventMultiplexer` keeping every
@@ -29,8 +33,8 @@ RUNS = 4
 SCALAR_TAGS = ("loss", "accuracy")
 
 
-def write_logdir(root: Path, scalars: int, images: int) -> Path:
-    """`scalars` scalar events and `images` image summaries over RUNS runs, framed directly (fast to write)."""
+def write_logdir(root: Path, scalars: int, images: int, runs: int = RUNS) -> Path:
+    """`scalars` scalar events and `images` image summaries over `runs` runs, framed directly (fast to write)."""
     import numpy as np
     from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2
     from tensorboard.plugins.image import metadata as image_metadata
@@ -42,9 +46,9 @@ def write_logdir(root: Path, scalars: int, images: int) -> Path:
     scalar_meta = scalar_metadata.create_summary_metadata(None, "")
     image_meta = image_metadata.create_summary_metadata(None, "")
     pngs = encode_pngs((np.random.default_rng(0).random((64, 28, 28, 1)) * 255).astype(np.uint8))
-    steps = scalars // (RUNS * len(SCALAR_TAGS))
-    image_every = max(1, steps * RUNS // images)
-    for run in range(RUNS):
+    steps = scalars // (runs * len(SCALAR_TAGS))
+    image_every = max(1, steps * runs // images)
+    for run in range(runs):
         folder = root / f"run-{run}"
         folder.mkdir(parents=True)
         with open(folder / f"events.out.tfevents.1700000000.bench.{run}.0.v2", "wb") as out:
@@ -103,10 +107,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--scalars", type=int, default=1_000_000)
     parser.add_argument("--images", type=int, default=10_000)
+    parser.add_argument("--run-count", type=int, default=RUNS)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-readback-"))
     started = time.perf_counter()
-    logdir = write_logdir(work / "logs", args.scalars, args.images)
+    logdir = write_logdir(work / "logs", args.scalars, args.images, args.run_count)
     size_mb = sum(p.stat().st_size for p in logdir.rglob("*") if p.is_file()) / 1e6
     print(f"wrote {size_mb:.0f} MB in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     peers = [PYTHON, str(REPO / "bench" / "readback_peers.py")]
@@ -139,7 +144,7 @@ def main() -> None:
     events = sum(v[0] for v in ours.values())
     images = sum(t["steps"]["count"] for t in inspected["tags"] if t["plugin"] == "images")
     agreement = agree(ours, mux) and agree(ours, tbp) and counted == {k: v[0] for k, v in ours.items()}
-    rows = [row("logdir", f"{size_mb:.0f} MB, {events:,} scalar events, {images:,} images, {RUNS} runs")]
+    rows = [row("logdir", f"{size_mb:.0f} MB, {events:,} scalar events, {images:,} images, {args.run_count} runs")]
     base = {name: cases[name]["median_s"] for name in cases}
     for name in cases:
         rows.append(row(f"{name} median", f"{base[name]:.2f} s, peak {cases[name]['peak_rss_mb']:.0f} MB"))
@@ -157,7 +162,7 @@ def main() -> None:
         )
     rows.append(row("values agree (count, sum, last per tag) with both peers", str(agreement), "True", agreement))
     print_table(f"bench_readback ({args.runs} alternating runs, medians)", rows)
-    path = save("bench_readback", {"cases": cases, "events": events, "size_mb": size_mb})
+    path = save(f"bench_readback_{args.run_count}_runs", {"cases": cases, "events": events, "size_mb": size_mb})
     print(f"\nraw numbers: {path}", file=sys.stderr)
 
 

@@ -28,7 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING
 
-from tbimg_cli.errors import InputError, InputTypeError, RunDirError
+from tbimg_cli.errors import InputError, InputTypeError
 from tbimg_cli.labels import Evaluation, evaluate
 from tbimg_cli.writer import EventWriter, check_step
 
@@ -227,13 +227,13 @@ def summaries_folder(log_dir: str | Path, subdir: str) -> Path:
         raise InputTypeError(f"subdir must be a folder name (a str), got {type(subdir).__name__}")
     root = Path(log_dir)
     if root.exists() and not root.is_dir():
-        raise RunDirError(f"log_dir {root} is a file; give the run folder to write into")
+        raise InputError(f"log_dir {root} is a file; give the run folder to write into")
     inner = PurePath(subdir)
     if inner.is_absolute() or ".." in inner.parts:
         raise InputError(f"subdir {subdir!r} must be a folder inside log_dir (no '..', not an absolute path)")
     folder = root / inner if subdir else root
     if folder.exists() and not folder.is_dir():
-        raise RunDirError(f"{folder} is a file; give log_dir and subdir of a folder to write into")
+        raise InputError(f"{folder} is a file; give log_dir and subdir of a folder to write into")
     return folder
 
 

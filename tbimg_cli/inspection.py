@@ -6,11 +6,24 @@ number of events, so a log of millions of events is summarised in flat memory.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tbimg_cli.readback import IMAGES, SCALARS, FileProblem, Logdir, map_runs, open_logdir, run_values
+from tbimg_cli.readback import (
+    IMAGES,
+    SCALARS,
+    FileProblem,
+    Logdir,
+    Value,
+    map_pieces,
+    map_runs,
+    open_logdir,
+    piece_values,
+    pieces,
+    run_values,
+)
 
 
 @dataclass
@@ -59,20 +72,43 @@ class Inspection:
 
 
 def inspect_logdir(location: str | Path) -> Inspection:
+    """Every run's tag summaries: read on every core when the log is large (`readback.pieces`)."""
     logdir = open_logdir(location)
     problems: list[FileProblem] = []
+    runs = logdir.runs(problems)
     tags: list[TagSummary] = []
-    for run_tags, run_problems in map_runs(logdir, logdir.runs(problems), _inspect_run):
-        tags.extend(run_tags)
-        problems.extend(run_problems)
-    return Inspection(str(location), tags, problems)
+    jobs = pieces(logdir, runs)
+    results = map_pieces(logdir, _inspect_piece, jobs) if jobs else None
+    if jobs is None or results is None:
+        for run_tags, run_problems in map_runs(logdir, runs, _inspect_run):
+            tags.extend(run_tags)
+            problems.extend(run_problems)
+        return Inspection(str(location), tags, problems)
+    by_run: dict[str, dict[str, TagSummary]] = {}
+    for (run, _, _), (piece_tags, piece_problems) in zip(jobs, results, strict=True):
+        merged = by_run.setdefault(run, {})
+        for summary in piece_tags:
+            _merge(merged, summary)
+        problems.extend(piece_problems)
+    return Inspection(str(location), [tag for run in by_run.values() for tag in run.values()], problems)
 
 
 def _inspect_run(location: str, run: str, files: list[str]) -> tuple[list[TagSummary], list[FileProblem]]:
     """One run's tag summaries: a few numbers per tag, whatever the number of events."""
-    summaries: dict[str, TagSummary] = {}
     problems: list[FileProblem] = []
-    for value in run_values(Logdir(location), run, files, problems, {IMAGES, SCALARS}):
+    return _summarise(run, run_values(Logdir(location), run, files, problems, {IMAGES, SCALARS})), problems
+
+
+def _inspect_piece(
+    location: str, run: str, path: str, piece: tuple[int, int | None]
+) -> tuple[list[TagSummary], list[FileProblem]]:
+    problems: list[FileProblem] = []
+    return _summarise(run, piece_values(Logdir(location), run, path, piece, problems, {IMAGES, SCALARS})), problems
+
+
+def _summarise(run: str, values: Iterable[Value]) -> list[TagSummary]:
+    summaries: dict[str, TagSummary] = {}
+    for value in values:
         summary = summaries.get(value.tag)
         if summary is None:
             summary = summaries[value.tag] = TagSummary(run, value.tag, value.plugin or "?", value.step, value.step)
@@ -86,4 +122,22 @@ def _inspect_run(location: str, run: str, files: list[str]) -> tuple[list[TagSum
             summary.samples = max(summary.samples, len(samples))
         elif value.plugin == SCALARS:
             summary.last_value = value.data
-    return list(summaries.values()), problems
+    return list(summaries.values())
+
+
+def _merge(merged: dict[str, TagSummary], later: TagSummary) -> None:
+    """Fold the summary of a tag in a later piece of its run into what the earlier pieces gave."""
+    summary = merged.get(later.tag)
+    if summary is None:
+        merged[later.tag] = later
+        return
+    if summary.plugin == "?":
+        summary.plugin = later.plugin
+    summary.first_step = min(summary.first_step, later.first_step)
+    summary.last_step = max(summary.last_step, later.last_step)
+    summary.count += later.count
+    summary.samples = max(summary.samples, later.samples)
+    if summary.width is None:
+        summary.width, summary.height = later.width, later.height
+    if later.last_value is not None:
+        summary.last_value = later.last_value

@@ -32,6 +32,7 @@ from tbimg_cli.records import RecordProblem, iter_records
 
 EVENT_FILE_MARKER = "tfevents"
 PARALLEL_BYTES = 16 << 20  # below this a log reads faster in one process than a pool starts
+PIECE_BYTES = 4 << 20  # no smaller pieces of a file: finding where a piece's records start has a cost
 IMAGES, SCALARS, TEXT = "images", "scalars", "text"
 # TensorProto dtypes whose scalar value is read directly (DT_FLOAT, DT_DOUBLE, DT_INT32, DT_INT64, DT_HALF).
 _FLOAT, _DOUBLE, _INT32, _INT64, _HALF = 1, 2, 3, 9, 19
@@ -119,6 +120,63 @@ def run_values(
         yield from _file_values(logdir, run, path, plugin_of, problems, plugins_wanted)
 
 
+def piece_values(
+    logdir: Logdir,
+    run: str,
+    path: str,
+    piece: tuple[int, int | None],
+    problems: list[FileProblem],
+    plugins_wanted: set[str] | None = None,
+) -> Iterator[Value]:
+    """The values of the records that start in `piece` (from byte, to byte) of one event file.
+
+    A piece knows the plugins only of the tags whose metadata it holds: TF 1
+    writers put it on a tag's first value only, so a later piece reads their
+    other tensor values as of an unknown plugin.
+    """
+    yield from _file_values(logdir, run, path, {}, problems, plugins_wanted, piece)
+
+
+def pieces(logdir: Logdir, runs: dict[str, list[str]]) -> list[tuple[str, str, tuple[int, int | None]]] | None:
+    """(run, file, byte range) pieces of about equal work for every core, or None when one process
+    reads the logdir as fast: a small or remote log, or one core.
+
+    Decided by the total size, not per run, and a large file is cut into
+    pieces, so that four small runs or one run of a million events both read
+    on every core.
+    """
+    workers = os.cpu_count() or 1
+    if not logdir.is_local or workers < 2:
+        return None
+    sizes = {path: os.stat(path).st_size for files in runs.values() for path in files}
+    total = sum(sizes.values())
+    if total < PARALLEL_BYTES:
+        return None
+    target = max(PIECE_BYTES, total // (2 * workers))  # two pieces per core evens out their lengths
+    found: list[tuple[str, str, tuple[int, int | None]]] = []
+    for run, files in runs.items():
+        for path in files:
+            count = max(1, sizes[path] // target)
+            bounds = [sizes[path] * k // count for k in range(count)]
+            found += [(run, path, (start, bounds[k + 1] if k + 1 < count else None)) for k, start in enumerate(bounds)]
+    return found
+
+
+def map_pieces(logdir: Logdir, work: Callable[..., T], jobs: list[tuple[Any, ...]]) -> Iterator[T] | None:
+    """`work(location, *job)` for every job, in order, on a pool of processes; None when no pool can be had."""
+    pool = shortcuts.fork_pool(min(len(jobs), os.cpu_count() or 1)) if len(jobs) >= 2 else None
+    if pool is None:
+        return None
+
+    def results() -> Iterator[T]:
+        with pool:
+            futures = [pool.submit(work, logdir.location, *job) for job in jobs]
+            for future in futures:
+                yield future.result()
+
+    return results()
+
+
 def map_runs(logdir: Logdir, runs: dict[str, list[str]], work: Callable[..., T], *args: Any) -> Iterator[T]:
     """`work(location, run, files, *args)` for each run, yielded in run order as each is done:
     on every core when it pays.
@@ -154,6 +212,7 @@ def _file_values(
     plugin_of: dict[str, str],
     problems: list[FileProblem],
     plugins_wanted: set[str] | None,
+    piece: tuple[int, int | None] = (0, None),
 ) -> Iterator[Value]:
     from google.protobuf.message import DecodeError
     from tensorboard.compat.proto import event_pb2
@@ -165,7 +224,7 @@ def _file_values(
         problems.append(FileProblem(str(path), 0, f"cannot read ({exc.strerror or exc}); skipped", False))
         return
     with stream:
-        for item in iter_records(stream, size):
+        for item in iter_records(stream, size, *piece):
             if isinstance(item, RecordProblem):
                 consequence = "read up to there" if item.truncated_tail else "the rest of that file was skipped"
                 problems.append(

@@ -49,7 +49,9 @@ class RecordProblem:
     truncated_tail: bool  # a cut last record, as a still-running writer leaves
 
 
-def iter_records(stream: BinaryIO, size: int) -> Iterator[tuple[int, bytes] | RecordProblem]:
+def iter_records(
+    stream: BinaryIO, size: int, from_byte: int = 0, to_byte: int | None = None
+) -> Iterator[tuple[int, bytes] | RecordProblem]:
     """Yield (offset, payload) for each whole, CRC-valid record of an open file of `size` bytes,
     then a problem if one stops reading.
 
@@ -59,10 +61,24 @@ def iter_records(stream: BinaryIO, size: int) -> Iterator[tuple[int, bytes] | Re
     a million scalars cost no million reads. Reading stops at the first bad
     record: after a corrupt length nothing that follows can be trusted to be
     aligned.
+
+    A piece of a file: from the first record that starts at or after
+    `from_byte` (found by its two CRCs) to the last that starts before
+    `to_byte`. Pieces that meet partition the file's records, so a large file
+    can be read on several cores at once.
     """
     unpack_length, unpack_crc = _LENGTH.unpack_from, _CRC.unpack_from
-    buffer, start, offset = b"", 0, 0  # the chunk in hand, where the next record starts in it, and in the file
+    offset = 0  # in the file, where the next record starts
+    if from_byte:
+        found = record_start_at_or_after(stream, from_byte, size)
+        if found is None:
+            return
+        offset = found
+        stream.seek(offset)
+    buffer, start = b"", 0  # the chunk in hand, and where the next record starts in it
     while True:
+        if to_byte is not None and offset >= to_byte:
+            return
         if len(buffer) - start < HEADER_BYTES:
             buffer, start = buffer[start:] + stream.read(CHUNK_BYTES), 0
             if not buffer:
@@ -99,6 +115,30 @@ def iter_records(stream: BinaryIO, size: int) -> Iterator[tuple[int, bytes] | Re
         yield offset, payload
         offset += end - start
         start = end
+
+
+def record_start_at_or_after(stream: BinaryIO, position: int, size: int) -> int | None:
+    """The offset of the first whole record starting at or after `position`, or None.
+
+    A place is a record's start when its length fits the file, the length's
+    CRC matches, and so does the CRC of the payload it announces: a false
+    match in other data would need two 32-bit CRCs to agree by chance.
+    """
+    while position < size - HEADER_BYTES - FOOTER_BYTES:
+        stream.seek(position)
+        window = stream.read(CHUNK_BYTES + HEADER_BYTES)
+        for at in range(max(0, len(window) - HEADER_BYTES + 1)):
+            (length,) = _LENGTH.unpack_from(window, at)
+            if length > size - (position + at) - HEADER_BYTES - FOOTER_BYTES:
+                continue
+            if _masked(crc32c(window[at : at + 8])) != _CRC.unpack_from(window, at + 8)[0]:
+                continue
+            stream.seek(position + at + HEADER_BYTES)
+            payload, footer = stream.read(length), stream.read(FOOTER_BYTES)
+            if len(footer) == FOOTER_BYTES and _masked(crc32c(payload)) == _CRC.unpack(footer)[0]:
+                return position + at
+        position += max(1, len(window) - HEADER_BYTES)
+    return None
 
 
 def _masked(crc: int) -> int:

@@ -14,7 +14,7 @@ import pytest
 from sklearn.metrics import confusion_matrix
 
 import tbimg_cli
-from tbimg_cli.errors import InputError, InputTypeError, RunDirError
+from tbimg_cli.errors import InputError, InputTypeError
 
 from .helpers import REPO, event_files, load_run
 
@@ -131,8 +131,9 @@ def test_bad_arguments_are_one_catchable_line(tmp_path, options, error, message)
 
 def test_a_log_dir_that_is_a_file_is_refused(tmp_path):
     (tmp_path / "file").write_text("not a folder")
-    with pytest.raises(RunDirError, match="is a file"):
+    with pytest.raises(InputError, match="is a file") as caught:
         tbimg_cli.log_confusion_matrix(tmp_path / "file", Y, Y, step=0)
+    assert isinstance(caught.value, ValueError)
 
 
 def test_class_names_set_the_number_of_classes_for_ids_and_probabilities_alike(tmp_path):

@@ -244,3 +244,43 @@ def test_keras_2_asked_for_after_tensorflow_chose_keras_3_is_an_error(tmp_path, 
     assert proc.returncode == 0, proc.stderr
     assert "InputError:" in proc.stdout and "TF_USE_LEGACY_KERAS=1" in proc.stdout
     assert not (tmp_path / "logs").exists()  # refused before a run folder was kept
+
+
+def test_one_large_event_file_read_in_pieces_gives_what_one_process_gives(tmp_path):
+    """One run, one file of 21 MB: cut into pieces read side by side, each finding its first record by CRCs."""
+    from tbimg_cli.writer import EventWriter
+
+    from .test_export import encode_png_header
+
+    logs = tmp_path / "logs"
+    blob = os.urandom(1 << 20)
+    with EventWriter(logs / "only") as writer:
+        for step in range(20_000):
+            writer.scalar("loss", 1 / (step + 1), step=step)
+            writer.scalar("accuracy", step / 20_000, step=step)
+            if step % 1000 == 0:  # records of a megabyte each: a piece may start inside one
+                writer.png_images("pictures", [encode_png_header(blob)], step=step)
+    assert sum(f.stat().st_size for f in (logs / "only").iterdir()) > 16 << 20
+    pooled = run_module("inspect", logs, "--json")
+    alone = run_module("inspect", logs, "--json", env=NO_SHORTCUTS)
+    assert pooled.returncode == alone.returncode == 0, pooled.stderr + alone.stderr
+    assert json.loads(pooled.stdout) == json.loads(alone.stdout)
+    tags = {tag["tag"]: tag for tag in json.loads(pooled.stdout)["tags"]}
+    assert tags["loss"]["steps"] == {"first": 0, "last": 19_999, "count": 20_000}
+    assert tags["pictures"]["steps"]["count"] == 20 and tags["accuracy"]["last_value"] == pytest.approx(19_999 / 20_000)
+
+
+def test_a_piece_starts_at_the_first_whole_record_after_its_first_byte(tmp_path):
+    from tbimg_cli import records
+
+    payloads = [os.urandom(n) for n in (10, 3000, 7, 50_000, 1)]
+    path = tmp_path / "file"
+    path.write_bytes(b"".join(records.frame(p) for p in payloads))
+    size = path.stat().st_size
+    with open(path, "rb") as stream:
+        for cut in range(0, size, 997):
+            first = [p for _, p in records.iter_records(stream, size, 0, cut or None)] if cut else []
+            stream.seek(0)
+            rest = [p for _, p in records.iter_records(stream, size, cut, None)]
+            stream.seek(0)
+            assert first + rest == payloads, cut  # every record once, in order, whatever the cut
