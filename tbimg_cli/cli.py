@@ -145,11 +145,6 @@ def _remember_verbose(ctx: typer.Context, value: bool) -> bool:
     return value
 
 
-def _remember_json(ctx: typer.Context, value: bool) -> bool:
-    ctx.meta[_JSON] = ctx.meta.get(_JSON) or value
-    return value
-
-
 def _checked_logdir(value: str) -> str:
     if not value.strip():
         raise typer.BadParameter("must name a folder (it is empty)")
@@ -203,7 +198,6 @@ JsonOpt = Annotated[
         help="Print one JSON object describing the result, nothing else (on failure: its error and exit code).",
         metavar="",
         rich_help_panel=OUTPUT,
-        callback=_remember_json,
     ),
 ]
 VerboseOpt = Annotated[

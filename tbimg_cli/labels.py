@@ -100,12 +100,12 @@ def checked_class_names(class_names: Sequence[object] | None) -> list[str] | Non
     return names
 
 
-def class_ids_from_labels(labels: ArrayLike) -> NDArray[np.int64]:
-    """Class ids from sparse labels ((N,) or (N, 1)) or one-hot rows ((N, classes))."""
+def class_ids_from_labels(labels: ArrayLike, name: str = "labels") -> NDArray[np.int64]:
+    """Class ids from sparse labels ((N,) or (N, 1)) or one-hot rows ((N, classes)); `name` is what errors call them."""
     import numpy as np
 
-    values = _ids_or_scores(_array(labels, "labels"), "labels must be class ids (N,) or one-hot rows (N, classes)")
-    _check_finite(values, "labels")
+    values = _ids_or_scores(_array(labels, name), f"{name} must be class ids (N,) or one-hot rows (N, classes)")
+    _check_finite(values, name)
     if values.ndim == 2:
         return values.argmax(axis=1).astype(np.int64)
     if values.dtype.kind == "f" and not np.all(np.mod(values, 1) == 0):
@@ -113,12 +113,12 @@ def class_ids_from_labels(labels: ArrayLike) -> NDArray[np.int64]:
     return values.astype(np.int64)
 
 
-def class_ids_from_predictions(predictions: ArrayLike) -> NDArray[np.int64]:
+def class_ids_from_predictions(predictions: ArrayLike, name: str = "predictions") -> NDArray[np.int64]:
     """Class ids from ids, per-class scores (probabilities or logits), or one binary score per example."""
     import numpy as np
 
-    scores = _ids_or_scores(_array(predictions, "predictions"), "predictions must be (N,), (N, 1) or (N, classes)")
-    _check_finite(scores, "predictions")
+    scores = _ids_or_scores(_array(predictions, name), f"{name} must be (N,), (N, 1) or (N, classes)")
+    _check_finite(scores, name)
     if scores.ndim == 2:
         return scores.argmax(axis=1).astype(np.int64)
     if scores.dtype.kind in "iub" or (np.all(np.mod(scores, 1) == 0) and scores.max() > 1):
@@ -157,9 +157,7 @@ def displayable_images(images: ArrayLike) -> NDArray[np.uint8] | None:
 def _ids_of_numbers(
     truth: NDArray[Any], pred: NDArray[Any], names: list[str] | None
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], list[str]]:
-    _check_finite(truth, "y_true")
-    _check_finite(pred, "y_pred")
-    true_ids, pred_ids = class_ids_from_labels(truth), class_ids_from_predictions(pred)
+    true_ids, pred_ids = class_ids_from_labels(truth, "y_true"), class_ids_from_predictions(pred, "y_pred")
     columns = {name: array.shape[1] for name, array in (("y_true", truth), ("y_pred", pred)) if _per_class(array)}
     if names is not None:
         classes = len(names)

@@ -164,7 +164,8 @@ def pieces(logdir: Logdir, runs: dict[str, list[str]]) -> list[tuple[str, str, t
 
 def map_pieces(logdir: Logdir, work: Callable[..., T], jobs: list[tuple[Any, ...]]) -> Iterator[T] | None:
     """`work(location, *job)` for every job, in order, on a pool of processes; None when no pool can be had."""
-    pool = shortcuts.fork_pool(min(len(jobs), os.cpu_count() or 1)) if len(jobs) >= 2 else None
+    workers = min(len(jobs), os.cpu_count() or 1)
+    pool = shortcuts.fork_pool(workers) if workers >= 2 else None
     if pool is None:
         return None
 
@@ -188,17 +189,12 @@ def map_runs(logdir: Logdir, runs: dict[str, list[str]], work: Callable[..., T],
     process, as does everything when no pool can be had.
     """
     items = list(runs.items())
+    jobs = [(run, files, *args) for run, files in items]
     size = sum(_local_size(files) for _, files in items) if logdir.is_local else 0
-    workers = min(len(items), os.cpu_count() or 1)
-    pool = shortcuts.fork_pool(workers) if workers >= 2 and size >= PARALLEL_BYTES else None
-    if pool is None:
-        for run, files in items:
-            yield work(logdir.location, run, files, *args)
-        return
-    with pool:
-        futures = [pool.submit(work, logdir.location, run, files, *args) for run, files in items]
-        for future in futures:
-            yield future.result()
+    results = map_pieces(logdir, work, jobs) if size >= PARALLEL_BYTES else None
+    if results is None:
+        results = (work(logdir.location, *job) for job in jobs)
+    yield from results
 
 
 def _local_size(files: list[str]) -> int:
