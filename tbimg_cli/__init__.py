@@ -8,6 +8,10 @@ see the real names through the `TYPE_CHECKING` imports below:
   and per-class scalars from plain arrays (never loads TensorFlow);
 - `ConfusionMatrixCallback`: the same every N epochs of Keras training (needs
   `pip install 'tbimg[train]'`; loads Keras when used);
+- `log_images`: your own images (files, arrays, tensors, Pillow images,
+  figures) as one image summary, written before it returns;
+- `ImageLogger`: the same from a training loop without waiting: encoded and
+  written on background threads, in call order;
 - `EventWriter`: the TensorFlow-free summary writer everything else uses.
 
 Errors are `TbimgError`s: bad values are also `ValueError`s, bad types
@@ -23,16 +27,19 @@ from tbimg_cli.errors import MissingExtraError
 
 if TYPE_CHECKING:
     from tbimg_cli.confusion import log_confusion_matrix
+    from tbimg_cli.image_logger import ImageLogger, log_images
     from tbimg_cli.keras_callback import ConfusionMatrixCallback
     from tbimg_cli.writer import EventWriter
 
 __version__ = "0.1.0"
-__all__ = ["ConfusionMatrixCallback", "EventWriter", "__version__", "log_confusion_matrix"]
+__all__ = ["ConfusionMatrixCallback", "EventWriter", "ImageLogger", "__version__", "log_confusion_matrix", "log_images"]
 
 _PUBLIC = {
     "ConfusionMatrixCallback": "tbimg_cli.keras_callback",
     "log_confusion_matrix": "tbimg_cli.confusion",
     "EventWriter": "tbimg_cli.writer",
+    "log_images": "tbimg_cli.image_logger",
+    "ImageLogger": "tbimg_cli.image_logger",
 }
 # Names that need an extra installed, and the extra.
 _EXTRA_OF = {"ConfusionMatrixCallback": "train"}

@@ -19,10 +19,12 @@ import typer
 from typer.core import TyperGroup
 
 from tbimg_cli import __version__, serve
+from tbimg_cli.image_files import DEFAULT_MAX_PIXELS
 from tbimg_cli.runs import DEFAULT_LOGDIR
 from tbimg_cli.words import counted
 
 if TYPE_CHECKING:
+    from tbimg_cli.image_values import ValueRange
     from tbimg_cli.images import WrittenRun
     from tbimg_cli.output import DownloadBars
 
@@ -41,6 +43,10 @@ EXAMPLES = """\
   tbimg plot --class Sneaker          a 5x5 figure with class names
 
   tbimg train-cm --epochs 5 --serve   train + confusion matrix
+
+  tbimg log samples/ --serve          your own images: a folder, per-epoch files as steps
+
+  tbimg log samples/ --watch --serve  and each new file as it is written
 
   tbimg inspect logs                  what a logdir holds
 
@@ -132,6 +138,21 @@ DATA, OUTPUT, SERVING = "Data", "Output", "Serving"
 class Split(str, Enum):
     train = "train"
     test = "test"
+
+
+class StepsFrom(str, Enum):
+    name = "name"
+    order = "order"
+
+
+class Layout(str, Enum):
+    auto = "auto"
+    HW = "HW"
+    HWC = "HWC"
+    CHW = "CHW"
+    NHW = "NHW"
+    NHWC = "NHWC"
+    NCHW = "NCHW"
 
 
 class Strategy(str, Enum):
@@ -428,6 +449,129 @@ def train_cm(
         )
     if serving is not None:
         serve.wait_for_ctrl_c()
+
+
+@app.command("log")
+def log_files(
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="Image files, folders (recursively), quoted globs, .npy/.npz arrays, or - for one image on stdin.",
+            metavar="PATH...",
+            show_default=False,
+        ),
+    ],
+    tag: Annotated[
+        str | None,
+        typer.Option("--tag", "-t", help="Tag for everything. Default: each folder's name.", show_default=False),
+    ] = None,
+    step: Annotated[
+        int | None,
+        typer.Option("--step", help="Put everything in one summary at this step.", min=0, show_default=False),
+    ] = None,
+    steps_from: Annotated[
+        StepsFrom | None,
+        typer.Option(
+            "--steps-from",
+            help="name: the last number in each file name (epoch_012.png is step 12); order: 0, 1, 2... "
+            "in sort order. Default: name when every file name holds a number, else --step 0.",
+            show_default=False,
+        ),
+    ] = None,
+    run_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--run-dir",
+            help="Write into this run folder (a training run's, say): created if missing, a new event file.",
+            rich_help_panel=OUTPUT,
+            show_default=False,
+        ),
+    ] = None,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch", help="Then log each new file of the folders once it is complete, until Ctrl-C.", metavar=""
+        ),
+    ] = False,
+    layout: Annotated[
+        Layout, typer.Option("--layout", help="How the axes of .npy/.npz arrays read (auto: channels last).")
+    ] = Layout.auto,
+    value_range: Annotated[
+        str | None,
+        typer.Option(
+            "--value-range",
+            help="For arrays outside the value rules: LOW,HIGH mapped to 0..255, or auto (each array's min..max).",
+            show_default=False,
+        ),
+    ] = None,
+    max_pixels: Annotated[
+        int, typer.Option("--max-pixels", help="Refuse images with more pixels (checked before decoding).", min=1)
+    ] = DEFAULT_MAX_PIXELS,
+    logdir: LogdirOpt = DEFAULT_LOGDIR,
+    run_name: RunNameOpt = None,
+    as_json: JsonOpt = False,
+    then_serve: ServeOpt = False,
+    host: HostOpt = serve.DEFAULT_HOST,
+    port: PortOpt = None,
+    open_browser: OpenOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Your own images into TensorBoard: files, folders and arrays, per-epoch files as a step series.
+
+    PNG, JPEG, GIF and BMP files are stored as they are (checked whole first); other formats become PNGs.
+    A file that cannot be logged is one line and exit 1; the rest is still logged.
+
+    Example: tbimg log samples/ --watch --serve
+    """
+    from tbimg_cli import file_sources, output
+
+    if run_dir is not None and run_name is not None:
+        raise typer.BadParameter("give --run-dir or --run-name, not both", param_hint="--run-dir")
+    settings = file_sources.LogSettings(
+        paths=tuple(paths),
+        tag=tag,
+        step=step,
+        steps_from=steps_from.value if steps_from else None,
+        layout=layout.value,
+        value_range=_value_range(value_range),
+        max_pixels=max_pixels,
+    )
+    file_sources.check_settings(settings, watch=watch)
+    serving = _serve_settings(host, port, then_serve=then_serve, open_browser=open_browser)
+    with (
+        file_sources.run_folder(logdir, run_name, run_dir) as (folder, root),
+        file_sources.LogSession(settings, folder, root) as session,
+    ):
+        with output.LogProgress(enabled=not as_json) as on_progress:
+            result = session.log_present(on_progress)
+        if watch:
+            report = output.WatchReport(result, enabled=not as_json)
+            if serving is not None:
+                _start_server(root, serving)
+            report.started(session.watched_paths)
+            with serve.sigterm_as_ctrl_c():
+                result = session.watch(report)
+    if as_json:
+        _emit_json(result.to_json())
+    else:
+        output.logged(result, serving=serving is not None)
+    if serving is not None and not watch:
+        _start_server(root, serving)
+        serve.wait_for_ctrl_c()
+    if result.problems:
+        raise typer.Exit(EXIT_ERROR)
+
+
+def _value_range(text: str | None) -> ValueRange:
+    if text is None:
+        return None
+    if text == "auto":
+        return "auto"
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"{text!r}: give LOW,HIGH (0,4095) or auto", param_hint="--value-range") from None
+    return low, high
 
 
 # Reading commands

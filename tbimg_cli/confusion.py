@@ -22,15 +22,14 @@ user of its writer and of matplotlib, so neither needs locking.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tbimg_cli.errors import InputError, InputTypeError
 from tbimg_cli.labels import Evaluation, evaluate
-from tbimg_cli.writer import EventWriter, check_step
+from tbimg_cli.writer import EventWriter, appending, check_step, run_folder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -203,37 +202,10 @@ def log_confusion_matrix(
     """
     check_options(max_misclassified, normalize)
     check_step(step)
-    folder = summaries_folder(log_dir, subdir)
+    folder = run_folder(log_dir, subdir)
     evaluation = evaluate(y_true, y_pred, class_names, images, max_misclassified)
-    key = folder.resolve()
-    # The file is closed when the call's work is written, so a sweep of hundreds of runs in one
-    # process holds no file open; the next call for the folder appends to the same file.
-    with _event_files_lock:
-        writer = EventWriter(folder, append_to=_event_files.get(key))
-        try:
-            write_summaries(writer, evaluation, step, f"at step {step}", normalize)
-        finally:
-            writer.close()
-        if writer.path is not None:
-            _event_files[key] = writer.path
-    return folder
-
-
-def summaries_folder(log_dir: str | Path, subdir: str) -> Path:
-    """`<log_dir>/<subdir>`, refused when `log_dir` is a file or `subdir` would lead out of `log_dir`."""
-    if not isinstance(log_dir, str | PurePath):
-        raise InputTypeError(f"log_dir must be a path, got {type(log_dir).__name__}")
-    if not isinstance(subdir, str):
-        raise InputTypeError(f"subdir must be a folder name (a str), got {type(subdir).__name__}")
-    root = Path(log_dir)
-    if root.exists() and not root.is_dir():
-        raise InputError(f"log_dir {root} is a file; give the run folder to write into")
-    inner = PurePath(subdir)
-    if inner.is_absolute() or ".." in inner.parts:
-        raise InputError(f"subdir {subdir!r} must be a folder inside log_dir (no '..', not an absolute path)")
-    folder = root / inner if subdir else root
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"{folder} is a file; give log_dir and subdir of a folder to write into")
+    with appending(folder) as writer:
+        write_summaries(writer, evaluation, step, f"at step {step}", normalize)
     return folder
 
 
@@ -247,11 +219,6 @@ def check_options(max_misclassified: int, normalize: str, every_n_epochs: int = 
         raise InputError(f"max_misclassified must be 0 or more, got {max_misclassified}")
     if every_n_epochs < 1:
         raise InputError(f"every_n_epochs must be 1 or more, got {every_n_epochs}")
-
-
-# The event file `log_confusion_matrix` writes for each folder in this process, which later calls append to.
-_event_files: dict[Path, Path] = {}
-_event_files_lock = threading.Lock()
 
 
 def _markdown_cell(text: object) -> str:

@@ -23,10 +23,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 import keras
 import numpy as np
 
-from tbimg_cli.confusion import DEFAULT_SUBDIR, BackgroundLogger, check_options, summaries_folder
+from tbimg_cli.confusion import DEFAULT_SUBDIR, BackgroundLogger, check_options
 from tbimg_cli.errors import InputError, InputTypeError
 from tbimg_cli.labels import class_ids_from_labels, displayable_images, evaluate
 from tbimg_cli.shortcuts import NoKerasBatchHooks
+from tbimg_cli.writer import run_folder
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray
@@ -96,7 +97,7 @@ class ConfusionMatrixCallback(NoKerasBatchHooks, keras.callbacks.Callback):
     ) -> None:
         super().__init__()
         check_options(max_misclassified, normalize, every_n_epochs)
-        self.folder = summaries_folder(log_dir, subdir)
+        self.folder = run_folder(log_dir, subdir)
         self.class_names = list(class_names) if class_names is not None else None
         self.every_n_epochs = every_n_epochs
         self.max_misclassified = max_misclassified

@@ -31,6 +31,8 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from tbimg_cli.export import ExportResult
+    from tbimg_cli.file_sources import LogResult
+    from tbimg_cli.file_sources import Problem as LogProblem
     from tbimg_cli.inspection import Inspection, TagSummary
     from tbimg_cli.readback import FileProblem
     from tbimg_cli.train import TrainResult
@@ -159,6 +161,54 @@ class ExportProgress:
         self._progress.update(self._task, completed=done, total=total, files=f"{files:,}")
 
 
+class LogProgress:
+    """Files read, checked and logged so far; `tbimg log`'s `on_progress(done, total)` callback."""
+
+    def __init__(self, *, enabled: bool = True) -> None:
+        self._progress = Progress(
+            TextColumn("Logging"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("files"),
+            TimeElapsedColumn(),
+            console=stderr,
+            transient=True,
+            disable=not (enabled and stderr.is_terminal),
+        )
+        self._task = self._progress.add_task("log", total=None)
+
+    def __enter__(self) -> LogProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._progress.stop()
+
+    def __call__(self, done: int, total: int) -> None:
+        self._progress.update(self._task, completed=done, total=total)
+
+
+class WatchReport:
+    """`tbimg log --watch`: one line per poll that logged something, each new problem as it is found."""
+
+    def __init__(self, result: LogResult, *, enabled: bool = True) -> None:
+        self._enabled = enabled
+        self._files, self._problems = result.files, len(result.problems)
+
+    def started(self, paths: list[str]) -> None:
+        if self._enabled:
+            stderr.print(f"Watching {escape(', '.join(paths))} for new images  (Ctrl-C to stop)", soft_wrap=True)
+
+    def __call__(self, result: LogResult) -> None:
+        new_files, new_problems = result.files - self._files, result.problems[self._problems :]
+        self._files, self._problems = result.files, len(result.problems)
+        if not self._enabled:
+            return
+        if new_files:
+            stderr.print(f"  + {counted(new_files, 'file')} logged ({result.images:,} images in all)")
+        refused_files(new_problems)
+
+
 class TrainingProgress:
     """Two bars, epochs and batches within the current epoch, with the latest metrics.
 
@@ -235,6 +285,15 @@ def training_summary(result: TrainResult, *, serving: bool = False) -> None:
         stdout.print(f"  final test accuracy: {escape(f'{result.epochs[-1].val_accuracy:.4f}')}")
 
 
+def logged(result: LogResult, *, serving: bool = False) -> None:
+    """`tbimg log`: what was logged where, then one line per file that could not be."""
+    if result.summaries:
+        wrote(result, result.summary(), serving=serving)
+    else:
+        note(f"Nothing logged{' (every file was logged already)' if result.skipped else ''}.")
+    refused_files(result.problems)
+
+
 INSPECT_COLUMNS = ("run", "tag", "plugin", "steps (n)", "samples", "size / last")
 
 
@@ -281,6 +340,12 @@ def exported(result: ExportResult) -> None:
         f"[green]✓[/] Exported {escape(result.summary())} to [bold]{escape(str(result.out))}[/]", soft_wrap=True
     )
     file_problems(result.problems)
+
+
+def refused_files(problems: Iterable[LogProblem]) -> None:
+    """`tbimg log`: one red line per file (or path) that could not be logged, naming why."""
+    for problem in problems:
+        error(f"{problem.path}: {problem.message}")
 
 
 def file_problems(problems: Iterable[FileProblem]) -> None:

@@ -72,8 +72,8 @@ def to_uint8_batch(images: ArrayLike) -> NDArray[np.uint8]:
     raise InputError(f"images must be uint8 or floats in [0, 1], got {array.dtype}")
 
 
-def encode_pngs(images: NDArray[np.uint8]) -> list[bytes]:
-    """PNG bytes for each image of a uint8 array, in order.
+def encode_pngs(images: NDArray[np.uint8] | NDArray[np.uint16]) -> list[bytes]:
+    """PNG bytes for each image of a uint8 (or uint16: 16-bit PNGs) array, in order.
 
     The filter bytes of every scanline are added in one vectorised step, so
     the per-image cost is little more than zlib's; and since zlib lets go of
@@ -81,7 +81,7 @@ def encode_pngs(images: NDArray[np.uint8]) -> list[bytes]:
     core (`PARALLEL_PNGS` images and up).
 
     Args:
-        images: uint8, shaped (N, H, W, C) with C in {1, 3, 4}, as `to_uint8_batch` returns.
+        images: uint8 or uint16, shaped (N, H, W, C) with C in {1, 3, 4}, as `to_uint8_batch` returns.
 
     Returns:
         N PNG files as bytes.
@@ -89,11 +89,14 @@ def encode_pngs(images: NDArray[np.uint8]) -> list[bytes]:
     import numpy as np
 
     count, height, width, channels = images.shape
-    header = _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOUR_TYPE[channels], 0, 0, 0))
+    depth = 8 * images.dtype.itemsize
+    header = _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth, _PNG_COLOUR_TYPE[channels], 0, 0, 0))
     prefix = PNG_SIGNATURE + header
     suffix = _png_chunk(b"IEND", b"")
-    rows = np.zeros((count, height, 1 + width * channels), dtype=np.uint8)  # column 0: filter type 0 (none)
-    rows[:, :, 1:] = images.reshape(count, height, width * channels)
+    row_bytes = width * channels * images.dtype.itemsize
+    rows = np.zeros((count, height, 1 + row_bytes), dtype=np.uint8)  # column 0: filter type 0 (none)
+    samples = images.astype(">u2", copy=False) if depth == 16 else images  # PNG samples are big-endian
+    rows[:, :, 1:] = np.ascontiguousarray(samples).view(np.uint8).reshape(count, height, row_bytes)
 
     def encode(start: int, stop: int) -> list[bytes]:
         pngs: list[bytes] = []

@@ -7,8 +7,10 @@ prints: `start` returns the URL and `output.serving` announces it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -127,11 +129,18 @@ def moved_port_note(url: str, settings: ServeSettings) -> str | None:
 
 
 def wait_for_ctrl_c() -> None:
-    """Block the main thread (TensorBoard serves from a daemon thread) until Ctrl-C or SIGTERM.
+    """Block the main thread (TensorBoard serves from a daemon thread) until Ctrl-C or SIGTERM."""
+    with sigterm_as_ctrl_c(), contextlib.suppress(KeyboardInterrupt):
+        while True:
+            time.sleep(3600)
 
-    SIGTERM counts as Ctrl-C while this waits, so that scripts and service
-    managers, whose background children ignore SIGINT, can stop a server
-    quietly too; the previous handler is back when it returns.
+
+@contextlib.contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """While a command waits for Ctrl-C (serving, watching), SIGTERM counts as Ctrl-C too.
+
+    Scripts and service managers, whose background children ignore SIGINT,
+    can then stop tbimg quietly; the previous handler is back afterwards.
     """
     import signal
     import threading
@@ -139,10 +148,7 @@ def wait_for_ctrl_c() -> None:
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if in_main_thread else None
     try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        return
+        yield
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -20,12 +20,14 @@ Pixels become PNGs in `png.py`.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import socket
+import threading
 import time
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Iterator, Sequence
+from pathlib import Path, PurePath
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
@@ -35,6 +37,8 @@ from tbimg_cli.records import frame
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
+
+    from tbimg_cli.image_values import EncodedImage
 
 FILE_VERSION = "brain.Event:2"
 _file_counter = itertools.count()
@@ -125,18 +129,41 @@ class EventWriter:
             InputTypeError: for a step that is not an int.
             WriterClosedError: after `close()`.
         """
-        from tensorboard.compat.proto import types_pb2
-        from tensorboard.plugins.image import metadata
-
         self._check_open()
         if not pngs:
             raise InputError(f"no images to write for tag {tag!r}: the batch is empty")
-        width, height = png_size(pngs[0])
+        self._image_summary(tag, png_size(pngs[0]), pngs, step, description)
+
+    def encoded_images(
+        self, tag: str, images: Sequence[EncodedImage], step: int = 0, description: str | None = None
+    ) -> None:
+        """Write image files (PNG, JPEG, GIF or BMP, from `image_values`) as the samples of one summary.
+
+        TensorBoard's image plugin serves each sample's bytes as they are, so
+        they need not be PNGs; the summary's width and height are the first's.
+
+        Raises:
+            InputError: for no images, or a negative step.
+            InputTypeError: for a step that is not an int.
+            WriterClosedError: after `close()`.
+        """
+        self._check_open()
+        if not images:
+            raise InputError(f"no images to write for tag {tag!r}: the batch is empty")
+        size = images[0].width, images[0].height
+        self._image_summary(tag, size, [image.data for image in images], step, description)
+
+    def _image_summary(
+        self, tag: str, size: tuple[int, int], blobs: Sequence[bytes], step: int, description: str | None
+    ) -> None:
+        from tensorboard.compat.proto import types_pb2
+        from tensorboard.plugins.image import metadata
+
         event, tensor = self._new_value(tag, metadata.create_summary_metadata(None, description or ""), step)
         tensor.dtype = types_pb2.DT_STRING
-        tensor.tensor_shape.dim.add(size=len(pngs) + 2)
-        tensor.string_val.extend((str(width).encode(), str(height).encode()))
-        tensor.string_val.extend(pngs)
+        tensor.tensor_shape.dim.add(size=len(blobs) + 2)
+        tensor.string_val.extend((str(size[0]).encode(), str(size[1]).encode()))
+        tensor.string_val.extend(blobs)
         self._write_event(event)
 
     def scalar(self, tag: str, value: float, step: int, description: str | None = None) -> None:
@@ -224,3 +251,50 @@ class EventWriter:
         file = self._file = open(self.path, "wb")  # noqa: SIM115 - held open across calls, closed by close()
         file.write(frame(event_pb2.Event(wall_time=now, file_version=FILE_VERSION).SerializeToString()))
         return file
+
+
+def run_folder(log_dir: object, subdir: str = "") -> Path:
+    """`<log_dir>/<subdir>` for a library call, refused when `log_dir` is a file or `subdir` would lead out of it.
+
+    Raises:
+        InputTypeError: for a `log_dir` that is not a path, or a `subdir` that is not a str.
+        InputError: for a file where the folder should be, or a `subdir` that leaves `log_dir`.
+    """
+    if not isinstance(log_dir, str | PurePath) or (isinstance(log_dir, str) and not log_dir.strip()):
+        raise InputTypeError(f"log_dir must be the path of a folder, got {log_dir!r}")
+    if not isinstance(subdir, str):
+        raise InputTypeError(f"subdir must be a folder name (a str), got {type(subdir).__name__}")
+    root = Path(log_dir)
+    if root.exists() and not root.is_dir():
+        raise InputError(f"log_dir {root} is a file; give the run folder to write into")
+    inner = PurePath(subdir)
+    if inner.is_absolute() or ".." in inner.parts:
+        raise InputError(f"subdir {subdir!r} must be a folder inside log_dir (no '..', not an absolute path)")
+    folder = root / inner if subdir else root
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"{folder} is a file; give log_dir and subdir of a folder to write into")
+    return folder
+
+
+@contextlib.contextmanager
+def appending(folder: Path) -> Iterator[EventWriter]:
+    """A writer for one synchronous library call, going on with the event file this process began in `folder`.
+
+    The file is closed when the call's work is written, so a sweep of hundreds
+    of runs in one process holds no file open; the next call for the folder
+    appends to the same file, so one process makes one file per folder.
+    """
+    key = folder.resolve()
+    with _event_files_lock:
+        writer = EventWriter(folder, append_to=_event_files.get(key))
+        try:
+            yield writer
+        finally:
+            writer.close()
+            if writer.path is not None:
+                _event_files[key] = writer.path
+
+
+# The event file this process's synchronous calls (`appending`) write for each folder.
+_event_files: dict[Path, Path] = {}
+_event_files_lock = threading.Lock()
