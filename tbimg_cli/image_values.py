@@ -218,7 +218,7 @@ def _encode_one(item: Any, layout: Layout, value_range: ValueRange, max_pixels: 
     if _is_figure(item):
         return [image_file(_figure_png(item), max_pixels=max_pixels)]
     if _is_pil(item):
-        return _png_samples(_pil_pixels(item), "HWC" if layout == "auto" else layout, value_range)
+        return _png_samples(_pil_pixels(item), "auto", value_range)  # HW or HWC: Pillow knows its layout
     channels_first = isinstance(item, _ChannelsFirst) or _is_torch(item)
     array = item.array if isinstance(item, _ChannelsFirst) else _as_array(item)
     if layout == "auto":
@@ -395,4 +395,4 @@ def _decoded_by_pillow(data: bytes, max_pixels: int) -> EncodedImage:
             raise
         kind = getattr(image, "format", None) or "image"
         raise InputError(f"the {kind} file is damaged or cut short ({exc})") from exc
-    return _png_samples(_pil_pixels(image), "HWC", None)[0]
+    return _png_samples(_pil_pixels(image), "auto", None)[0]
