@@ -259,9 +259,9 @@ class LogSession:
         fresh = [s for s in sources if s.key not in self.logged]
         if not quiet:
             self.result.skipped += len(sources) - len(fresh)
-            if self.steps_from is None and self.settings.step is None:
-                numbered = all(s.number is not None for s in fresh if s.path != STDIN)
-                self.steps_from = "name" if numbered and any(s.path != STDIN for s in fresh) else None
+            if self.steps_from is None and self.settings.step is None:  # decided by every file, logged or not
+                files = [s for s in sources if s.path != STDIN]
+                self.steps_from = "name" if files and all(s.number is not None for s in files) else None
         unique = {source.key: source for source in reversed(fresh)}.values()  # a file named twice: its first tag
         return sorted(unique, key=lambda s: (s.tag, natural_key(s.path)))
 
@@ -358,7 +358,9 @@ class LogSession:
         return True
 
     def _same_summary(self, first: Source, source: Source) -> bool:
-        return first.tag == source.tag and self.steps_from == "name" and first.number == source.number
+        if first.tag != source.tag or self.steps_from == "order":
+            return False
+        return self.steps_from != "name" or first.number == source.number
 
     def _read(self, sources: list[Source]) -> Iterator[tuple[Source, dict[str, list[EncodedImage]] | None]]:
         """Each source with its images (None after noting its problem), in order, READ_AHEAD at a time."""

@@ -205,7 +205,7 @@ class WatchReport:
         if not self._enabled:
             return
         if new_files:
-            stderr.print(f"  + {counted(new_files, 'file')} logged ({result.images:,} images in all)")
+            stderr.print(f"  + {counted(new_files, 'file')} logged ({counted(result.images, 'image')} in all)")
         refused_files(new_problems)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import SUBSET_DIR, Cli
+from .helpers import SUBSET_DIR, Cli, Served
 
 # Read before any test isolates the environment: where the official files may be.
 FULL_DATA_CANDIDATES = [
@@ -86,3 +86,18 @@ def test_split(data_dir):
 @pytest.fixture
 def cli() -> Cli:
     return Cli()
+
+
+@pytest.fixture
+def serve(tmp_path):
+    """`serve(*args)` starts `tbimg *args` (with --serve) in tmp_path; killed after the test if still running."""
+    started: list[Served] = []
+
+    def start(*args):
+        served = Served(list(args), tmp_path)
+        started.append(served)
+        return served
+
+    yield start
+    for served in started:
+        served.close()

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -131,3 +136,58 @@ def decode_png(png: bytes):
     from PIL import Image
 
     return np.asarray(Image.open(io.BytesIO(png)))
+
+
+class Served:
+    """A `tbimg ... --serve` subprocess whose stderr is watched for TensorBoard's URL."""
+
+    def __init__(self, args: list[str], cwd: Path):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tbimg_cli", *map(str, args)],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+        self.err_lines: list[str] = []
+        self.out_lines: list[str] = []
+        self.url_seen = threading.Event()
+        threading.Thread(target=self._watch, daemon=True).start()
+        threading.Thread(target=lambda: self.out_lines.extend(self.proc.stdout), daemon=True).start()
+
+    def _watch(self):
+        for line in self.proc.stderr:
+            self.err_lines.append(line)
+            if "TensorBoard at" in line:
+                self.url_seen.set()
+
+    @property
+    def url(self) -> str:
+        assert self.url_seen.wait(90), "".join(self.err_lines)
+        line = next(line for line in self.err_lines if "TensorBoard at" in line)
+        return re.search(r"http://\S+?/", line).group(0)
+
+    def get(self, path: str, **query) -> bytes:
+        target = self.url.rstrip("/") + path + ("?" + urllib.parse.urlencode(query) if query else "")
+        with urllib.request.urlopen(target, timeout=10) as response:
+            return response.read()
+
+    def get_json(self, path: str, **query):
+        return json.loads(self.get(path, **query))
+
+    def wait_for(self, predicate, timeout: float = 90.0):
+        what = f"the server; its stderr so far: {''.join(self.err_lines)}"
+        return wait_until(predicate, timeout, 0.25, what=what, ignore=(OSError, KeyError, ValueError))
+
+    def interrupt(self, within: float = 5.0) -> int:
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGINT)
+        code = self.proc.wait(timeout=within + 5)
+        assert time.monotonic() - started <= within
+        return code
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
