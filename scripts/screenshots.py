@@ -106,8 +106,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.environ.get("TBIMG_DATA_DIR"))
     parser.add_argument("--out", type=Path, default=REPO / "docs")
+    parser.add_argument("--only", choices=["own-images"], help="only this shot")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.only == "own-images":
+        own_images_shot(args.data_dir, args.out)
+        return
     proc = url = None
     with tempfile.TemporaryDirectory() as work:
         for name, command, dashboard, size in SHOTS:
@@ -122,6 +126,36 @@ def main() -> None:
         stop(proc)
         export_last_confusion_matrix(logdir, args.out / "confusion-matrix.png")
         example_shots(Path(work) / "cnn", args.data_dir, args.out)
+    own_images_shot(args.data_dir, args.out)
+
+
+def own_images_shot(data_dir: str | None, out: Path) -> None:
+    """`tbimg log samples/ --serve` on a folder of per-epoch PNGs a numpy training loop saved: the step slider."""
+    import numpy as np
+    from PIL import Image
+
+    from tbimg_cli import data
+
+    images, labels = data.load("train", data_dir)
+    x, one_hot = images.reshape(len(images), -1)[:6000] / 255, np.eye(10)[labels[:6000]]
+    weights = np.zeros((784, 10))
+    with tempfile.TemporaryDirectory() as work:
+        samples = Path(work) / "samples" / "class_weights"
+        samples.mkdir(parents=True)
+        for epoch in range(1, 13):
+            for batch in np.array_split(np.arange(len(x)), 40):
+                scores = np.exp(x[batch] @ weights)
+                weights -= 0.1 * x[batch].T @ (scores / scores.sum(1, keepdims=True) - one_hot[batch]) / len(batch)
+            tiles = weights.T.reshape(2, 5, 28, 28).transpose(0, 2, 1, 3).reshape(56, 140)
+            scaled = (tiles - tiles.min()) / (tiles.max() - tiles.min()) * 255
+            Image.fromarray(np.kron(scaled, np.ones((4, 4))).astype(np.uint8)).save(samples / f"epoch_{epoch:03d}.png")
+        proc, url = serve(["log", str(Path(work) / "samples")], Path(work) / "logs", None)
+        try:
+            wait_for_data(url)
+            screenshot(f"{url}#images", out / "own-images.png", "1000,620")
+            print(f"wrote {out / 'own-images.png'}")
+        finally:
+            stop(proc)
 
 
 # The Keras CNN example (docs/examples/keras_cnn.py) with ConfusionMatrixCallback: its matrix and table.

@@ -40,12 +40,12 @@ VALUE_RULES = """\
 | values | become |
 |---|---|
 | uint8 | the pixels as they are |
-| uint16 | a 16-bit PNG, as they are |
-| bool | 0 and 255 |
-| floats in [0, 1] | x 255, as `tf.summary.image` does |
-| other floats, other integers | an error, unless `value_range=(lo, hi)` (lo to 0, hi to 255) or `"auto"` (min to max) |
-| integers of any type within 0..255 | as uint8 |
-| NaN or infinity | an error |
+| uint16 | a 16-bit PNG, the values as they are |
+| bool | 0 (False) and 255 (True) |
+| floats in [0, 1] | x 255, as `tf.summary.image` does (0.5 is 127) |
+| other integers (int64, int32, uint32...) within 0..255 | uint8 |
+| other floats or integers | an error naming their range, unless `value_range=(lo, hi)` (lo to 0, hi to 255) or "auto" |
+| NaN or infinity | an error, whatever `value_range` says |
 """
 
 

@@ -37,3 +37,15 @@ def test_sklearn_example(tmp_path, data_dir):
     cm = load_run(tmp_path / "cm")
     assert [e.step for e in cm.Tensors("Confusion Matrix")] == [0, 1]
     assert len(cm.Tags()["tensors"]) == 3 + 20  # matrix, table, gallery, accuracy and precision of 10 classes
+
+
+def test_numpy_training_loop_example(tmp_path, data_dir):
+    proc = _run("numpy_training_loop.py", "--data-dir", str(data_dir), "--logdir", str(tmp_path), "--epochs", "3")
+    accuracies = [float(line.rsplit(" ", 1)[1]) for line in proc.stdout.splitlines() if "test accuracy" in line]
+    assert len(accuracies) == 3 and accuracies[-1] > 0.5  # it learns (chance is 0.1)
+    run = load_run(tmp_path)
+    assert set(run.Tags()["tensors"]) == {"weights", "hardest", "confidence"}
+    for tag, samples in (("weights", 10), ("hardest", 16), ("confidence", 1)):
+        assert [event.step for event in run.Tensors(tag)] == [0, 1, 2]
+        assert len(run.Tensors(tag)[-1].tensor_proto.string_val) == samples + 2
+    assert run.Tensors("weights")[0].tensor_proto.string_val[:2] == [b"28", b"28"]

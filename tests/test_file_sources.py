@@ -234,6 +234,14 @@ def test_run_dir_adds_a_new_event_file_and_touches_nothing_else(cli, tmp_path):
 def test_export_gives_back_the_same_files(cli, tmp_path):
     files = {name: save(tmp_path / "mix" / name, i) for i, name in enumerate(["a_1.jpg", "a_2.gif", "a_3.bmp"])}
     logged(cli, tmp_path / "mix", "--logdir", tmp_path / "logs")
+    (tag,) = cli.json("inspect", tmp_path / "logs")["tags"]
+    assert (tag["tag"], tag["plugin"], tag["steps"]["count"], tag["width"], tag["height"]) == (
+        "mix",
+        "images",
+        3,
+        32,
+        24,
+    )
     result = cli("export", tmp_path / "logs", "--out", tmp_path / "out")
     assert result.exit_code == 0, result.output
     exported = sorted(

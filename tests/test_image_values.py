@@ -16,7 +16,7 @@ from tbimg_cli import image_values
 from tbimg_cli.errors import InputError, InputTypeError
 from tbimg_cli.image_files import checked_size, image_format
 
-from .helpers import decode_png
+from .helpers import REPO, decode_png
 
 RNG = np.random.default_rng(7)
 RGB = (RNG.random((24, 32, 3)) * 255).astype(np.uint8)
@@ -344,3 +344,8 @@ def test_a_cut_npy_file_is_refused(tmp_path):
     data = (tmp_path / "a.npy").read_bytes()
     with pytest.raises(InputError, match="not a readable numpy array file"):
         image_values.load_bytes(data[: len(data) // 2])
+
+
+def test_the_value_rules_are_documented_in_one_table_everywhere():
+    for document in ("README.md", "docs/api.md"):
+        assert image_values.VALUE_RULES in (REPO / document).read_text(), document
