@@ -48,6 +48,8 @@ EXAMPLES = """\
 
   tbimg log samples/ --watch --serve  and each new file as it is written
 
+  tbimg grid --logdir s3://bucket/logs  straight into a bucket (pip install 'tbimg[cloud]')
+
   tbimg inspect logs                  what a logdir holds
 
   tbimg export logs --out out         images, text and scalars (CSV) as files
@@ -311,6 +313,7 @@ def single(
     from tbimg_cli import images
 
     serving = _serve_settings(host, port, then_serve=then_serve, open_browser=open_browser)
+    _check_bucket(logdir)
     with _download_bars(as_json=as_json) as on_download:
         source = images.DataSource(split.value, data_dir, offline=offline, on_download=on_download)
         result = images.single(source, images.RunTarget(logdir, run_name), index)
@@ -342,6 +345,7 @@ def _many_images_command(
         from tbimg_cli import images
 
         serving = _serve_settings(host, port, then_serve=then_serve, open_browser=open_browser)
+        _check_bucket(logdir)
         with _download_bars(as_json=as_json) as on_download:
             source = images.DataSource(split.value, data_dir, offline=offline, on_download=on_download)
             result = write(source, images.RunTarget(logdir, run_name), count, start, class_name)
@@ -421,6 +425,7 @@ def train_cm(
 
     train.require_tensorflow(legacy_keras=strategy is Strategy.multi_worker)  # before anything, in one line
     serving = _serve_settings(host, port, then_serve=then_serve, open_browser=open_browser, image_steps=epochs)
+    _check_bucket(logdir)
     # TensorBoard starts as soon as the run exists, so every epoch shows up while it trains.
     on_run_created = (lambda run_dir: _start_server(logdir, serving)) if serving else None
     with _download_bars(as_json=as_json) as on_download:
@@ -538,6 +543,7 @@ def log_files(
     )
     file_sources.check_settings(settings, watch=watch)
     serving = _serve_settings(host, port, then_serve=then_serve, open_browser=open_browser)
+    _check_bucket(run_dir or logdir)
     with (
         file_sources.run_folder(logdir, run_name, run_dir) as (folder, root),
         file_sources.LogSession(settings, folder, root) as session,
@@ -572,6 +578,33 @@ def _value_range(text: str | None) -> ValueRange:
     except ValueError:
         raise typer.BadParameter(f"{text!r}: give LOW,HIGH (0,4095) or auto", param_hint="--value-range") from None
     return low, high
+
+
+@app.command()
+def upload(
+    spool: Annotated[
+        Path,
+        typer.Argument(
+            help="A folder tbimg kept when a bucket could not be reached (the message named it).",
+            metavar="FOLDER",
+            exists=True,
+            file_okay=False,
+        ),
+    ],
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Finish uploading logs that could not reach their bucket: new objects only, nothing overwritten.
+
+    Example: tbimg upload /tmp/tbimg-spool-k2j4x9
+    """
+    from tbimg_cli import output, storage
+
+    destination, sent = storage.upload_spool(spool)
+    if as_json:
+        _emit_json({"destination": destination, "bytes": sent})
+    else:
+        output.uploaded(destination, sent)
 
 
 # Reading commands
@@ -648,6 +681,14 @@ def _serve_settings(
     if not then_serve:
         return None
     return serve.checked_settings(host, port, open_browser=open_browser, image_steps=image_steps)
+
+
+def _check_bucket(logdir: str) -> None:
+    """A bucket logdir that is missing or refuses the credentials: one line before any work."""
+    from tbimg_cli import storage
+
+    if storage.is_url(logdir):
+        storage.check_destination(logdir)
 
 
 def _start_server(logdir: str | Path, settings: serve.ServeSettings) -> None:

@@ -132,7 +132,7 @@ def confusion_table(matrix: ArrayLike, class_names: Sequence[str]) -> str:
 class BackgroundLogger:
     """Queue steps; draw and write them on one worker thread into `folder`."""
 
-    def __init__(self, folder: Path, normalize: str = "rows") -> None:
+    def __init__(self, folder: str | Path, normalize: str = "rows") -> None:
         self.writer = EventWriter(folder)
         self.normalize = normalize
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tbimg-confusion-matrix")
@@ -169,7 +169,7 @@ def log_confusion_matrix(
     max_misclassified: int = 25,
     normalize: str = "rows",
     subdir: str = DEFAULT_SUBDIR,
-) -> Path:
+) -> str | Path:
     """Write one step's confusion matrix, table, gallery and per-class scalars.
 
     Synchronous: when it returns, the step is on disk. Calls for the same
@@ -190,7 +190,7 @@ def log_confusion_matrix(
         subdir: folder under `log_dir` (`""` for `log_dir` itself).
 
     Returns:
-        The folder the summaries were written to.
+        The folder the summaries were written to (for a bucket, its URL, as a str).
 
     Raises:
         InputError: for labels or predictions that cannot be read as classes,

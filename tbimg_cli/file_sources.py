@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tbimg_cli import image_values
+from tbimg_cli import image_values, storage
 from tbimg_cli.errors import InputError, RunDirError
 from tbimg_cli.image_files import DEFAULT_MAX_PIXELS, image_format
 from tbimg_cli.runs import new_run_dir
@@ -99,8 +99,8 @@ class Problem:
 class LogResult:
     """What was logged (a `RunReport` for `output.py`)."""
 
-    run_dir: Path
-    logdir: Path
+    run_dir: str | Path  # a URL for a bucket
+    logdir: str | Path
     tags: list[str] = field(default_factory=list)
     images: int = 0
     summaries: int = 0
@@ -151,13 +151,19 @@ def check_settings(settings: LogSettings, *, watch: bool = False) -> None:
 
 
 @contextlib.contextmanager
-def run_folder(logdir: str, run_name: str | None, run_dir: str | None) -> Iterator[tuple[Path, Path]]:
-    """(run folder, log root): `--run-dir` as given (created if missing), else a new timestamped run."""
+def run_folder(logdir: str, run_name: str | None, run_dir: str | None) -> Iterator[tuple[Any, Any]]:
+    """(run folder, log root): `--run-dir` as given (created if missing), else a new timestamped run.
+
+    Either may be a bucket URL (a str); local folders are `Path`s."""
     if run_dir is None:
         with new_run_dir(logdir, LOG_FOLDER, run_name) as folder:
-            yield folder, Path(logdir)
+            yield folder, logdir if storage.is_url(logdir) else Path(logdir)
         with contextlib.suppress(OSError):
-            folder.rmdir()  # only when empty: every file was refused, so there is no run
+            if isinstance(folder, Path):
+                folder.rmdir()  # only when empty: every file was refused, so there is no run
+        return
+    if storage.is_url(run_dir):
+        yield run_dir.rstrip("/"), run_dir.rstrip("/").rsplit("/", 1)[0]
         return
     folder = Path(run_dir)
     if folder.exists() and not folder.is_dir():
@@ -192,8 +198,8 @@ class LogSession:
     def __init__(
         self,
         settings: LogSettings,
-        run_dir: Path,
-        logdir: Path,
+        run_dir: str | Path,
+        logdir: str | Path,
         *,
         stdin: Callable[[], bytes] = lambda: sys.stdin.buffer.read(),
     ) -> None:
@@ -206,7 +212,7 @@ class LogSession:
         self.steps_from = settings.steps_from
         self._stdin = stdin
         self._sources_file: Any = None
-        self._run_dir = run_dir
+        self._run_dir = self.writer.run_dir  # the local folder (a staging folder, for a bucket)
         self.watched_paths = [p for p in settings.paths if p != STDIN and not os.path.isfile(p)]
 
     def __enter__(self) -> LogSession:
@@ -443,10 +449,17 @@ class LogSession:
         self.result.problems.append(Problem(path, message))
 
 
-def _already_logged(run_dir: Path) -> set[str]:
+def _already_logged(run_dir: str | Path) -> set[str]:
+    """The files earlier sessions logged into the run: every line of its `SOURCES_PREFIX` lists."""
     logged: set[str] = set()
+    if isinstance(run_dir, str) and storage.is_url(run_dir):
+        fs, path = storage.file_system(run_dir)
+        with contextlib.suppress(FileNotFoundError):
+            for name in fs.glob(f"{path.rstrip('/')}/{SOURCES_PREFIX}*"):
+                logged.update(line for line in fs.cat_file(name).decode("utf-8").splitlines() if line)
+        return logged
     with contextlib.suppress(OSError):
-        for listing in run_dir.glob(f"{SOURCES_PREFIX}*"):
+        for listing in Path(run_dir).glob(f"{SOURCES_PREFIX}*"):
             logged.update(line for line in listing.read_text(encoding="utf-8").splitlines() if line)
     return logged
 

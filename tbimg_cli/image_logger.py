@@ -14,7 +14,6 @@ what was queued is written.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import queue
@@ -25,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from tbimg_cli import image_values
+from tbimg_cli import image_values, shortcuts
 from tbimg_cli.errors import InputError, InputTypeError, TbimgError, WriterClosedError
 from tbimg_cli.image_files import DEFAULT_MAX_PIXELS
 from tbimg_cli.writer import EventWriter, appending, check_step, run_folder
@@ -344,7 +343,6 @@ def _check_call(tag: object, step: object, layout: object, value_range: object) 
 _open_loggers: set[ImageLogger] = set()
 
 
-@atexit.register
 def _close_open_loggers() -> None:
     """The end of the process writes what was queued; an error nobody can catch any more is at least shown."""
     for logger in list(_open_loggers):
@@ -352,3 +350,6 @@ def _close_open_loggers() -> None:
             logger.close()
         except Exception as exc:
             warnings.warn(f"tbimg ImageLogger for {logger.log_dir}: {exc}", RuntimeWarning, stacklevel=1)
+
+
+shortcuts.before_threads_end(_close_open_loggers)  # registered after storage's: runs before it

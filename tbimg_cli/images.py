@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tbimg_cli import data
+from tbimg_cli import data, storage
 from tbimg_cli.data import CLASS_NAMES
 from tbimg_cli.errors import InputError
 from tbimg_cli.png import png_size
@@ -51,8 +51,8 @@ class RunTarget:
 
 @dataclass
 class WrittenRun:
-    run_dir: Path
-    logdir: Path
+    run_dir: str | Path  # a URL for a bucket
+    logdir: str | Path
     tags: list[str]
     images: int
     shape: list[int]
@@ -109,7 +109,7 @@ def plot(
     with new_run_dir(target.logdir, PLOTS_FOLDER, target.run_name) as run_dir, EventWriter(run_dir) as writer:
         writer.png_images(tag, [png], step=0, description=describe_many(selection))
     shown = len(selection.indices)  # images in the figure; the summary itself holds one PNG
-    return WrittenRun(run_dir, Path(target.logdir), [tag], shown, [1, height, width, 3], selection.class_names)
+    return WrittenRun(run_dir, _location(target.logdir), [tag], shown, [1, height, width, 3], selection.class_names)
 
 
 def _write_images(target: RunTarget, tag: str, selection: ChosenImages, description: str) -> WrittenRun:
@@ -117,7 +117,7 @@ def _write_images(target: RunTarget, tag: str, selection: ChosenImages, descript
     with new_run_dir(target.logdir, folder, target.run_name) as run_dir, EventWriter(run_dir) as writer:
         count = writer.image(tag, selection.images, step=0, description=description)
     shape = [count, *selection.images.shape[1:], 1]
-    return WrittenRun(run_dir, Path(target.logdir), [tag], count, shape, selection.class_names)
+    return WrittenRun(run_dir, _location(target.logdir), [tag], count, shape, selection.class_names)
 
 
 def parse_class(value: str | None) -> int | None:
@@ -190,3 +190,7 @@ def describe_many(selection: ChosenImages) -> str:
         f"{len(selection.indices)} Fashion-MNIST **{selection.split}** images "
         f"(dataset indices {first}–{last}). Classes shown: {selection.class_counts()}."
     )
+
+
+def _location(logdir: str | Path) -> str | Path:
+    return logdir if isinstance(logdir, str) and storage.is_url(logdir) else Path(logdir)

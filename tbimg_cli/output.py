@@ -46,9 +46,14 @@ stderr = Console(stderr=True, highlight=False)
 class RunReport(Protocol):
     """What a writing command's result tells the terminal: `images.WrittenRun` and `train.TrainResult` both do."""
 
-    run_dir: Path
-    logdir: Path
-    tags: list[str]
+    @property
+    def run_dir(self) -> str | Path: ...
+
+    @property
+    def logdir(self) -> str | Path: ...
+
+    @property
+    def tags(self) -> list[str]: ...
 
 
 # Messages
@@ -292,6 +297,10 @@ def logged(result: LogResult, *, serving: bool = False) -> None:
     else:
         note(f"Nothing logged{' (every file was logged already)' if result.skipped else ''}.")
     refused_files(result.problems)
+
+
+def uploaded(destination: str, sent: int) -> None:
+    stdout.print(f"[green]✓[/] Uploaded {sent:,} bytes of logs to [bold]{escape(destination)}[/]", soft_wrap=True)
 
 
 INSPECT_COLUMNS = ("run", "tag", "plugin", "steps (n)", "samples", "size / last")

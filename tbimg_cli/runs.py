@@ -15,7 +15,9 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
 
+from tbimg_cli import storage
 from tbimg_cli.errors import RunDirError
 
 DEFAULT_LOGDIR = "logs"
@@ -53,8 +55,12 @@ def check_run_name(name: str) -> str:
 
 
 @contextlib.contextmanager
-def new_run_dir(logdir: str | Path, folder: str, run_name: str | None = None) -> Iterator[Path]:
+def new_run_dir(logdir: str | Path, folder: str, run_name: str | None = None) -> Iterator[Any]:
     """Create a fresh run directory; clean up after the block if it fails.
+
+    For a bucket URL (`s3://...`) it yields the URL of a run folder that
+    holds no object yet; there is nothing to create or clean up, since
+    objects exist only once uploaded.
 
     Folders this call created are removed on failure only while empty, so a
     partly written run (e.g. training interrupted after two epochs) is kept.
@@ -63,6 +69,18 @@ def new_run_dir(logdir: str | Path, folder: str, run_name: str | None = None) ->
     """
     if run_name is not None:
         check_run_name(run_name)
+    if storage.is_url(logdir):
+        parent_url = str(storage.join(str(logdir), folder))
+        try:
+            run_url = storage.free_run_url(parent_url, _candidates(run_name))
+        except RunDirError:
+            if run_name is None:
+                raise
+            raise RunDirError(
+                f"run directory {parent_url}/{run_name} already exists: choose another --run-name"
+            ) from None
+        yield run_url
+        return
     parent = Path(logdir) / folder
     created = _make_parents(parent)
     run_dir = None
@@ -105,13 +123,15 @@ def _make_parents(parent: Path) -> list[Path]:
     return list(reversed(missing))
 
 
-def _claim(parent: Path, run_name: str | None) -> Path:
+def _candidates(run_name: str | None) -> list[str]:
     if run_name is not None:
-        candidates = [run_name]
-    else:
-        stamp = dt.datetime.now().strftime(TIMESTAMP_FORMAT)
-        candidates = [stamp] + [f"{stamp}-{i}" for i in range(1, 1000)]
-    for name in candidates:
+        return [run_name]
+    stamp = dt.datetime.now().strftime(TIMESTAMP_FORMAT)
+    return [stamp] + [f"{stamp}-{i}" for i in range(1, 1000)]
+
+
+def _claim(parent: Path, run_name: str | None) -> Path:
+    for name in _candidates(run_name):
         path = parent / name
         try:
             path.mkdir()

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from tbimg_cli import shortcuts
+from tbimg_cli import shortcuts, storage
 from tbimg_cli.errors import ServeError
 
 DEFAULT_HOST = "127.0.0.1"  # loopback only, unless the user asks for more
@@ -88,6 +89,10 @@ def start(logdir: str | Path, settings: ServeSettings) -> str:
     ]
     if settings.port is not None:
         argv += ["--port", str(settings.port)]
+    if storage.is_url(str(logdir)):
+        # A bucket run is many immutable objects, possibly from several writers: follow them all.
+        argv += ["--reload_multifile", "true"]
+        _s3_endpoint_for_tensorboard(str(logdir))
     board = program.TensorBoard()
     board.configure(argv=argv)
     try:
@@ -103,6 +108,15 @@ def start(logdir: str | Path, settings: ServeSettings) -> str:
 
         webbrowser.open(url)
     return url
+
+
+def _s3_endpoint_for_tensorboard(logdir: str) -> None:
+    """TensorBoard reads s3:// with boto3 when it is installed, and boto3 knows another server (MinIO,
+    a local one) only from `S3_ENDPOINT`: give it the endpoint fsspec was given. Only ever in the tbimg
+    process (serving is the command line's), and only when the user has not set `S3_ENDPOINT` already."""
+    endpoint = os.environ.get("FSSPEC_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL")
+    if logdir.startswith("s3://") and endpoint and "S3_ENDPOINT" not in os.environ:
+        os.environ["S3_ENDPOINT"] = endpoint
 
 
 def exposed(settings: ServeSettings) -> bool:

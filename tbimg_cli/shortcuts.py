@@ -28,6 +28,10 @@ The shortcuts, who uses them, and the way back:
   TensorBoard's own choices.
 - `fork_pool` (readback.py): back: one process.
 - `end_process` (cli.py): exit handlers, then `os._exit`; back: `sys.exit`.
+- `before_threads_end` (storage.py, image_logger.py): an exit hook run while
+  thread pools still take work, so that what is queued at exit can still be
+  uploaded (an `atexit` hook runs after `concurrent.futures` has shut its
+  pools, which fsspec's S3 and GCS clients need); back: `atexit`.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
@@ -401,6 +405,27 @@ def fork_pool(workers: int) -> ProcessPoolExecutor | None:
     from concurrent.futures import ProcessPoolExecutor
 
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+
+
+# The end of any process using tbimg
+
+
+def before_threads_end(callback: Callable[[], None]) -> None:
+    """Run `callback` at exit before threads are joined and thread pools shut (`threading._register_atexit`).
+
+    Registering an exit hook is what any library may do; this one only runs
+    earlier than `atexit`'s, while uploads can still resolve host names.
+    """
+    register = getattr(__import__("threading"), "_register_atexit", None)
+    if enabled() and callable(register):
+        try:
+            register(callback)
+            return
+        except RuntimeError:  # already shutting down: too late for either way
+            return
+    import atexit
+
+    atexit.register(callback)
 
 
 # The end of the tbimg process

@@ -18,6 +18,7 @@ worker thread while the next epoch trains.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib
 import os
@@ -27,13 +28,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from tbimg_cli import data, shortcuts
+from tbimg_cli import data, shortcuts, storage
 from tbimg_cli.errors import InputError, MissingExtraError
 from tbimg_cli.runs import DEFAULT_LOGDIR, TRAINING_FOLDER, new_run_dir
 
@@ -79,8 +80,8 @@ class EpochRecord:
 
 @dataclass
 class TrainResult:
-    run_dir: Path
-    logdir: Path
+    run_dir: str | Path  # a URL for a bucket
+    logdir: str | Path
     tags: list[str]
     epochs: list[EpochRecord] = field(default_factory=list)
     interrupted: bool = False
@@ -134,7 +135,7 @@ class _Unobserved:
 def run(
     settings: TrainSettings,
     observer: TrainingObserver | None = None,
-    on_run_created: Callable[[Path], None] | None = None,
+    on_run_created: Callable[[str | Path], None] | None = None,
 ) -> TrainResult:
     """Train and log; Ctrl-C ends training early with everything written so far intact.
 
@@ -152,34 +153,53 @@ def run(
     shortcuts.cap_malloc_arenas()
     files = _locate(settings)
     chief = settings.strategy != "multi-worker" or is_chief(os.environ.get("TF_CONFIG"))
-    logdir = Path(settings.logdir) if chief else Path(tempfile.mkdtemp(prefix="tbimg-worker-"))
+    logdir = settings.logdir if chief else tempfile.mkdtemp(prefix="tbimg-worker-")
     try:
         reader = ThreadPoolExecutor(1, thread_name_prefix="tbimg-data")
-        with reader, new_run_dir(logdir, TRAINING_FOLDER, settings.run_name) as run_dir:
+        with reader, _run_folder(logdir, settings.run_name) as (run_dir, location):
             # Decompressing the images (zlib lets go of the GIL) overlaps TensorFlow's import;
             # only `_train` holds the arrays, so that it can let them go.
             result = _train(
                 settings,
                 observer,
                 on_run_created if chief else None,
-                run_dir,
+                (run_dir, location),
                 reader.submit(_read, files, settings.limit_train),
             )
-        result.tags = _tags_written(run_dir)
+            result.tags = _tags_written(run_dir)
     finally:
         if not chief:
             shutil.rmtree(logdir, ignore_errors=True)
-    result.logdir, result.writes_logs = Path(settings.logdir), chief
+    result.logdir = settings.logdir if storage.is_url(settings.logdir) else Path(settings.logdir)
+    result.writes_logs = chief
     return result
+
+
+@contextlib.contextmanager
+def _run_folder(logdir: str | Path, run_name: str | None) -> Iterator[tuple[Path, str | Path]]:
+    """(the local folder Keras and tbimg write, where the run shows): the same folder, or for a bucket
+    a staging folder whose new records are uploaded as new objects every few seconds, at each epoch's
+    end and at the end (`storage.Mirror`), since TensorFlow's writer cannot write to most buckets and
+    rewrites whole files on the others."""
+    with new_run_dir(logdir, TRAINING_FOLDER, run_name) as run_dir:
+        if not storage.is_url(run_dir):
+            yield run_dir, run_dir
+            return
+        staging = storage.staged(run_dir)
+        try:
+            yield staging, run_dir
+        finally:
+            storage.release(run_dir)
 
 
 def _train(
     settings: TrainSettings,
     observer: TrainingObserver,
-    on_run_created: Callable[[Path], None] | None,
-    run_dir: Path,
+    on_run_created: Callable[[str | Path], None] | None,
+    folders: tuple[Path, str | Path],
     arrays: Future[TrainingArrays],
 ) -> TrainResult:
+    run_dir, location = folders
     tf, keras = _import_tensorflow(verbose=settings.verbose, legacy_keras=settings.strategy == "multi-worker")
 
     train_images, train_labels, test_images, test_labels = arrays.result()
@@ -194,13 +214,15 @@ def _train(
     train_batches = _batches(tf, train_images, train_labels, settings.batch_size, shuffle=True, seed=settings.seed)
     test_batches = _batches(tf, test_images, test_labels, EVAL_BATCH_SIZE)
     del train_images, train_labels, test_images, test_labels
-    result = TrainResult(run_dir, Path(settings.logdir), [])
+    result = TrainResult(location, Path(settings.logdir), [])
     if on_run_created is not None:
-        on_run_created(run_dir)
+        on_run_created(location)
     board = keras.callbacks.TensorBoard(log_dir=str(run_dir), write_graph=False)
     confusion, validation_data = _confusion_callback(keras, board, run_dir, test_batches, settings.max_misclassified)
     ctrl_c = _CtrlCAtBatchEnd()
     hooks = _TrainingHooks(observer, result, ctrl_c)
+    if isinstance(location, str):  # a bucket: upload at each epoch's edges (the last epoch's matrix too)
+        hooks.at_epoch_edges = lambda: storage.flush_soon(location)
     epoch_hooks = keras.callbacks.LambdaCallback(
         on_epoch_begin=lambda epoch, logs: hooks.epoch_begin(epoch),
         on_train_batch_end=lambda batch, logs: hooks.batch_end(batch, logs or {}),
@@ -399,7 +421,10 @@ class _TrainingHooks:
         self.ctrl_c = ctrl_c
         self._started = 0.0
 
+    at_epoch_edges: Callable[[], None] = staticmethod(lambda: None)
+
     def epoch_begin(self, epoch: int) -> None:
+        self.at_epoch_edges()
         self._started = time.perf_counter()
         self.observer.epoch_started(epoch)
 
@@ -420,6 +445,7 @@ class _TrainingHooks:
             )
         )
         self.observer.epoch_done(epoch, logs)
+        self.at_epoch_edges()
 
 
 def _locate(settings: TrainSettings) -> tuple[data.SplitFiles, data.SplitFiles]:

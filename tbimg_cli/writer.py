@@ -31,6 +31,7 @@ from pathlib import Path, PurePath
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
+from tbimg_cli import storage
 from tbimg_cli.errors import InputError, InputTypeError, WriterClosedError
 from tbimg_cli.png import encode_pngs, png_size, to_uint8_batch
 from tbimg_cli.records import frame
@@ -67,18 +68,28 @@ class EventWriter:
     leaves nothing behind. Use it as a context manager, or call `close()`;
     writing after that raises `WriterClosedError`.
 
+    A bucket URL (`s3://bucket/run`, `gs://...`, with the `cloud` extra) is
+    written through a local staging folder that `storage.Mirror` uploads as
+    new objects at each flush: never rewritten, never appended.
+
     Args:
-        run_dir: the run folder, created when the first summary is written.
+        run_dir: the run folder (or bucket URL), created when the first summary is written.
         append_to: an event file this process wrote before (in `run_dir`), to go on
             with instead of starting a new one, when it still exists.
+        keep_open: for a bucket, keep uploading after `close()` until the process
+            ends (calls that append, like `log_images`), instead of uploading everything at close.
+
+    Raises:
+        UploadError: for a bucket that is missing or refuses the credentials (before anything is written).
 
     Example:
         >>> with EventWriter("logs/run1") as writer:
         ...     writer.image("samples", images, step=3)
     """
 
-    def __init__(self, run_dir: str | Path, *, append_to: Path | None = None) -> None:
-        self.run_dir = Path(run_dir)
+    def __init__(self, run_dir: str | Path, *, append_to: Path | None = None, keep_open: bool = False) -> None:
+        self.destination = str(run_dir) if storage.is_url(run_dir) else None
+        self.run_dir = storage.staged(self.destination, keep_open=keep_open) if self.destination else Path(run_dir)
         self.path: Path | None = None
         self._append_to = append_to
         self._file: IO[bytes] | None = None
@@ -95,6 +106,11 @@ class EventWriter:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def location(self) -> str | Path:
+        """Where the summaries end up: the run folder, or the bucket URL."""
+        return self.destination or self.run_dir
 
     def image(self, tag: str, images: ArrayLike, step: int = 0, description: str | None = None) -> int:
         """Encode and write all `images` as one summary with k samples, as `tf.summary.image` does.
@@ -207,13 +223,24 @@ class EventWriter:
         """Hand what was written to the operating system, so a TensorBoard reading the run sees it."""
         if self._file is not None:
             self._file.flush()
+        if self.destination is not None:
+            storage.flush_soon(self.destination)
 
     def close(self) -> None:
-        """Close the event file; later writes raise `WriterClosedError`. Closing twice is harmless."""
+        """Close the event file; later writes raise `WriterClosedError`. Closing twice is harmless.
+
+        Raises:
+            UploadError: for a bucket still unreachable after retries: the message names the
+                local folder that keeps the rest, and the command that uploads it.
+        """
+        if self._closed:
+            return
         self._closed = True
         if self._file is not None:
             file, self._file = self._file, None
             file.close()
+        if self.destination is not None:
+            storage.release(self.destination)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -253,8 +280,10 @@ class EventWriter:
         return file
 
 
-def run_folder(log_dir: object, subdir: str = "") -> Path:
+def run_folder(log_dir: object, subdir: str = "") -> str | Path:
     """`<log_dir>/<subdir>` for a library call, refused when `log_dir` is a file or `subdir` would lead out of it.
+
+    A bucket URL stays a URL (and is checked when its writer starts).
 
     Raises:
         InputTypeError: for a `log_dir` that is not a path, or a `subdir` that is not a str.
@@ -264,12 +293,14 @@ def run_folder(log_dir: object, subdir: str = "") -> Path:
         raise InputTypeError(f"log_dir must be the path of a folder, got {log_dir!r}")
     if not isinstance(subdir, str):
         raise InputTypeError(f"subdir must be a folder name (a str), got {type(subdir).__name__}")
-    root = Path(log_dir)
-    if root.exists() and not root.is_dir():
-        raise InputError(f"log_dir {root} is a file; give the run folder to write into")
     inner = PurePath(subdir)
     if inner.is_absolute() or ".." in inner.parts:
         raise InputError(f"subdir {subdir!r} must be a folder inside log_dir (no '..', not an absolute path)")
+    if storage.is_url(log_dir):
+        return storage.join(str(log_dir), subdir) if subdir else str(log_dir)
+    root = Path(log_dir)
+    if root.exists() and not root.is_dir():
+        raise InputError(f"log_dir {root} is a file; give the run folder to write into")
     folder = root / inner if subdir else root
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{folder} is a file; give log_dir and subdir of a folder to write into")
@@ -277,16 +308,16 @@ def run_folder(log_dir: object, subdir: str = "") -> Path:
 
 
 @contextlib.contextmanager
-def appending(folder: Path) -> Iterator[EventWriter]:
+def appending(folder: str | Path) -> Iterator[EventWriter]:
     """A writer for one synchronous library call, going on with the event file this process began in `folder`.
 
     The file is closed when the call's work is written, so a sweep of hundreds
     of runs in one process holds no file open; the next call for the folder
     appends to the same file, so one process makes one file per folder.
     """
-    key = folder.resolve()
+    key = folder if isinstance(folder, str) and storage.is_url(folder) else Path(folder).resolve()
     with _event_files_lock:
-        writer = EventWriter(folder, append_to=_event_files.get(key))
+        writer = EventWriter(folder, append_to=_event_files.get(key), keep_open=True)
         try:
             yield writer
         finally:
@@ -296,5 +327,5 @@ def appending(folder: Path) -> Iterator[EventWriter]:
 
 
 # The event file this process's synchronous calls (`appending`) write for each folder.
-_event_files: dict[Path, Path] = {}
+_event_files: dict[str | Path, Path] = {}
 _event_files_lock = threading.Lock()

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import gzip
 import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from .helpers import SUBSET_DIR, Cli, Served
+from .helpers import SUBSET_DIR, Cli, Served, free_port, wait_until
 
 # Read before any test isolates the environment: where the official files may be.
 FULL_DATA_CANDIDATES = [
@@ -93,11 +96,39 @@ def serve(tmp_path):
     """`serve(*args)` starts `tbimg *args` (with --serve) in tmp_path; killed after the test if still running."""
     started: list[Served] = []
 
-    def start(*args):
-        served = Served(list(args), tmp_path)
+    def start(*args, env=None):
+        served = Served(list(args), tmp_path, env)
         started.append(served)
         return served
 
     yield start
     for served in started:
         served.close()
+
+
+@pytest.fixture
+def s3_server(tmp_path):
+    """`s3_server(**env)` starts moto's S3-compatible server on 127.0.0.1 and returns its endpoint URL."""
+
+    def start(**env):
+        port = free_port()
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, **env},
+        )
+        started.append(proc)
+        wait_until(
+            lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True,
+            timeout=30,
+            what="moto_server to listen",
+            ignore=(OSError,),
+        )
+        return f"http://127.0.0.1:{port}"
+
+    started: list[subprocess.Popen] = []
+    yield start
+    for proc in started:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -3,6 +3,7 @@ own reader, free ports on 127.0.0.1, and one way to wait for something to happen
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -141,14 +142,14 @@ def decode_png(png: bytes):
 class Served:
     """A `tbimg ... --serve` subprocess whose stderr is watched for TensorBoard's URL."""
 
-    def __init__(self, args: list[str], cwd: Path):
+    def __init__(self, args: list[str], cwd: Path, env: dict | None = None):
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tbimg_cli", *map(str, args)],
             cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "COLUMNS": "200"},
+            env={**(env or os.environ), "COLUMNS": "200"},
         )
         self.err_lines: list[str] = []
         self.out_lines: list[str] = []
@@ -191,3 +192,82 @@ class Served:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+def s3_env(endpoint: str, **extra) -> dict:
+    """The environment of a process that reads and writes buckets on the test S3 server at `endpoint`."""
+    return {
+        **os.environ,
+        "FSSPEC_S3_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        **extra,
+    }
+
+
+class TcpProxy:
+    """A TCP forwarder on 127.0.0.1 in front of a server, to take the server out of reach and back.
+
+    `stop()` refuses new connections and cuts the open ones, as a network
+    outage or a stopped server would look to a client; `start()` brings it back
+    on the same port, with the server behind it still holding its data.
+    """
+
+    def __init__(self, target_port: int):
+        self.target_port = target_port
+        self.port = free_port()
+        self._listener: socket.socket | None = None
+        self._connections: list[socket.socket] = []
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> TcpProxy:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread; close alone would not
+            listener.close()
+        for connection in self._connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+            connection.close()
+        self._connections.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            self._connections += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 
 from tbimg_cli.writer import EventWriter
 
-from .helpers import free_port, load_run, wait_until
+from .helpers import load_run, s3_env
 
 
 def _logs(root: Path) -> Path:
@@ -149,43 +148,6 @@ def test_nothing_is_overwritten_without_force_for_every_form(cli, tmp_path):
 # Logs in a bucket: a real S3-compatible server (moto's) on 127.0.0.1, no patched client.
 
 
-@pytest.fixture
-def s3_server(tmp_path):
-    def start(**env):
-        port = free_port()
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, **env},
-        )
-        started.append(proc)
-        wait_until(
-            lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True,
-            timeout=30,
-            what="moto_server to listen",
-            ignore=(OSError,),
-        )
-        return f"http://127.0.0.1:{port}"
-
-    started: list[subprocess.Popen] = []
-    yield start
-    for proc in started:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-def _s3_env(endpoint: str, **extra) -> dict:
-    return {
-        **os.environ,
-        "FSSPEC_S3_ENDPOINT_URL": endpoint,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        **extra,
-    }
-
-
 def _tbimg(*args, env=None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "tbimg_cli", *map(str, args)], capture_output=True, text=True, env=env, timeout=120
@@ -207,7 +169,7 @@ def test_s3_round_trip_reads_what_a_local_read_reads(cli, tmp_path, s3_server):
     bucket.create_bucket(Bucket="runs")
     for path in logs.rglob("events.out.tfevents.*"):
         bucket.upload_file(str(path), "runs", f"exp1/{path.relative_to(logs).as_posix()}")
-    env = _s3_env(endpoint)
+    env = s3_env(endpoint)
     remote = json.loads(_tbimg("inspect", "s3://runs/exp1", "--json", env=env).stdout)
     local = cli.json("inspect", logs)
     assert remote["tags"] == local["tags"] and remote["runs"] == ["legacy", "train"]
@@ -229,7 +191,7 @@ def test_s3_round_trip_reads_what_a_local_read_reads(cli, tmp_path, s3_server):
 
 def test_a_refused_credential_is_one_line(s3_server):
     endpoint = s3_server(INITIAL_NO_AUTH_ACTION_COUNT="0")  # the server checks credentials from the first request
-    proc = _tbimg("inspect", "s3://runs/exp1", env=_s3_env(endpoint, AWS_ACCESS_KEY_ID="nobody"))
+    proc = _tbimg("inspect", "s3://runs/exp1", env=s3_env(endpoint, AWS_ACCESS_KEY_ID="nobody"))
     assert proc.returncode == 1
     assert "refused" in proc.stderr and "credentials" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr

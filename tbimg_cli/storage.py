@@ -1,0 +1,432 @@
+"""Where logs go: a local folder, or a bucket (any fsspec URL) as new objects per flush, never rewritten.
+
+Object stores cannot append, and the usual ways around that cost more the
+longer training runs: TensorFlow's GCS and S3 file systems and tensorboardX's
+S3 writer upload the whole event file again at every flush; fsspec's
+`open(path, "ab")` re-uploads on S3 and overwrites on GCS. Here writers write
+as they always do, into a local staging folder, and a `Mirror` uploads only
+what they added since the last flush, as a new object:
+
+    <run>/events.out.tfevents.<time>.<host>.<pid>.<n>.<random>.<piece:06d>.v2
+
+Each piece ends at a record boundary, so every object is a whole event file
+(the first one begins with the `file_version` record), and the names of one
+file's pieces sort in write order, as TensorBoard's loader reads them. Objects
+are created with a create-only condition (`mode="create"`: S3 `If-None-Match: *`,
+GCS `ifGenerationMatch=0`) where the store supports it, and the random part
+keeps names apart where it does not: nothing is ever overwritten.
+
+Flushes come on a timer (`FLUSH_SECONDS`), when a writer asks (each epoch's
+end) and at close. A failed upload is retried with backoff while the writers
+go on; at most `MAX_PIECE_BYTES` of it is in memory at once. What cannot be
+uploaded by close stays in the staging folder, which is then the spool:
+`tbimg upload <folder>` finishes the job (its state file says what is
+uploaded already), as it does after a killed process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import struct
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tbimg_cli import shortcuts
+from tbimg_cli.errors import RunDirError, TbimgError
+
+FLUSH_SECONDS = 5.0  # the commands' timer; training also flushes at each epoch's end
+GIVE_UP_SECONDS = 60.0  # at close, how long a store that fails is retried before the spool keeps the rest
+MAX_PIECE_BYTES = 64 * 2**20  # one upload's size, and so the memory a mirror holds
+STATE_FILE = "tbimg-upload.json"
+_BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+_URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
+_RECORD_HEADER = struct.Struct("<Q")
+
+
+class UploadError(TbimgError, OSError):
+    """A bucket that cannot be written: refused credentials, no such bucket, no network at close."""
+
+
+def is_url(location: object) -> bool:
+    """True for a bucket or other fsspec URL (`s3://`, `gs://`...), False for a local path (or `file://`)."""
+    match = _URL.match(str(location)) if isinstance(location, str) else None
+    return match is not None and match.group(1) != "file"
+
+
+def join(location: str | Path, *parts: str) -> str | Path:
+    """`location/parts...`, keeping a URL a URL (`Path` would fold `s3://` into `s3:/`)."""
+    if isinstance(location, str) and is_url(location):
+        return "/".join([location.rstrip("/"), *(part.strip("/") for part in parts)])
+    return Path(location).joinpath(*parts)
+
+
+def file_system(url: str) -> tuple[Any, str]:
+    """(fsspec file system, path inside it) for a URL; one line when the `cloud` extra is missing."""
+    protocol = url.split("://", 1)[0]
+    try:
+        import fsspec
+
+        return fsspec.core.url_to_fs(url)
+    except ImportError as exc:
+        raise UploadError(
+            f"writing {protocol}:// logs needs fsspec and its {protocol} package ({exc}): pip install 'tbimg[cloud]'"
+        ) from None
+    except ValueError as exc:
+        raise UploadError(f"{url}: {exc}") from None
+
+
+def check_destination(url: str) -> None:
+    """Refuse, in one line and before any work, a bucket that is missing or whose credentials are refused."""
+    fs, path = file_system(url)
+    bucket = path.split("/", 1)[0]
+    try:
+        fs.ls(bucket, refresh=True)
+    except FileNotFoundError as exc:
+        raise UploadError(f"bucket {bucket!r} of {url} does not exist ({_first_line(exc)}); create it first") from None
+    except Exception as exc:
+        raise _remote_error(url, exc) from None
+
+
+def free_run_url(parent: str, candidates: list[str]) -> str:
+    """The first candidate run name with nothing under it in the bucket (a run is never reused).
+
+    The bucket is checked first, so a missing one or refused credentials is one line before any work."""
+    check_destination(parent)
+    fs, path = file_system(parent)
+    for name in candidates:
+        try:
+            taken = bool(fs.ls(f"{path.rstrip('/')}/{name}", refresh=True))
+        except FileNotFoundError:
+            taken = False
+        except Exception as exc:
+            raise _remote_error(parent, exc) from None
+        if not taken:
+            return f"{parent.rstrip('/')}/{name}"
+    raise RunDirError(f"could not find a free run name under {parent}")
+
+
+# Staging folders and their mirrors, one per bucket folder in this process
+
+
+@dataclass
+class _Shared:
+    mirror: Mirror
+    users: int = 0
+    keep_open: bool = False
+
+
+_shared: dict[str, _Shared] = {}
+_shared_lock = threading.Lock()
+
+
+def staged(destination: str, *, keep_open: bool = False) -> Path:
+    """The local staging folder for bucket folder `destination`, with its mirror started (shared in this process).
+
+    Call `release(destination)` when done writing; a folder asked for with
+    `keep_open` (calls that append, like `log_images`) is uploaded at exit.
+    """
+    with _shared_lock:
+        shared = _shared.get(destination)
+        if shared is None:
+            check_destination(destination)
+            staging = Path(tempfile.mkdtemp(prefix="tbimg-spool-"))
+            shared = _shared[destination] = _Shared(Mirror(staging, destination, flush_seconds=_flush_seconds()))
+        shared.users += 1
+        shared.keep_open = shared.keep_open or keep_open
+        return shared.mirror.staging
+
+
+def flush_soon(destination: str) -> None:
+    with _shared_lock:
+        shared = _shared.get(destination)
+    if shared is not None:
+        shared.mirror.request_flush()
+
+
+def release(destination: str) -> None:
+    """One writer of `destination` is done: the last one closes the mirror (uploading everything first)."""
+    with _shared_lock:
+        shared = _shared.get(destination)
+        if shared is None:
+            return
+        shared.users -= 1
+        if shared.users > 0 or shared.keep_open:
+            shared.mirror.request_flush()
+            return
+        del _shared[destination]
+    shared.mirror.close()
+
+
+def _close_at_exit() -> None:
+    with _shared_lock:
+        open_now = list(_shared.values())
+        _shared.clear()
+    for shared in open_now:
+        try:
+            shared.mirror.close()
+        except UploadError as exc:
+            import warnings
+
+            warnings.warn(str(exc), RuntimeWarning, stacklevel=1)
+
+
+shortcuts.before_threads_end(_close_at_exit)
+
+
+# The mirror
+
+
+@dataclass
+class _FileState:
+    offset: int = 0  # bytes of the local file uploaded so far
+    pieces: int = 0
+    stem: str = ""  # the object name before the piece number
+
+
+@dataclass
+class _State:
+    destination: str
+    files: dict[str, _FileState] = field(default_factory=dict)
+
+    def save(self, staging: Path) -> None:
+        text = json.dumps({"destination": self.destination, "files": {k: vars(v) for k, v in self.files.items()}})
+        temporary = staging / f".{STATE_FILE}.tmp"
+        temporary.write_text(text)
+        os.replace(temporary, staging / STATE_FILE)
+
+    @classmethod
+    def load(cls, staging: Path) -> _State:
+        try:
+            raw = json.loads((staging / STATE_FILE).read_text())
+        except FileNotFoundError:
+            raise UploadError(f"{staging} is not a tbimg spool folder (it has no {STATE_FILE})") from None
+        except (OSError, ValueError) as exc:
+            raise UploadError(f"cannot read {staging / STATE_FILE}: {exc}") from None
+        return cls(raw["destination"], {k: _FileState(**v) for k, v in raw["files"].items()})
+
+
+class Mirror:
+    """Uploads what writers add to the files of a local staging folder, as new objects under `destination`.
+
+    A thread of its own uploads every `flush_seconds`, when asked
+    (`request_flush`) and at `close`, retrying with backoff when the store
+    fails, so the writers never wait for the network.
+    """
+
+    def __init__(
+        self,
+        staging: Path,
+        destination: str,
+        *,
+        flush_seconds: float = FLUSH_SECONDS,
+        give_up_seconds: float | None = None,
+        on_retry: Callable[[Exception], None] | None = None,
+    ) -> None:
+        self.staging = staging
+        self.destination = destination.rstrip("/")
+        self.flush_seconds = flush_seconds
+        self.give_up_seconds = _give_up_seconds() if give_up_seconds is None else give_up_seconds
+        self.uploaded_bytes = 0
+        self.uploads = 0
+        self.failures = 0
+        self._fs, self._root = file_system(self.destination)
+        self._state = _State(self.destination)
+        if (staging / STATE_FILE).exists():
+            self._state = _State.load(staging)
+        self._state.save(staging)
+        self._on_retry = on_retry
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._idle = threading.Condition()
+        self._pending_requests = 0
+        self._lock = threading.Lock()  # one sync at a time
+        self._thread = threading.Thread(target=self._run, name="tbimg-upload", daemon=True)
+        self._thread.start()
+
+    def request_flush(self) -> None:
+        """Upload what is new soon, without waiting for it."""
+        self._wake.set()
+
+    def flush(self) -> bool:
+        """Upload what is new now (one attempt); True when nothing is left to upload."""
+        return self._sync(raise_errors=False)
+
+    def close(self) -> None:
+        """Upload everything, retrying for up to `give_up_seconds`; then keep the rest in the spool.
+
+        Raises:
+            UploadError: naming the spool folder and the command that finishes the upload.
+        """
+        self._stop.set()
+        self._wake.set()
+        self._thread.join()
+        deadline = time.monotonic() + self.give_up_seconds
+        attempt = 0
+        while not self._sync(raise_errors=False):
+            if time.monotonic() >= deadline:
+                pending = self.pending_bytes()
+                raise UploadError(
+                    f"could not upload {pending:,} bytes of logs to {self.destination} ({self._last_error}); "
+                    f"they are kept in {self.staging}: upload them later with: tbimg upload {self.staging}"
+                )
+            time.sleep(min(_BACKOFF[min(attempt, len(_BACKOFF) - 1)], max(0.0, deadline - time.monotonic())))
+            attempt += 1
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+    def pending_bytes(self) -> int:
+        total = 0
+        for local in self._local_files():
+            state = self._state.files.get(local.relative_to(self.staging).as_posix(), _FileState())
+            with contextlib.suppress(OSError):
+                total += max(0, local.stat().st_size - state.offset)
+        return total
+
+    _last_error = "no error"
+
+    def _run(self) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            delay = self.flush_seconds if attempt == 0 else _BACKOFF[min(attempt - 1, len(_BACKOFF) - 1)]
+            self._wake.wait(delay)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            attempt = 0 if self._sync(raise_errors=False) else attempt + 1
+
+    def _local_files(self) -> list[Path]:
+        return sorted(p for p in self.staging.rglob("*") if p.is_file() and not p.name.endswith((STATE_FILE, ".tmp")))
+
+    def _sync(self, *, raise_errors: bool) -> bool:
+        """Upload every file's new whole records (or lines); True when all is uploaded."""
+        with self._lock:
+            try:
+                for local in self._local_files():
+                    self._upload_new(local)
+            except Exception as exc:
+                self.failures += 1
+                self._last_error = f"{type(exc).__name__}: {_first_line(exc)}"
+                if self._on_retry is not None:
+                    self._on_retry(exc)
+                if raise_errors:
+                    raise
+                return False
+            return True
+
+    def _upload_new(self, local: Path) -> None:
+        relative = local.relative_to(self.staging).as_posix()
+        state = self._state.files.setdefault(relative, _FileState(stem=_object_stem(relative)))
+        while True:
+            with open(local, "rb") as file:
+                file.seek(state.offset)
+                chunk = file.read(MAX_PIECE_BYTES)
+            whole = _whole_part(chunk, events="tfevents" in local.name)
+            if not whole:
+                return
+            self._put(state, relative, chunk[:whole])
+            state.offset += whole
+            state.pieces += 1
+            self._state.save(self.staging)
+            if len(chunk) < MAX_PIECE_BYTES:
+                return
+
+    def _put(self, state: _FileState, relative: str, data: bytes) -> None:
+        """One new object; create-only where the store can, and never over another object."""
+        for _ in range(5):
+            name = f"{self._root.rstrip('/')}/{state.stem}.{state.pieces + 1:06d}{_object_suffix(relative)}"
+            try:
+                try:
+                    self._fs.pipe_file(name, data, mode="create")
+                except TypeError:  # a file system without create-only writes: the random part keeps names apart
+                    if self._fs.exists(name):
+                        raise FileExistsError(name) from None
+                    self._fs.pipe_file(name, data)
+            except (FileExistsError, OSError) as exc:
+                if not _already_there(exc):
+                    raise
+                if self._fs.size(name) == len(data):
+                    return  # an earlier attempt's upload did arrive (its answer was lost)
+                state.stem = _object_stem(relative)  # someone else's object: a fresh random part
+                continue
+            self.uploads += 1
+            self.uploaded_bytes += len(data)
+            return
+        raise UploadError(f"could not find a free object name for {relative} under {self.destination}")
+
+
+def upload_spool(staging: Path, *, on_retry: Callable[[Exception], None] | None = None) -> tuple[str, int]:
+    """`tbimg upload`: finish uploading a spool folder to the bucket it names; (destination, bytes uploaded)."""
+    state = _State.load(staging)
+    check_destination(state.destination)
+    mirror = Mirror(staging, state.destination, flush_seconds=3600, on_retry=on_retry)
+    pending = mirror.pending_bytes()
+    mirror.close()
+    return state.destination, pending
+
+
+def _whole_part(chunk: bytes, *, events: bool) -> int:
+    """How many leading bytes of `chunk` are whole records (event files) or whole lines (anything else)."""
+    if not events:
+        return chunk.rfind(b"\n") + 1
+    position = 0
+    while position + 12 <= len(chunk):
+        (length,) = _RECORD_HEADER.unpack_from(chunk, position)
+        end = position + 12 + length + 4
+        if end > len(chunk):
+            break
+        position = end
+    return position
+
+
+def _object_stem(relative: str) -> str:
+    """`dir/events.out.tfevents.T.host.pid.n.v2` -> `dir/events.out.tfevents.T.host.pid.n.<random>`."""
+    base = relative.removesuffix(_object_suffix(relative))
+    return f"{base}.{secrets.token_hex(4)}"
+
+
+def _object_suffix(relative: str) -> str:
+    return ".v2" if relative.endswith(".v2") else Path(relative).suffix
+
+
+def _already_there(exc: Exception) -> bool:
+    text = str(exc)
+    return isinstance(exc, FileExistsError) or "PreconditionFailed" in text or "412" in text
+
+
+def _give_up_seconds() -> float:
+    return _seconds("TBIMG_UPLOAD_GIVE_UP_SECONDS", GIVE_UP_SECONDS)
+
+
+def _flush_seconds() -> float:
+    return _seconds("TBIMG_FLUSH_SECONDS", FLUSH_SECONDS)
+
+
+def _seconds(variable: str, default: float) -> float:
+    """A duration from the environment (for tests and impatient users), else the default."""
+    try:
+        return max(0.05, float(os.environ[variable]))
+    except (KeyError, ValueError):
+        return default
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _remote_error(url: str, exc: Exception) -> UploadError:
+    text = _first_line(exc)
+    if isinstance(exc, PermissionError) or any(w in text for w in ("AccessDenied", "Forbidden", "InvalidAccessKeyId")):
+        return UploadError(f"access to {url} was refused ({text}); check your credentials")
+    if "credential" in text.lower():
+        return UploadError(f"no credentials to write {url} ({text}); set them as for the AWS or gcloud tools")
+    return UploadError(f"cannot reach {url}: {type(exc).__name__}: {text}")

@@ -1,0 +1,350 @@
+"""Logs written straight into a bucket, against a real S3-compatible server (moto's) on 127.0.0.1.
+
+Every writing command and library entry point round-trips through the bucket; objects are only ever
+created (versioning shows no second version); an outage mid-run loses nothing; a store gone for good
+leaves a spool that `tbimg upload` finishes; a killed writer leaves only whole objects; two writers
+share a run folder without overwriting each other.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tbimg_cli import records
+
+from .helpers import REPO, TcpProxy, free_port, s3_env, wait_until
+
+BUCKET = "runs"
+
+
+@dataclass
+class Bucket:
+    endpoint: str
+    client: object
+
+    def env(self, endpoint: str | None = None, **extra) -> dict:
+        return s3_env(endpoint or self.endpoint, **{"TBIMG_UPLOAD_GIVE_UP_SECONDS": "5", **extra})
+
+    def keys(self, prefix: str = "") -> list[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+    def read(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+
+
+@pytest.fixture
+def bucket(s3_server) -> Bucket:
+    import boto3
+
+    endpoint = s3_server()
+    client = boto3.client(
+        "s3", endpoint_url=endpoint, aws_access_key_id="t", aws_secret_access_key="t", region_name="us-east-1"
+    )
+    client.create_bucket(Bucket=BUCKET)
+    client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    return Bucket(endpoint, client)
+
+
+def tbimg(*args, env: dict, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tbimg_cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+    )
+
+
+def python(script: str, *args, env: dict, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+
+
+def inspected(location, env: dict) -> list[dict]:
+    proc = tbimg("inspect", location, "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)["tags"]
+
+
+def exported(location, out: Path, env: dict) -> dict[str, bytes]:
+    proc = tbimg("export", location, "--out", out, env=env)
+    assert proc.returncode == 0, proc.stderr
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def every_object_is_whole(bucket: Bucket, prefix: str) -> int:
+    """Each event-file object reads to its end with every CRC right; returns how many there are."""
+    keys = [key for key in bucket.keys(prefix) if "tfevents" in key]
+    for key in keys:
+        data = bucket.read(key)
+        read = list(records.iter_records(io.BytesIO(data), len(data)))
+        assert read and all(not isinstance(item, records.RecordProblem) for item in read), key
+        assert sum(12 + len(payload) + 4 for _, payload in read) == len(data), key
+    return len(keys)
+
+
+def no_second_versions(bucket: Bucket) -> None:
+    versions = bucket.client.list_object_versions(Bucket=BUCKET).get("Versions", [])
+    keys = [version["Key"] for version in versions]
+    assert keys and len(keys) == len(set(keys)), "an object was written twice"
+
+
+# Every command and entry point round-trips
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["single", "--index", "3"],
+        ["grid", "--count", "9"],
+        ["plot", "--count", "4"],
+        ["log", str(REPO / "docs" / "single.png"), "--tag", "screenshot", "--step", "2"],
+    ],
+    ids=["single", "grid", "plot", "log"],
+)
+def test_every_writing_command_round_trips_through_the_bucket(bucket, tmp_path, data_dir, command):
+    env = bucket.env()
+    options = ["--run-name", "r1", *(["--data-dir", data_dir] if command[0] != "log" else [])]
+    remote = tbimg(*command, *options, "--logdir", f"s3://{BUCKET}/logs", "--json", env=env)
+    assert remote.returncode == 0, remote.stderr
+    assert json.loads(remote.stdout)["run_dir"].startswith(f"s3://{BUCKET}/logs/")
+    assert not list(tmp_path.glob("s3*")) and not Path("s3:").exists()  # no local folder named after the URL
+    local = tbimg(*command, *options, "--logdir", tmp_path / "logs", env=env)
+    assert local.returncode == 0, local.stderr
+    assert inspected(f"s3://{BUCKET}/logs", env) == inspected(tmp_path / "logs", env)
+    assert exported(f"s3://{BUCKET}/logs", tmp_path / "a", env) == exported(tmp_path / "logs", tmp_path / "b", env)
+    no_second_versions(bucket)
+
+
+LIBRARY = """
+    import sys
+    import numpy as np
+    from tbimg_cli import ImageLogger, log_confusion_matrix, log_images
+
+    root = sys.argv[1]
+    for step in range(3):
+        log_images(f"{root}/calls", "samples", np.full((2, 6, 6), 40 * step, np.uint8), step)
+        log_confusion_matrix(f"{root}/calls", [0, 1, 2, 2], [0, 2, 2, 1], step, class_names=["a", "b", "c"])
+    with ImageLogger(f"{root}/logger") as logger:
+        for step in range(20):
+            logger.log("noise", np.random.default_rng(step).random((16, 16, 3)), step)
+            if step % 5 == 0:
+                logger.flush()
+"""
+
+
+def test_the_library_entry_points_round_trip_through_the_bucket(bucket, tmp_path):
+    env = bucket.env()
+    for root in (f"s3://{BUCKET}/lib", tmp_path / "lib"):
+        proc = python(LIBRARY, root, env=env)
+        assert proc.returncode == 0 and not proc.stderr, proc.stderr
+    remote, local = inspected(f"s3://{BUCKET}/lib", env), inspected(tmp_path / "lib", env)
+    assert remote == local and {tag["tag"] for tag in remote} >= {"samples", "noise", "Confusion Matrix"}
+    assert (
+        exported(f"s3://{BUCKET}/lib", tmp_path / "a", env).keys()
+        == exported(tmp_path / "lib", tmp_path / "b", env).keys()
+    )
+    assert every_object_is_whole(bucket, "lib/") >= 3 + 3 + 2  # each call and flush: a new object
+    no_second_versions(bucket)
+
+
+@pytest.mark.slow
+def test_the_keras_callback_writes_into_the_bucket(bucket, tmp_path):
+    script = """
+        import sys
+        import numpy as np
+        import keras
+        from tbimg_cli import ConfusionMatrixCallback
+
+        rng = np.random.default_rng(0)
+        x, y = rng.random((64, 4)).astype("float32"), rng.integers(0, 3, 64)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+        model.compile("adam", "sparse_categorical_crossentropy")
+        callback = ConfusionMatrixCallback(sys.argv[1], (x, y), class_names=["a", "b", "c"])
+        model.fit(x, y, epochs=3, verbose=0, callbacks=[callback])
+    """
+    proc = python(script, f"s3://{BUCKET}/keras", env=bucket.env(TF_CPP_MIN_LOG_LEVEL="3"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (matrix,) = [tag for tag in inspected(f"s3://{BUCKET}/keras", bucket.env()) if tag["tag"] == "Confusion Matrix"]
+    assert matrix["steps"] == {"first": 0, "last": 2, "count": 3}
+
+
+@pytest.mark.slow
+def test_train_cm_into_a_bucket_is_served_epoch_by_epoch_while_it_trains(serve, bucket, data_dir):
+    env = bucket.env()
+    epochs = 3
+    served = serve(
+        "train-cm", "--epochs", epochs, "--batch-size", "2", "--seed", "1", "--data-dir", data_dir,
+        "--logdir", f"s3://{BUCKET}/logs", "--serve", "--port", free_port(), "--json", env=env,
+    )  # fmt: skip
+    seen: dict[int, bool] = {}  # epoch -> whether training was still running when TensorBoard first showed it
+
+    def epochs_shown() -> bool:
+        tags = served.get_json("/data/plugin/images/tags")
+        cm_run = next((run for run in tags if run.endswith("/cm") and "Confusion Matrix" in tags[run]), None)
+        if cm_run is not None:
+            entries = served.get_json("/data/plugin/images/images", run=cm_run, tag="Confusion Matrix", sample=0)
+            for entry in entries:
+                seen.setdefault(entry["step"], not served.out_lines)  # the JSON result ends training
+        return len(seen) == epochs
+
+    served.wait_for(epochs_shown, timeout=240)
+    assert sorted(seen) == list(range(epochs))
+    assert seen[0] and seen[1], f"epochs shown only after training ended: {seen}"
+    scalars = served.get_json("/data/plugin/scalars/tags")
+    assert any(run.endswith("/validation") and "epoch_accuracy" in tags for run, tags in scalars.items())
+    assert served.interrupt() == 0
+    assert every_object_is_whole(bucket, "logs/") >= 3
+    no_second_versions(bucket)
+
+
+# Losing nothing
+
+
+OUTAGE = """
+    import sys, time
+    import numpy as np
+    from tbimg_cli import ImageLogger
+
+    steps = int(sys.argv[2])
+    with ImageLogger(sys.argv[1]) as logger:
+        for step in range(steps):
+            logger.log("frames", np.full((32, 32), step % 256, np.uint8), step)
+            time.sleep(0.1)
+    print("closed", flush=True)
+"""
+
+
+def test_an_outage_mid_run_loses_nothing(bucket, tmp_path):
+    proxy = TcpProxy(int(bucket.endpoint.rsplit(":", 1)[1])).start()
+    env = bucket.env(proxy.endpoint, TBIMG_FLUSH_SECONDS="0.5", TBIMG_UPLOAD_GIVE_UP_SECONDS="60")
+    writer = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(OUTAGE), f"s3://{BUCKET}/outage", "60"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_until(lambda: bucket.keys("outage/"), timeout=60, what="the first upload")
+    proxy.stop()  # the store is out of reach while training goes on
+    time.sleep(3)
+    proxy.start()
+    out, err = writer.communicate(timeout=120)
+    assert writer.returncode == 0 and "closed" in out, err
+    (frames,) = inspected(f"s3://{BUCKET}/outage", bucket.env())
+    assert frames["steps"] == {"first": 0, "last": 59, "count": 60}
+    every_object_is_whole(bucket, "outage/")
+    no_second_versions(bucket)
+
+
+def test_a_store_gone_for_good_leaves_a_spool_that_upload_finishes(bucket, tmp_path):
+    proxy = TcpProxy(int(bucket.endpoint.rsplit(":", 1)[1])).start()
+    env = bucket.env(proxy.endpoint, TBIMG_FLUSH_SECONDS="0.5", TBIMG_UPLOAD_GIVE_UP_SECONDS="2")
+    writer = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(OUTAGE), f"s3://{BUCKET}/gone", "40"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_until(lambda: bucket.keys("gone/"), timeout=60, what="the first upload")
+    proxy.stop()
+    _, err = writer.communicate(timeout=180)
+    assert writer.returncode == 1, err  # close() raised: the user is told
+    (message,) = [line for line in err.splitlines() if "upload them later with: tbimg upload" in line]
+    spool = Path(message.rsplit("tbimg upload ", 1)[1].strip())
+    assert spool.is_dir()
+    proxy.start()  # the store is back, later
+    proc = tbimg("upload", spool, "--json", env=bucket.env(proxy.endpoint))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["bytes"] > 0 and not spool.exists()
+    (frames,) = inspected(f"s3://{BUCKET}/gone", bucket.env())
+    assert frames["steps"] == {"first": 0, "last": 39, "count": 40}
+    no_second_versions(bucket)
+
+
+def test_a_killed_writer_leaves_only_whole_objects_and_its_spool_completes_them(bucket):
+    env = bucket.env(TBIMG_FLUSH_SECONDS="0.2")
+    writer = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(OUTAGE), f"s3://{BUCKET}/killed", "1000"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    wait_until(lambda: len(bucket.keys("killed/")) >= 5, timeout=60, what="five uploads")
+    writer.send_signal(signal.SIGKILL)
+    writer.wait(timeout=30)
+    assert every_object_is_whole(bucket, "killed/") >= 5
+    (frames,) = inspected(f"s3://{BUCKET}/killed", bucket.env())
+    assert frames["steps"]["first"] == 0 and frames["steps"]["count"] == frames["steps"]["last"] + 1  # no gap
+
+
+def test_two_writers_into_one_run_folder_both_complete(bucket):
+    env = bucket.env(TBIMG_FLUSH_SECONDS="0.3")
+    script = OUTAGE.replace('"frames"', "sys.argv[3]")
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(script), f"s3://{BUCKET}/shared", "30", tag],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for tag in ("first", "second")
+    ]
+    for writer in writers:
+        assert writer.wait(timeout=120) == 0, writer.stderr.read()
+    tags = {tag["tag"]: tag["steps"] for tag in inspected(f"s3://{BUCKET}/shared", bucket.env())}
+    assert tags == {name: {"first": 0, "last": 29, "count": 30} for name in ("first", "second")}
+    no_second_versions(bucket)
+
+
+# One line before any work
+
+
+def test_a_missing_bucket_or_a_refused_credential_is_one_line_before_any_work(s3_server, bucket, data_dir, tmp_path):
+    tmp_path = tmp_path / "work"
+    tmp_path.mkdir()
+    missing = tbimg(
+        "grid", "--data-dir", data_dir, "--logdir", "s3://no-such-bucket/logs", env=bucket.env(), cwd=tmp_path
+    )
+    assert (
+        missing.returncode == 1
+        and "bucket 'no-such-bucket' of s3://no-such-bucket/logs does not exist" in missing.stderr
+    )
+    assert len(missing.stderr.strip().splitlines()) == 1 and not list(tmp_path.iterdir())
+    strict = s3_server(INITIAL_NO_AUTH_ACTION_COUNT="0")
+    refused = tbimg(
+        "train-cm", "--data-dir", data_dir, "--logdir", f"s3://{BUCKET}/logs",
+        env=s3_env(strict, AWS_ACCESS_KEY_ID="nobody"), cwd=tmp_path, timeout=60,
+    )  # fmt: skip
+    assert refused.returncode == 1 and "refused" in refused.stderr and "credentials" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
+
+
+def test_writing_to_a_bucket_without_the_cloud_extra_is_one_line(tmp_path, data_dir):
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / "fsspec.py").write_text("raise ImportError('no fsspec here')\n")
+    proc = tbimg(
+        "grid", "--data-dir", data_dir, "--logdir", "s3://b/logs", env={**os.environ, "PYTHONPATH": str(blocker)}
+    )
+    assert proc.returncode == 1 and "pip install 'tbimg[cloud]'" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
