@@ -10,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from tbimg_cli import shortcuts, storage
@@ -69,7 +71,15 @@ def check_available(settings: ServeSettings) -> None:
 
 
 def start(logdir: str | Path, settings: ServeSettings) -> str:
-    """Launch TensorBoard on `logdir` in a daemon thread; returns its URL."""
+    """Launch TensorBoard on `logdir` in a daemon thread; returns its URL.
+
+    A bucket served from a process that has loaded TensorFlow (train-cm) is
+    served from a child process instead: TensorBoard would read it with
+    TensorFlow's file systems, which know gs:// but not s3://, where its own
+    TensorFlow-free reader knows both (and any fsspec URL).
+    """
+    if storage.is_url(str(logdir)) and "tensorflow" in sys.modules:
+        return _start_in_child(str(logdir), settings)
     shortcuts.tensorboard_without_tensorflow()
     shortcuts.quiet_server_logs()
     from tensorboard import program
@@ -110,6 +120,53 @@ def start(logdir: str | Path, settings: ServeSettings) -> str:
     return url
 
 
+_CHILD = """
+import os, sys, threading, time
+from tbimg_cli import serve, shortcuts
+shortcuts.claim_process()
+logdir, host, port, steps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+settings = serve.ServeSettings(host, int(port) if port else None, False, steps)
+print(serve.start(logdir, settings), flush=True)
+parent = os.getppid()
+while os.getppid() == parent:  # the parent gone (killed or done): so is this server
+    time.sleep(0.5)
+"""
+
+
+def _start_in_child(logdir: str, settings: ServeSettings) -> str:
+    import subprocess
+    import threading
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, logdir, settings.host, str(settings.port or ""), str(settings.image_steps)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = child.stdout.readline().strip() if child.stdout else ""
+    if not url.startswith("http"):
+        child.wait(timeout=30)
+        problem = (child.stderr.read() if child.stderr else "").strip().splitlines()
+        raise ServeError(f"TensorBoard could not start on {logdir}: {problem[-1] if problem else 'no reason given'}")
+    _children.append(child)
+    threading.Thread(target=child.communicate, daemon=True).start()  # drains its pipes
+    if settings.open_browser:
+        import webbrowser
+
+        webbrowser.open(url)
+    return url
+
+
+_children: list[Any] = []
+
+
+def stop_children() -> None:
+    """End the TensorBoard child processes this process started (when serving ends)."""
+    for child in _children:
+        child.terminate()
+    _children.clear()
+
+
 def _s3_endpoint_for_tensorboard(logdir: str) -> None:
     """TensorBoard reads s3:// with boto3 when it is installed, and boto3 knows another server (MinIO,
     a local one) only from `S3_ENDPOINT`: give it the endpoint fsspec was given. Only ever in the tbimg
@@ -144,9 +201,12 @@ def moved_port_note(url: str, settings: ServeSettings) -> str | None:
 
 def wait_for_ctrl_c() -> None:
     """Block the main thread (TensorBoard serves from a daemon thread) until Ctrl-C or SIGTERM."""
-    with sigterm_as_ctrl_c(), contextlib.suppress(KeyboardInterrupt):
-        while True:
-            time.sleep(3600)
+    try:
+        with sigterm_as_ctrl_c(), contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(3600)
+    finally:
+        stop_children()
 
 
 @contextlib.contextmanager

@@ -153,6 +153,22 @@ def flush_soon(destination: str) -> None:
         shared.mirror.request_flush()
 
 
+def flush_now(destination: str) -> bool:
+    """Upload what the writers of `destination` have written so far, now (one attempt); True when all is up.
+
+    Writers flush their files first (`EventWriter.flush`); this waits for the upload."""
+    with _shared_lock:
+        shared = _shared.get(destination)
+    return shared is None or shared.mirror.flush()
+
+
+def uploaded_bytes(destination: str) -> int:
+    """Bytes uploaded so far for `destination` by this process's mirror (what the benchmarks count)."""
+    with _shared_lock:
+        shared = _shared.get(destination)
+    return 0 if shared is None else shared.mirror.uploaded_bytes
+
+
 def release(destination: str) -> None:
     """One writer of `destination` is done: the last one closes the mirror (uploading everything first)."""
     with _shared_lock:
