@@ -582,15 +582,15 @@ def _value_range(text: str | None) -> ValueRange:
 
 @app.command()
 def upload(
-    spool: Annotated[
-        Path,
+    spools: Annotated[
+        list[Path] | None,
         typer.Argument(
-            help="A folder tbimg kept when a bucket could not be reached (the message named it).",
-            metavar="FOLDER",
-            exists=True,
-            file_okay=False,
+            help="Folders tbimg kept when a bucket could not be reached (the message named them). "
+            "Default: every such folder a tbimg process that is gone left in the temporary directory.",
+            metavar="[FOLDER]...",
+            show_default=False,
         ),
-    ],
+    ] = None,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -599,12 +599,21 @@ def upload(
     Example: tbimg upload /tmp/tbimg-spool-k2j4x9
     """
     from tbimg_cli import output, storage
+    from tbimg_cli.errors import UploadError
 
-    destination, sent = storage.upload_spool(spool)
+    uploaded, failed = [], []
+    for folder in spools or storage.spool_folders():  # each on its own: one bucket out of reach stops no other
+        try:
+            destination, sent = storage.upload_spool(folder)
+            uploaded.append({"folder": str(folder), "destination": destination, "bytes": sent})
+        except UploadError as exc:
+            failed.append({"folder": str(folder), "error": str(exc)})
     if as_json:
-        _emit_json({"destination": destination, "bytes": sent})
+        _emit_json({"uploaded": uploaded, "failed": failed})
     else:
-        output.uploaded(destination, sent)
+        output.uploaded(uploaded, failed)
+    if failed:
+        raise typer.Exit(EXIT_ERROR)
 
 
 # Reading commands

@@ -44,3 +44,7 @@ class WriterClosedError(TbimgError, ValueError):
 
 class MissingExtraError(TbimgError, ImportError):
     """A feature needs packages of an extra that is not installed; the message names the pip command."""
+
+
+class UploadError(TbimgError, OSError):
+    """Logs that cannot reach their bucket: missing, credentials refused, or out of reach at close."""

@@ -299,8 +299,15 @@ def logged(result: LogResult, *, serving: bool = False) -> None:
     refused_files(result.problems)
 
 
-def uploaded(destination: str, sent: int) -> None:
-    stdout.print(f"[green]✓[/] Uploaded {sent:,} bytes of logs to [bold]{escape(destination)}[/]", soft_wrap=True)
+def uploaded(done: list[dict[str, Any]], failed: list[dict[str, str]]) -> None:
+    """`tbimg upload`: where each spool folder's logs went, and one line for each that could not go."""
+    if not done and not failed:
+        note("No spool folders to upload: every log reached its bucket.")
+    for item in done:
+        where = escape(item["destination"])
+        stdout.print(f"[green]✓[/] Uploaded {item['bytes']:,} bytes of logs to [bold]{where}[/]", soft_wrap=True)
+    for item in failed:
+        error(item["error"])
 
 
 INSPECT_COLUMNS = ("run", "tag", "plugin", "steps (n)", "samples", "size / last")

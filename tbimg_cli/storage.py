@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from tbimg_cli import shortcuts
-from tbimg_cli.errors import RunDirError, TbimgError
+from tbimg_cli.errors import RunDirError, UploadError
 
 FLUSH_SECONDS = 5.0  # the commands' timer; training also flushes at each epoch's end
 GIVE_UP_SECONDS = 60.0  # at close, how long a store that fails is retried before the spool keeps the rest
@@ -51,10 +51,6 @@ STATE_FILE = "tbimg-upload.json"
 _BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
 _RECORD_HEADER = struct.Struct("<Q")
-
-
-class UploadError(TbimgError, OSError):
-    """A bucket that cannot be written: refused credentials, no such bucket, no network at close."""
 
 
 def is_url(location: object) -> bool:
@@ -213,9 +209,11 @@ class _FileState:
 class _State:
     destination: str
     files: dict[str, _FileState] = field(default_factory=dict)
+    pid: int = field(default_factory=os.getpid)  # the process uploading this folder now
 
     def save(self, staging: Path) -> None:
-        text = json.dumps({"destination": self.destination, "files": {k: vars(v) for k, v in self.files.items()}})
+        files = {k: vars(v) for k, v in self.files.items()}
+        text = json.dumps({"destination": self.destination, "pid": self.pid, "files": files})
         temporary = staging / f".{STATE_FILE}.tmp"
         temporary.write_text(text)
         os.replace(temporary, staging / STATE_FILE)
@@ -228,7 +226,20 @@ class _State:
             raise UploadError(f"{staging} is not a tbimg spool folder (it has no {STATE_FILE})") from None
         except (OSError, ValueError) as exc:
             raise UploadError(f"cannot read {staging / STATE_FILE}: {exc}") from None
-        return cls(raw["destination"], {k: _FileState(**v) for k, v in raw["files"].items()})
+        files = {k: _FileState(**v) for k, v in raw["files"].items()}
+        return cls(raw["destination"], files, raw.get("pid", 0))
+
+    def owner_alive(self) -> bool:
+        """Whether the process that last uploaded this folder is still running (and may still write to it)."""
+        if self.pid in (0, os.getpid()):
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
 
 
 class Mirror:
@@ -259,6 +270,7 @@ class Mirror:
         self._state = _State(self.destination)
         if (staging / STATE_FILE).exists():
             self._state = _State.load(staging)
+            self._state.pid = os.getpid()
         self._state.save(staging)
         self._on_retry = on_retry
         self._wake = threading.Event()
@@ -379,9 +391,21 @@ class Mirror:
         raise UploadError(f"could not find a free object name for {relative} under {self.destination}")
 
 
+def spool_folders() -> list[Path]:
+    """The spool folders left in the temporary directory by tbimg processes that are gone (killed, say)."""
+    found = []
+    for folder in sorted(Path(tempfile.gettempdir()).glob("tbimg-spool-*")):
+        with contextlib.suppress(UploadError):
+            if (folder / STATE_FILE).is_file() and not _State.load(folder).owner_alive():
+                found.append(folder)
+    return found
+
+
 def upload_spool(staging: Path, *, on_retry: Callable[[Exception], None] | None = None) -> tuple[str, int]:
     """`tbimg upload`: finish uploading a spool folder to the bucket it names; (destination, bytes uploaded)."""
     state = _State.load(staging)
+    if state.owner_alive():
+        raise UploadError(f"{staging} is still being uploaded by process {state.pid}; let it finish, or stop it first")
     check_destination(state.destination)
     mirror = Mirror(staging, state.destination, flush_seconds=3600, on_retry=on_retry)
     pending = mirror.pending_bytes()

@@ -32,9 +32,11 @@ BUCKET = "runs"
 class Bucket:
     endpoint: str
     client: object
+    spools: Path  # the writers' temporary directory, where spool folders go
 
     def env(self, endpoint: str | None = None, **extra) -> dict:
-        return s3_env(endpoint or self.endpoint, **{"TBIMG_UPLOAD_GIVE_UP_SECONDS": "5", **extra})
+        settings = {"TBIMG_UPLOAD_GIVE_UP_SECONDS": "5", "TMPDIR": str(self.spools), **extra}
+        return s3_env(endpoint or self.endpoint, **settings)
 
     def keys(self, prefix: str = "") -> list[str]:
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
@@ -45,7 +47,7 @@ class Bucket:
 
 
 @pytest.fixture
-def bucket(s3_server) -> Bucket:
+def bucket(s3_server, tmp_path) -> Bucket:
     import boto3
 
     endpoint = s3_server()
@@ -54,7 +56,9 @@ def bucket(s3_server) -> Bucket:
     )
     client.create_bucket(Bucket=BUCKET)
     client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-    return Bucket(endpoint, client)
+    spools = tmp_path / "temporary"
+    spools.mkdir()
+    return Bucket(endpoint, client, spools)
 
 
 def tbimg(*args, env: dict, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -273,9 +277,11 @@ def test_a_store_gone_for_good_leaves_a_spool_that_upload_finishes(bucket, tmp_p
     spool = Path(message.rsplit("tbimg upload ", 1)[1].strip())
     assert spool.is_dir()
     proxy.start()  # the store is back, later
+    assert spool.parent == bucket.spools
     proc = tbimg("upload", spool, "--json", env=bucket.env(proxy.endpoint))
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["bytes"] > 0 and not spool.exists()
+    ((sent,),) = [[item["bytes"] for item in json.loads(proc.stdout)["uploaded"]]]
+    assert sent > 0 and not spool.exists()
     (frames,) = inspected(f"s3://{BUCKET}/gone", bucket.env())
     assert frames["steps"] == {"first": 0, "last": 39, "count": 40}
     no_second_versions(bucket)
@@ -293,8 +299,21 @@ def test_a_killed_writer_leaves_only_whole_objects_and_its_spool_completes_them(
     writer.send_signal(signal.SIGKILL)
     writer.wait(timeout=30)
     assert every_object_is_whole(bucket, "killed/") >= 5
-    (frames,) = inspected(f"s3://{BUCKET}/killed", bucket.env())
-    assert frames["steps"]["first"] == 0 and frames["steps"]["count"] == frames["steps"]["last"] + 1  # no gap
+    (before,) = inspected(f"s3://{BUCKET}/killed", bucket.env())
+    assert before["steps"]["first"] == 0 and before["steps"]["count"] == before["steps"]["last"] + 1  # no gap
+    proc = tbimg("upload", "--json", env=bucket.env())  # no folder named: the killed writer's is found
+    assert proc.returncode == 0, proc.stderr
+    assert [item["destination"] for item in json.loads(proc.stdout)["uploaded"]] == [f"s3://{BUCKET}/killed"]
+    assert list(bucket.spools.iterdir()) == []
+    (after,) = inspected(f"s3://{BUCKET}/killed", bucket.env())
+    assert after["steps"]["count"] >= before["steps"]["count"] and after["steps"]["count"] == after["steps"]["last"] + 1
+    every_object_is_whole(bucket, "killed/")
+
+
+def test_upload_of_a_folder_that_is_no_spool_is_one_line(tmp_path):
+    proc = tbimg("upload", tmp_path, env=dict(os.environ))
+    assert proc.returncode == 1 and "is not a tbimg spool folder" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_two_writers_into_one_run_folder_both_complete(bucket):
