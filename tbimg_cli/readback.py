@@ -18,7 +18,6 @@ goes on.
 from __future__ import annotations
 
 import os
-import re
 import stat
 import struct
 from collections.abc import Callable, Iterator
@@ -26,8 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, TypeVar
 
-from tbimg_cli import shortcuts
-from tbimg_cli.errors import LogReadError
+from tbimg_cli import shortcuts, storage
+from tbimg_cli.errors import LogReadError, TbimgError
 from tbimg_cli.records import RecordProblem, iter_records
 
 EVENT_FILE_MARKER = "tfevents"
@@ -366,36 +365,10 @@ def _not_readable(path: Path) -> str | None:
 
 def _file_system(location: str) -> tuple[Any, str]:
     """(None, path) for a local folder; (fsspec file system, path inside it) for a URL."""
-    match = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://", location)
-    if match is None or match.group(1) == "file":
+    if not storage.is_url(location):
         return None, location.removeprefix("file://")
-    protocol = match.group(1)
-    try:
-        import fsspec
-    except ImportError:
-        raise LogReadError(f"reading {protocol}:// logs needs fsspec: pip install 'tbimg[cloud]'") from None
-    try:
-        fs, root = fsspec.core.url_to_fs(location)
-    except ImportError as exc:
-        raise LogReadError(
-            f"reading {protocol}:// logs needs a package fsspec could not import ({exc}); pip install 'tbimg[cloud]'"
-        ) from None
-    except ValueError as exc:
-        raise LogReadError(f"{location}: {exc}") from None
-    return fs, root
+    return storage.file_system(location, reading=True)
 
 
-def _remote_error(location: str, exc: Exception) -> LogReadError:
-    """One line for what object stores say: no credentials, refused, no such bucket."""
-    name = type(exc).__name__
-    text = str(exc).splitlines()[0] if str(exc) else name
-    if (
-        isinstance(exc, PermissionError)
-        or "AccessDenied" in text
-        or "Forbidden" in text
-        or "credential" in text.lower()
-    ):
-        return LogReadError(f"access to {location} was refused ({text}); check your credentials")
-    if isinstance(exc, FileNotFoundError) or "NoSuchBucket" in text:
-        return LogReadError(f"log directory {location} does not exist ({text})")
-    return LogReadError(f"cannot read {location}: {name}: {text}")
+def _remote_error(location: str, exc: Exception) -> TbimgError:
+    return storage.remote_error(location, exc, LogReadError)

@@ -42,11 +42,11 @@ from pathlib import Path
 from typing import Any
 
 from tbimg_cli import shortcuts
-from tbimg_cli.errors import RunDirError, UploadError
+from tbimg_cli.errors import LogReadError, RunDirError, TbimgError, UploadError
 
 FLUSH_SECONDS = 5.0  # the commands' timer; training also flushes at each epoch's end
 GIVE_UP_SECONDS = 60.0  # at close, how long a store that fails is retried before the spool keeps the rest
-MAX_PIECE_BYTES = 64 * 2**20  # one upload's size, and so the memory a mirror holds
+MAX_PIECE_BYTES = 64 * 2**20  # one upload's size, and so the memory a mirror holds (or one record, if larger)
 STATE_FILE = "tbimg-upload.json"
 _BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
@@ -66,19 +66,20 @@ def join(location: str | Path, *parts: str) -> str | Path:
     return Path(location).joinpath(*parts)
 
 
-def file_system(url: str) -> tuple[Any, str]:
+def file_system(url: str, *, reading: bool = False) -> tuple[Any, str]:
     """(fsspec file system, path inside it) for a URL; one line when the `cloud` extra is missing."""
-    protocol = url.split("://", 1)[0]
+    protocol, kind = url.split("://", 1)[0], LogReadError if reading else UploadError
     try:
         import fsspec
 
         return fsspec.core.url_to_fs(url)
     except ImportError as exc:
-        raise UploadError(
-            f"writing {protocol}:// logs needs fsspec and its {protocol} package ({exc}): pip install 'tbimg[cloud]'"
+        verb = "reading" if reading else "writing"
+        raise kind(
+            f"{verb} {protocol}:// logs needs fsspec and its {protocol} package ({exc}): pip install 'tbimg[cloud]'"
         ) from None
     except ValueError as exc:
-        raise UploadError(f"{url}: {exc}") from None
+        raise kind(f"{url}: {exc}") from None
 
 
 def check_destination(url: str) -> None:
@@ -90,7 +91,7 @@ def check_destination(url: str) -> None:
     except FileNotFoundError as exc:
         raise UploadError(f"bucket {bucket!r} of {url} does not exist ({_first_line(exc)}); create it first") from None
     except Exception as exc:
-        raise _remote_error(url, exc) from None
+        raise remote_error(url, exc, UploadError) from None
 
 
 def free_run_url(parent: str, candidates: list[str]) -> str:
@@ -105,7 +106,7 @@ def free_run_url(parent: str, candidates: list[str]) -> str:
         except FileNotFoundError:
             taken = False
         except Exception as exc:
-            raise _remote_error(parent, exc) from None
+            raise remote_error(parent, exc, UploadError) from None
         if not taken:
             return f"{parent.rstrip('/')}/{name}"
     raise RunDirError(f"could not find a free run name under {parent}")
@@ -353,11 +354,14 @@ class Mirror:
     def _upload_new(self, local: Path) -> None:
         relative = local.relative_to(self.staging).as_posix()
         state = self._state.files.setdefault(relative, _FileState(stem=_object_stem(relative)))
+        events = "tfevents" in local.name
         while True:
             with open(local, "rb") as file:
                 file.seek(state.offset)
                 chunk = file.read(MAX_PIECE_BYTES)
-            whole = _whole_part(chunk, events="tfevents" in local.name)
+                if events and len(chunk) == MAX_PIECE_BYTES and not _whole_part(chunk, events=True):
+                    chunk += file.read(_RECORD_HEADER.unpack_from(chunk)[0] + 16 - len(chunk))  # one record, larger
+            whole = _whole_part(chunk, events=events)
             if not whole:
                 return
             self._put(state, relative, chunk[:whole])
@@ -463,10 +467,12 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _remote_error(url: str, exc: Exception) -> UploadError:
+def remote_error(location: str, exc: Exception, kind: type[TbimgError]) -> TbimgError:
+    """One line for what object stores say: refused credentials, no such bucket, no connection."""
     text = _first_line(exc)
-    if isinstance(exc, PermissionError) or any(w in text for w in ("AccessDenied", "Forbidden", "InvalidAccessKeyId")):
-        return UploadError(f"access to {url} was refused ({text}); check your credentials")
-    if "credential" in text.lower():
-        return UploadError(f"no credentials to write {url} ({text}); set them as for the AWS or gcloud tools")
-    return UploadError(f"cannot reach {url}: {type(exc).__name__}: {text}")
+    refused = ("AccessDenied", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch")
+    if isinstance(exc, PermissionError) or any(word in text for word in refused) or "credential" in text.lower():
+        return kind(f"access to {location} was refused ({text}); check your credentials")
+    if isinstance(exc, FileNotFoundError) or "NoSuchBucket" in text:
+        return kind(f"log directory {location} does not exist ({text})")
+    return kind(f"cannot reach {location}: {type(exc).__name__}: {text}")

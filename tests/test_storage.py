@@ -223,30 +223,35 @@ def test_train_cm_into_a_bucket_is_served_epoch_by_epoch_while_it_trains(serve, 
 # Losing nothing
 
 
-OUTAGE = """
+WRITER = """
     import sys, time
     import numpy as np
     from tbimg_cli import ImageLogger
 
-    steps = int(sys.argv[2])
+    steps, tag = int(sys.argv[2]), sys.argv[3]
     with ImageLogger(sys.argv[1]) as logger:
         for step in range(steps):
-            logger.log("frames", np.full((32, 32), step % 256, np.uint8), step)
+            logger.log(tag, np.full((32, 32), step % 256, np.uint8), step)
             time.sleep(0.1)
     print("closed", flush=True)
 """
 
 
-def test_an_outage_mid_run_loses_nothing(bucket, tmp_path):
-    proxy = TcpProxy(int(bucket.endpoint.rsplit(":", 1)[1])).start()
-    env = bucket.env(proxy.endpoint, TBIMG_FLUSH_SECONDS="0.5", TBIMG_UPLOAD_GIVE_UP_SECONDS="60")
-    writer = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(OUTAGE), f"s3://{BUCKET}/outage", "60"],
+def start_writer(folder: str, steps: int, env: dict, tag: str = "frames") -> subprocess.Popen:
+    """A training loop in its own process, logging one image every 0.1 s into `s3://runs/<folder>`."""
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(WRITER), f"s3://{BUCKET}/{folder}", str(steps), tag],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_an_outage_mid_run_loses_nothing(bucket, tmp_path):
+    proxy = TcpProxy(int(bucket.endpoint.rsplit(":", 1)[1])).start()
+    env = bucket.env(proxy.endpoint, TBIMG_FLUSH_SECONDS="0.5", TBIMG_UPLOAD_GIVE_UP_SECONDS="60")
+    writer = start_writer("outage", 60, env)
     wait_until(lambda: bucket.keys("outage/"), timeout=60, what="the first upload")
     proxy.stop()  # the store is out of reach while training goes on
     time.sleep(3)
@@ -262,13 +267,7 @@ def test_an_outage_mid_run_loses_nothing(bucket, tmp_path):
 def test_a_store_gone_for_good_leaves_a_spool_that_upload_finishes(bucket, tmp_path):
     proxy = TcpProxy(int(bucket.endpoint.rsplit(":", 1)[1])).start()
     env = bucket.env(proxy.endpoint, TBIMG_FLUSH_SECONDS="0.5", TBIMG_UPLOAD_GIVE_UP_SECONDS="2")
-    writer = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(OUTAGE), f"s3://{BUCKET}/gone", "40"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    writer = start_writer("gone", 40, env)
     wait_until(lambda: bucket.keys("gone/"), timeout=60, what="the first upload")
     proxy.stop()
     _, err = writer.communicate(timeout=180)
@@ -289,12 +288,7 @@ def test_a_store_gone_for_good_leaves_a_spool_that_upload_finishes(bucket, tmp_p
 
 def test_a_killed_writer_leaves_only_whole_objects_and_its_spool_completes_them(bucket):
     env = bucket.env(TBIMG_FLUSH_SECONDS="0.2")
-    writer = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(OUTAGE), f"s3://{BUCKET}/killed", "1000"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    writer = start_writer("killed", 1000, env)
     wait_until(lambda: len(bucket.keys("killed/")) >= 5, timeout=60, what="five uploads")
     writer.send_signal(signal.SIGKILL)
     writer.wait(timeout=30)
@@ -318,16 +312,7 @@ def test_upload_of_a_folder_that_is_no_spool_is_one_line(tmp_path):
 
 def test_two_writers_into_one_run_folder_both_complete(bucket):
     env = bucket.env(TBIMG_FLUSH_SECONDS="0.3")
-    script = OUTAGE.replace('"frames"', "sys.argv[3]")
-    writers = [
-        subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(script), f"s3://{BUCKET}/shared", "30", tag],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for tag in ("first", "second")
-    ]
+    writers = [start_writer("shared", 30, env, tag) for tag in ("first", "second")]
     for writer in writers:
         assert writer.wait(timeout=120) == 0, writer.stderr.read()
     tags = {tag["tag"]: tag["steps"] for tag in inspected(f"s3://{BUCKET}/shared", bucket.env())}
@@ -367,3 +352,27 @@ def test_writing_to_a_bucket_without_the_cloud_extra_is_one_line(tmp_path, data_
     )
     assert proc.returncode == 1 and "pip install 'tbimg[cloud]'" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_pieces_end_at_record_boundaries_and_a_record_larger_than_a_piece_goes_whole(tmp_path, monkeypatch):
+    """On fsspec's local file system (the mirror takes any fsspec URL): records split across pieces never."""
+    from tbimg_cli import storage
+
+    monkeypatch.setattr(storage, "MAX_PIECE_BYTES", 100)
+    staging, destination = tmp_path / "staging", tmp_path / "bucket"
+    staging.mkdir()
+    destination.mkdir()
+    local = staging / "events.out.tfevents.1.host.1.0.v2"
+    payloads = [b"a" * 30, b"b" * 500, b"c" * 20, b"d" * 40]
+    local.write_bytes(b"".join(records.frame(p) for p in payloads) + records.frame(b"e" * 10)[:7])  # a cut tail
+    mirror = storage.Mirror(staging, f"file://{destination}", flush_seconds=3600)
+    assert mirror.flush()
+    pieces = sorted(destination.iterdir())
+    assert [p.name.rsplit(".", 2)[-2] for p in pieces] == ["000001", "000002", "000003"]
+    read = [
+        payload
+        for piece in pieces
+        for _, payload in records.iter_records(io.BytesIO(piece.read_bytes()), piece.stat().st_size)
+    ]
+    assert read == payloads  # every piece whole, in order; the cut record waits for the rest of it
+    assert mirror.pending_bytes() == 7
