@@ -26,6 +26,7 @@ import glob
 import os
 import re
 import socket
+import stat
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -348,6 +349,8 @@ class LogSession:
         """True once a new file is whole: its format's check passes, or its size held still for a poll."""
         try:
             info = os.stat(source.path)
+            if not stat.S_ISREG(info.st_mode):
+                return True  # nothing to wait for: `log` reports it as no regular file
             with open(source.path, "rb") as file:
                 head = file.read(16)
         except OSError:

@@ -82,11 +82,21 @@ def load_file(
     `rules` are `encode`'s `layout` and `value_range`, for arrays.
 
     Raises:
-        InputError: when the file cannot be read or holds no valid image.
+        InputError: when the file holds no valid image, or is no regular file (a FIFO would block the read).
+        OSError: when it cannot be read.
     """
-    with open(path, "rb") as file:
+    import stat
+
+    with open(path, "rb", opener=_nonblocking) as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise InputError("not a regular file (a FIFO, socket or device): nothing to read as an image")
         data = file.read()
     return load_bytes(data, max_pixels=max_pixels, **rules)
+
+
+def _nonblocking(path: str, flags: int) -> int:
+    """Open without waiting for a writer, which opening a FIFO would do; checked to be a regular file after."""
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
 
 
 def load_bytes(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, **rules: Any) -> dict[str, list[EncodedImage]]:

@@ -155,6 +155,7 @@ def bad_files(folder: Path) -> dict[str, str]:
     np.save(folder / "nan_11.npy", np.full((4, 4), np.nan))
     np.save(folder / "two_12.npy", np.zeros((4, 4, 2), np.uint8))
     os.symlink("loop_13.png", folder / "loop_13.png")
+    os.mkfifo(folder / "pipe_14.png")  # opening it to read would wait for a writer forever
     return {
         "cut_3.jpg": "JPEG file is cut short",
         "cut_4.png": "PNG file is cut short",
@@ -167,6 +168,7 @@ def bad_files(folder: Path) -> dict[str, str]:
         "nan_11.npy": "NaN or infinity",
         "two_12.npy": "1, 3 or 4 channels",
         "loop_13.png": "cannot read it (Too many levels of symbolic links)",
+        "pipe_14.png": "not a regular file",
     }
 
 

@@ -94,6 +94,12 @@ def exported(location, out: Path, env: dict) -> dict[str, bytes]:
     return {p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 
 
+def shapes(tags: list[dict]) -> list[tuple]:
+    """What two trainings with the same seed share, whatever the last digits of their values: each tag's
+    run (below its timestamped folder), plugin, steps and samples."""
+    return sorted((t["run"].split("/", 2)[-1], t["tag"], t["plugin"], t["steps"]["count"], t["samples"]) for t in tags)
+
+
 def every_object_is_whole(bucket: Bucket, prefix: str) -> int:
     """Each event-file object reads to its end with every CRC right; returns how many there are."""
     keys = [key for key in bucket.keys(prefix) if "tfevents" in key]
@@ -178,6 +184,7 @@ def test_the_keras_callback_writes_into_the_bucket(bucket, tmp_path):
         import keras
         from tbimg_cli import ConfusionMatrixCallback
 
+        keras.utils.set_random_seed(0)  # the same training in the bucket and on disk
         rng = np.random.default_rng(0)
         x, y = rng.random((64, 4)).astype("float32"), rng.integers(0, 3, 64)
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
@@ -185,14 +192,17 @@ def test_the_keras_callback_writes_into_the_bucket(bucket, tmp_path):
         callback = ConfusionMatrixCallback(sys.argv[1], (x, y), class_names=["a", "b", "c"])
         model.fit(x, y, epochs=3, verbose=0, callbacks=[callback])
     """
-    proc = python(script, f"s3://{BUCKET}/keras", env=bucket.env(TF_CPP_MIN_LOG_LEVEL="3"))
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    (matrix,) = [tag for tag in inspected(f"s3://{BUCKET}/keras", bucket.env()) if tag["tag"] == "Confusion Matrix"]
+    for log_dir in (f"s3://{BUCKET}/keras", tmp_path / "keras"):
+        proc = python(script, log_dir, env=bucket.env(TF_CPP_MIN_LOG_LEVEL="3"))
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    remote = inspected(f"s3://{BUCKET}/keras", bucket.env())
+    assert shapes(remote) == shapes(inspected(tmp_path / "keras", bucket.env()))
+    (matrix,) = [tag for tag in remote if tag["tag"] == "Confusion Matrix"]
     assert matrix["steps"] == {"first": 0, "last": 2, "count": 3}
 
 
 @pytest.mark.slow
-def test_train_cm_into_a_bucket_is_served_epoch_by_epoch_while_it_trains(serve, bucket, data_dir):
+def test_train_cm_into_a_bucket_is_served_epoch_by_epoch_while_it_trains(serve, bucket, data_dir, tmp_path):
     env = bucket.env()
     epochs = 6  # of about 2 s each at batch size 1: long enough to see the first ones arrive while it trains
     served = serve(
@@ -218,6 +228,12 @@ def test_train_cm_into_a_bucket_is_served_epoch_by_epoch_while_it_trains(serve, 
     assert served.interrupt() == 0
     assert every_object_is_whole(bucket, "logs/") >= 3
     no_second_versions(bucket)
+    local = tbimg(
+        "train-cm", "--epochs", epochs, "--batch-size", "1", "--seed", "1", "--data-dir", data_dir,
+        "--logdir", tmp_path / "local", env=env,
+    )  # fmt: skip
+    assert local.returncode == 0, local.stderr[-2000:]
+    assert shapes(inspected(f"s3://{BUCKET}/logs", env)) == shapes(inspected(tmp_path / "local", env))
 
 
 # Losing nothing
