@@ -83,15 +83,26 @@ def file_system(url: str, *, reading: bool = False) -> tuple[Any, str]:
 
 
 def check_destination(url: str) -> None:
-    """Refuse, in one line and before any work, a bucket that is missing or whose credentials are refused."""
+    """Refuse, in one line and before any work, a bucket that is missing or whose credentials are refused.
+
+    A bucket that passed is not asked again in this process: a command checks it first thing, then claims
+    a run folder and starts a writer in it, and each of those would otherwise ask the store once more.
+    """
     fs, path = file_system(url)
     bucket = path.split("/", 1)[0]
+    key = f"{url.split('://', 1)[0]}://{bucket}"
+    if key in _checked_buckets:
+        return
     try:
         fs.ls(bucket, refresh=True)
     except FileNotFoundError as exc:
         raise UploadError(f"bucket {bucket!r} of {url} does not exist ({_first_line(exc)}); create it first") from None
     except Exception as exc:
         raise remote_error(url, exc, UploadError) from None
+    _checked_buckets.add(key)
+
+
+_checked_buckets: set[str] = set()
 
 
 def free_run_url(parent: str, candidates: list[str]) -> str:
