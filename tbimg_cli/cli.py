@@ -452,8 +452,9 @@ def train_cm(
         raise KeyboardInterrupt(
             f"Interrupted after {counted(len(result.epochs), 'epoch')}; what was logged is complete and readable."
         )
-    if serving is not None:
+    if serving is not None and not result.ctrl_c_after_training:
         serve.wait_for_ctrl_c()
+    serve.stop_children()  # Ctrl-C came as training ended: it stops the server it would have waited on
 
 
 @app.command("log")

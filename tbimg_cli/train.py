@@ -86,6 +86,9 @@ class TrainResult:
     epochs: list[EpochRecord] = field(default_factory=list)
     interrupted: bool = False
     writes_logs: bool = True  # False on a multi-worker run's non-chief workers
+    # Ctrl-C pressed after the last batch, while fit was finishing: too late to interrupt training, and
+    # swallowed by `_CtrlCAtBatchEnd`; it still means "stop", so `--serve` must not wait for another.
+    ctrl_c_after_training: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -239,6 +242,7 @@ def _train(
                 validation_data=validation_data,
                 callbacks=[confusion, board, epoch_hooks],  # `confusion` may validate: before `board` logs
             )
+        result.ctrl_c_after_training = ctrl_c.pressed
     except KeyboardInterrupt:
         result.interrupted = True
         board.on_train_end()  # Keras only closes its writers when training ends normally
