@@ -34,7 +34,8 @@ way, url, flushes = sys.argv[1], sys.argv[2], int(sys.argv[3])
 image = (np.random.default_rng(0).random((64, 64, 3)) * 255).astype(np.uint8)
 sizes, seconds = [], []
 if way == "tbimg":
-    from tbimg_cli import EventWriter, storage
+    from tbimg_cli import EventWriter
+    from tbimg_cli.events import storage
     writer = EventWriter(url)
     def flush():
         writer.flush()

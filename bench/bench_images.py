@@ -37,7 +37,7 @@ def load_times(runs: int) -> dict:
     so this process stays small for the RSS of the commands measured after it."""
     code = f"""
 import json, statistics, time
-from tbimg_cli import data
+from tbimg_cli.tutorial import data
 result = {{}}
 for split in ("test", "train"):
     samples = []

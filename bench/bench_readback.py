@@ -40,8 +40,8 @@ def write_logdir(root: Path, scalars: int, images: int, runs: int = RUNS) -> Pat
     from tensorboard.plugins.image import metadata as image_metadata
     from tensorboard.plugins.scalar import metadata as scalar_metadata
 
-    from tbimg_cli.png import encode_pngs
-    from tbimg_cli.records import frame
+    from tbimg_cli.events.png import encode_pngs
+    from tbimg_cli.events.records import frame
 
     scalar_meta = scalar_metadata.create_summary_metadata(None, "")
     image_meta = image_metadata.create_summary_metadata(None, "")

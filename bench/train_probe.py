@@ -2,7 +2,7 @@
 
     python bench/train_probe.py [--epochs 5] [--data-dir DIR]
 
-Runs `tbimg_cli.train.run` in this process with timers wrapped around its
+Runs `tbimg_cli.tutorial.train.run` in this process with timers wrapped around its
 parts: TensorFlow's import, each epoch, what holds the training thread up at
 each epoch's end (the callback's `on_epoch_end`: predicting the test set,
 the validation metrics, queueing the epoch), what the worker thread spends
@@ -42,16 +42,18 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
     args = parser.parse_args()
 
-    from tbimg_cli import confusion, shortcuts, train
+    from tbimg_cli import shortcuts
+    from tbimg_cli.confusion import matrix as confusion
+    from tbimg_cli.tutorial import classifier, train
 
     shortcuts.claim_process()  # measured as the `tbimg` command runs it, process-wide shortcuts and all
 
     importing: list[float] = []
     blocking: list[float] = []
     worker: list[float] = []
-    train._import_tensorflow = timed(train._import_tensorflow, importing)
-    train._import_tensorflow(verbose=False)  # so that the callback module can be imported and timed
-    from tbimg_cli import one_pass_validation
+    classifier.import_tensorflow = timed(classifier.import_tensorflow, importing)
+    classifier.import_tensorflow(verbose=False)  # so that the callback module can be imported and timed
+    from tbimg_cli.tutorial import one_pass_validation
 
     callback = one_pass_validation.ValidationAndConfusionMatrixCallback
     callback.on_epoch_end = timed(callback.on_epoch_end, blocking)

@@ -29,14 +29,14 @@ def main():
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
 
-    from tbimg_cli import data
+    from tbimg_cli.tutorial import data
 
     images, _ = data.load("train", DATA_DIR, stop=args.count)
     images = images.reshape(-1, 28, 28, 1)
     tag = f"{args.count} examples"
     rates = []
     if args.who == "tbimg":
-        from tbimg_cli.writer import EventWriter
+        from tbimg_cli.events.writer import EventWriter
 
         for _ in range(args.runs):
             with tempfile.TemporaryDirectory() as folder:

@@ -134,7 +134,7 @@ def own_images_shot(data_dir: str | None, out: Path) -> None:
     import numpy as np
     from PIL import Image
 
-    from tbimg_cli import data
+    from tbimg_cli.tutorial import data
 
     images, labels = data.load("train", data_dir)
     x, one_hot = images.reshape(len(images), -1)[:6000] / 255, np.eye(10)[labels[:6000]]

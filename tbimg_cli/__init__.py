@@ -26,20 +26,20 @@ from typing import TYPE_CHECKING, Any
 from tbimg_cli.errors import MissingExtraError
 
 if TYPE_CHECKING:
-    from tbimg_cli.confusion import log_confusion_matrix
-    from tbimg_cli.image_logger import ImageLogger, log_images
-    from tbimg_cli.keras_callback import ConfusionMatrixCallback
-    from tbimg_cli.writer import EventWriter
+    from tbimg_cli.confusion.keras_callback import ConfusionMatrixCallback
+    from tbimg_cli.confusion.matrix import log_confusion_matrix
+    from tbimg_cli.events.writer import EventWriter
+    from tbimg_cli.images.logger import ImageLogger, log_images
 
 __version__ = "0.1.0"
 __all__ = ["ConfusionMatrixCallback", "EventWriter", "ImageLogger", "__version__", "log_confusion_matrix", "log_images"]
 
 _PUBLIC = {
-    "ConfusionMatrixCallback": "tbimg_cli.keras_callback",
-    "log_confusion_matrix": "tbimg_cli.confusion",
-    "EventWriter": "tbimg_cli.writer",
-    "log_images": "tbimg_cli.image_logger",
-    "ImageLogger": "tbimg_cli.image_logger",
+    "ConfusionMatrixCallback": "tbimg_cli.confusion.keras_callback",
+    "log_confusion_matrix": "tbimg_cli.confusion.matrix",
+    "EventWriter": "tbimg_cli.events.writer",
+    "log_images": "tbimg_cli.images.logger",
+    "ImageLogger": "tbimg_cli.images.logger",
 }
 # Names that need an extra installed, and the extra.
 _EXTRA_OF = {"ConfusionMatrixCallback": "train"}

@@ -14,21 +14,21 @@ made only in the `tbimg` command's own process, which `cli.main` claims with
 
 The shortcuts, who uses them, and the way back:
 
-- `draw_titles` (figures.py): text set straight onto an Agg renderer's pixel
+- `draw_titles` (images/figures.py): text set straight onto an Agg renderer's pixel
   buffer; back: a Figure with `figimage` and `text`.
-- `TextStamps` (figures.py): a confusion matrix's cell numbers pasted from
+- `TextStamps` (confusion/figures.py): a confusion matrix's cell numbers pasted from
   bitmaps rendered once; back: each drawn by its `Text` artist.
-- `NoKerasBatchHooks` (keras_callback.py): answers tf_keras's private
+- `NoKerasBatchHooks` (confusion/keras_callback.py): answers tf_keras's private
   batch-hook questions; back: none needed, a tf_keras that stops asking calls nothing.
-- `report_validation` (train.py): Keras's TensorBoard callback told of a
+- `report_validation` (tutorial/one_pass_validation.py): Keras's TensorBoard callback told of a
   validation pass it did not run; back: `fit` runs its own validation pass.
-- `tensorflow_import`, `cap_malloc_arenas`, `quiet_tensorflow` (train.py):
+- `tensorflow_import`, `quiet_tensorflow` (tutorial/classifier.py), `cap_malloc_arenas` (tutorial/train.py):
   back: TensorFlow imported and left as it is.
-- `tensorboard_without_tensorflow`, `quiet_server_logs` (serve.py): back:
+- `tensorboard_without_tensorflow`, `quiet_server_logs` (serve/tensorboard.py): back:
   TensorBoard's own choices.
-- `fork_pool` (readback.py): back: one process.
-- `end_process` (cli.py): exit handlers, then `os._exit`; back: `sys.exit`.
-- `before_threads_end` (storage.py, image_logger.py): an exit hook run while
+- `fork_pool` (logs/readback.py): back: one process.
+- `end_process` (cli/app.py): exit handlers, then `os._exit`; back: `sys.exit`.
+- `before_threads_end` (events/storage.py, images/logger.py): an exit hook run while
   thread pools still take work, so that what is queued at exit can still be
   uploaded (an `atexit` hook runs after `concurrent.futures` has shut its
   pools, which fsspec's S3 and GCS clients need); back: `atexit`.

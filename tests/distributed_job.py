@@ -42,7 +42,7 @@ def main() -> None:
     from sklearn.metrics import confusion_matrix
 
     import tbimg_cli
-    from tbimg_cli import data
+    from tbimg_cli.tutorial import data
 
     x_train, y_train = data.load("train", args.data_dir, stop=512)
     x_val, y_val = data.load("test", args.data_dir, stop=300)

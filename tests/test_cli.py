@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tbimg_cli import __version__
-from tbimg_cli.data import CLASS_NAMES
+from tbimg_cli.tutorial.data import CLASS_NAMES
 
 from .helpers import SUBSET_TEST, SUBSET_TRAIN, decode_png, heavy_modules_after, load_run, run_module
 

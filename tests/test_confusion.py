@@ -110,7 +110,7 @@ def test_a_single_binary_output(tmp_path, shape, kind):
 
 
 def test_many_classes_stay_legible_and_list_the_most_confused_pairs(tmp_path):
-    from tbimg_cli import figures
+    from tbimg_cli.confusion import figures
 
     classes = 300
     y_true = np.repeat(np.arange(classes), 4)
@@ -182,7 +182,7 @@ def test_bad_arguments_are_one_clear_error_and_write_nothing(tmp_path, args, mes
 
 @pytest.mark.parametrize("classes", [2, 10, 37])
 def test_counts_agree_with_scikit_learn_including_classes_never_seen(classes):
-    from tbimg_cli.confusion import count_matrix
+    from tbimg_cli.confusion.matrix import count_matrix
 
     y_true = RNG.integers(0, classes - 1, 5000)  # the last class never occurs as truth...
     y_pred = np.where(RNG.random(5000) < 0.6, y_true, RNG.integers(1, classes, 5000))  # ...class 0 rarely as prediction
@@ -252,7 +252,7 @@ def test_callback_logs_every_epoch_and_the_last_matches_the_model(tmp_path, kera
 @pytest.mark.slow
 def test_validation_from_the_matrix_pass_matches_keras_own_validation(tmp_path, keras):
     """train-cm's callback stands in for `fit(validation_data=...)`: same numbers, same tags."""
-    from tbimg_cli.one_pass_validation import ValidationAndConfusionMatrixCallback
+    from tbimg_cli.tutorial.one_pass_validation import ValidationAndConfusionMatrixCallback
 
     x, y = _data()
     x_val, y_val = _data(200)
@@ -366,7 +366,7 @@ def test_an_unbatched_dataset_is_batched_for_the_user(tmp_path, keras):
 
 
 def test_the_batch_bar_moves_at_least_ten_times_an_epoch():
-    from tbimg_cli.train import STEPS_PER_EXECUTION, steps_per_execution
+    from tbimg_cli.tutorial.classifier import STEPS_PER_EXECUTION, steps_per_execution
 
     assert steps_per_execution(94) == 9  # --limit-train 3000, batch 32: once sat at 0/94, then jumped
     assert steps_per_execution(1875) == STEPS_PER_EXECUTION  # the full data keeps its speed

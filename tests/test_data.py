@@ -11,8 +11,8 @@ import struct
 import numpy as np
 import pytest
 
-from tbimg_cli import data
 from tbimg_cli.errors import DataError
+from tbimg_cli.tutorial import data
 
 from .helpers import SUBSET_TEST
 

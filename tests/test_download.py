@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tbimg_cli import data
+from tbimg_cli.tutorial import data
 
 
 class FileServer:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tbimg_cli.writer import EventWriter
+from tbimg_cli.events.writer import EventWriter
 
 from .helpers import load_run, s3_env
 
@@ -30,7 +30,7 @@ def _logs(root: Path) -> Path:
         writer.text("notes", "| a | b |\n|---|---|\n| 1 | 2 |", step=3)
     from tensorboard.compat.proto import event_pb2, summary_pb2
 
-    from tbimg_cli.records import frame
+    from tbimg_cli.events.records import frame
 
     legacy = root / "legacy"
     legacy.mkdir(parents=True)
@@ -234,7 +234,7 @@ def _peak_rss_mb(*args) -> tuple[int, float]:
 def test_memory_stays_flat_on_a_large_log(tmp_path):
     from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2
 
-    from tbimg_cli.records import frame
+    from tbimg_cli.events.records import frame
 
     # 400 MB of image summaries (1 MB samples each; read-back never decodes them) and 200,000 scalars,
     # framed directly so that writing the test log takes seconds.
@@ -318,7 +318,7 @@ def test_runs_with_non_ascii_names_stay_readable_and_never_share_a_folder(cli, t
 
 
 def test_a_name_too_long_in_bytes_is_shortened_within_every_file_systems_limit():
-    from tbimg_cli.export import safe_component
+    from tbimg_cli.logs.export import safe_component
 
     name = safe_component("長" * 90)  # 90 characters, 270 UTF-8 bytes
     assert len(name.encode()) <= 200 and name.startswith("長")

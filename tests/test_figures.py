@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tbimg_cli import figures
-from tbimg_cli.data import CLASS_NAMES
-from tbimg_cli.png import png_size
+from tbimg_cli.confusion import figures
+from tbimg_cli.events.png import png_size
+from tbimg_cli.images import figures as image_figures
+from tbimg_cli.tutorial.data import CLASS_NAMES
 
 from .helpers import decode_png, heavy_modules_after, load_run
 
@@ -47,9 +48,9 @@ def test_confusion_matrix_labels_are_not_clipped():
 
 
 def test_grid_shape_is_square_ish():
-    assert figures.grid_shape(25) == (5, 5)
-    assert figures.grid_shape(10) == (3, 4)
-    assert figures.grid_shape(1) == (1, 1)
+    assert image_figures.grid_shape(25) == (5, 5)
+    assert image_figures.grid_shape(10) == (3, 4)
+    assert image_figures.grid_shape(1) == (1, 1)
 
 
 def _find_scaled(pixels, image):
@@ -68,8 +69,8 @@ def _find_scaled(pixels, image):
 def test_image_grid_shows_every_image_whole_with_its_title_above(colour):
     rng = np.random.default_rng(5)
     images = rng.integers(0, 256, (6, 28, 28, 3) if colour else (6, 28, 28), dtype=np.uint8)
-    titled = figures.image_grid_pixels(images, ["Shirt → T-shirt/top", "Bag", "$5", "Coat", "Dress", "Sneaker"])
-    untitled = figures.image_grid_pixels(images, [""] * 6)
+    titled = image_figures.image_grid_pixels(images, ["Shirt → T-shirt/top", "Bag", "$5", "Coat", "Dress", "Sneaker"])
+    untitled = image_figures.image_grid_pixels(images, [""] * 6)
     assert titled.shape == untitled.shape and titled.shape[1] == 600  # 3 columns of 2 inches at 100 dpi
     text = np.any(titled != untitled, axis=-1)
     for image in images:
@@ -129,12 +130,13 @@ def _rgb(png: bytes):
 @pytest.mark.parametrize("classes", [3, 10, 40])
 def test_a_matrix_drawn_again_over_its_saved_figure_shows_what_a_fresh_figure_shows(classes, monkeypatch):
     """Later steps redraw only the cells, their numbers and the title over the rest, saved once."""
-    from tbimg_cli import figures, shortcuts
+    from tbimg_cli import shortcuts
+    from tbimg_cli.confusion import figures
 
     rng = np.random.default_rng(classes)
     names = [f"class {i}" for i in range(classes)]
     first, matrix = (rng.integers(0, 60, (classes, classes)) + 300 * np.eye(classes, dtype=int) for _ in range(2))
-    fresh = _rgb(figures.to_png(figures.confusion_matrix_figure(matrix, names, "step 2", "rows")))
+    fresh = _rgb(image_figures.to_png(figures.confusion_matrix_figure(matrix, names, "step 2", "rows")))
     figures.confusion_matrix_png(first, names, "step 1", "rows")  # lays the figure out, with other numbers
     again = _rgb(figures.confusion_matrix_png(matrix, names, "step 2", "rows"))
     assert again.shape == fresh.shape

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tbimg_cli.file_sources import SOURCES_PREFIX, natural_key
+from tbimg_cli.images.sources import SOURCES_PREFIX, natural_key
 
 from .helpers import Served, event_files, free_port, load_run, wait_until
 from .test_image_values import bomb_png

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tbimg_cli import image_values
 from tbimg_cli.errors import InputError, InputTypeError
-from tbimg_cli.image_files import checked_size, image_format
+from tbimg_cli.images import values as image_values
+from tbimg_cli.images.files import checked_size, image_format
 
 from .helpers import REPO, decode_png
 
@@ -287,7 +287,7 @@ def test_the_bomb_is_refused_in_little_memory(tmp_path):
     path.write_bytes(bomb_png())
     script = (
         "import resource, sys\n"
-        "from tbimg_cli import image_values\n"
+        "from tbimg_cli.images import values as image_values\n"
         "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "try:\n"
         f"    image_values.load_file({str(path)!r})\n"

@@ -167,7 +167,7 @@ def test_a_tag_description_describes_the_tag_not_one_step(tmp_path):
 def _descriptions(folder, tag):
     from tensorboard.compat.proto import event_pb2
 
-    from tbimg_cli import records
+    from tbimg_cli.events import records
 
     for path in event_files(folder):
         payloads, _ = records.read_records(path)

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tbimg_cli.export import safe_component
-from tbimg_cli.records import frame
-from tbimg_cli.writer import EventWriter
+from tbimg_cli.events.records import frame
+from tbimg_cli.events.writer import EventWriter
+from tbimg_cli.logs.export import safe_component
 
 from .helpers import decode_png, event_files, heavy_modules_after
 
@@ -141,7 +141,7 @@ def test_export_refuses_to_overwrite_unless_forced(cli, tmp_path):
 
 @pytest.mark.parametrize("tag", ["../../etc/x", "/abs", "con:", "a" * 300, "..", "C:\\windows\\x", "ok/../../up"])
 def test_hostile_tags_export_under_out(cli, tmp_path, tag):
-    from tbimg_cli.png import encode_pngs
+    from tbimg_cli.events.png import encode_pngs
 
     png = encode_pngs(IMAGES[:1])[0]
     logs = _legacy_logs(tmp_path / "logs", png, tag=tag)
@@ -298,7 +298,7 @@ def test_files_that_are_not_regular_are_skipped_with_a_note(cli, tmp_path):
 
 
 def test_an_impossible_record_length_is_corruption_not_a_running_writer(cli, tmp_path):
-    from tbimg_cli.records import masked_crc32c
+    from tbimg_cli.events.records import masked_crc32c
 
     logs = _tbimg_logs(tmp_path / "logs")
     (path,) = event_files(logs / "mine")

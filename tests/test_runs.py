@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tbimg_cli.errors import RunDirError
-from tbimg_cli.runs import new_run_dir
+from tbimg_cli.events.runs import new_run_dir
 
 from .helpers import heavy_modules_after
 

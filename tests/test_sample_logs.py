@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tbimg_cli.inspection import inspect_logdir
+from tbimg_cli.logs.inspection import inspect_logdir
 
 from .helpers import REPO
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tbimg_cli import shortcuts
-from tbimg_cli.figures import image_grid_pixels
+from tbimg_cli.images.figures import image_grid_pixels
 
 from .helpers import REPO, run_module
 
@@ -96,7 +96,7 @@ def test_process_wide_shortcuts_need_the_tbimg_process():
 def test_serving_gives_sigterm_back_when_it_returns():
     proc = _python("""
         import os, signal, threading
-        from tbimg_cli import serve
+        from tbimg_cli.serve import tensorboard as serve
         def mine(signum, frame):
             pass
         signal.signal(signal.SIGTERM, mine)
@@ -120,7 +120,7 @@ def test_the_command_ends_the_same_either_way(tmp_path, data_dir, env):
 
 def _logs_large_enough_for_a_pool(folder):
     """Three runs of 7 MB each: past `readback.PARALLEL_BYTES`, so the tbimg process reads them side by side."""
-    from tbimg_cli.writer import EventWriter
+    from tbimg_cli.events.writer import EventWriter
 
     from .test_export import encode_png_header
 
@@ -180,7 +180,7 @@ def test_training_as_a_library_leaves_the_process_as_it_was(tmp_path, data_dir):
         import json, logging, os, signal, sys, warnings
         from pathlib import Path
         import absl.logging, keras, tensorflow as tf
-        from tbimg_cli import train
+        from tbimg_cli.tutorial import train
 
         def state():
             # Filters on TensorFlow's and Keras's warnings: what the tbimg process adds to quieten them.
@@ -210,7 +210,7 @@ def test_keras_extras_are_hidden_only_from_the_tbimg_process_import(tmp_path, da
         f"""
         import sys
         from pathlib import Path
-        from tbimg_cli import train
+        from tbimg_cli.tutorial import train
         train.run(train.TrainSettings(epochs=1, limit_train=500, data_dir=Path({str(data_dir)!r}),
                                       logdir=Path({str(tmp_path)!r})))
         print(sys.modules.get("sklearn") is not None)
@@ -228,7 +228,7 @@ def test_keras_2_asked_for_after_tensorflow_chose_keras_3_is_an_error(tmp_path, 
         import json, os
         from pathlib import Path
         import tensorflow
-        from tbimg_cli import train
+        from tbimg_cli.tutorial import train
         from tbimg_cli.errors import InputError
         os.environ["TF_CONFIG"] = json.dumps({{"cluster": {{"worker": ["127.0.0.1:1"]}},
                                                "task": {{"type": "worker", "index": 0}}}})
@@ -248,7 +248,7 @@ def test_keras_2_asked_for_after_tensorflow_chose_keras_3_is_an_error(tmp_path, 
 
 def test_one_large_event_file_read_in_pieces_gives_what_one_process_gives(tmp_path):
     """One run, one file of 21 MB: cut into pieces read side by side, each finding its first record by CRCs."""
-    from tbimg_cli.writer import EventWriter
+    from tbimg_cli.events.writer import EventWriter
 
     from .test_export import encode_png_header
 
@@ -271,7 +271,7 @@ def test_one_large_event_file_read_in_pieces_gives_what_one_process_gives(tmp_pa
 
 
 def test_a_piece_starts_at_the_first_whole_record_after_its_first_byte(tmp_path):
-    from tbimg_cli import records
+    from tbimg_cli.events import records
 
     payloads = [os.urandom(n) for n in (10, 3000, 7, 50_000, 1)]
     path = tmp_path / "file"

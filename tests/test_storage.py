@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tbimg_cli import records
+from tbimg_cli.events import records
 
 from .helpers import REPO, TcpProxy, free_port, s3_env, wait_until
 
@@ -372,7 +372,7 @@ def test_writing_to_a_bucket_without_the_cloud_extra_is_one_line(tmp_path, data_
 
 def test_pieces_end_at_record_boundaries_and_a_record_larger_than_a_piece_goes_whole(tmp_path, monkeypatch):
     """On fsspec's local file system (the mirror takes any fsspec URL): records split across pieces never."""
-    from tbimg_cli import storage
+    from tbimg_cli.events import storage
 
     monkeypatch.setattr(storage, "MAX_PIECE_BYTES", 100)
     staging, destination = tmp_path / "staging", tmp_path / "bucket"

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tbimg_cli import records
-from tbimg_cli.data import CLASS_NAMES
+from tbimg_cli.events import records
+from tbimg_cli.tutorial.data import CLASS_NAMES
 
 from .helpers import event_files, load_run, wait_until
 
@@ -63,7 +63,7 @@ def test_train_and_validation_scalars_for_every_epoch(trained):
 
 
 def test_confusion_matrix_and_gallery_every_epoch(trained):
-    from tbimg_cli.png import png_size
+    from tbimg_cli.events.png import png_size
 
     accumulator = load_run(Path(trained["run_dir"]) / "cm")
     for tag in ("Confusion Matrix", "Misclassified"):
@@ -101,7 +101,7 @@ def test_result_lists_every_tag_written_and_numbers_epochs_one_way(trained):
 
 
 def test_batch_bar_never_passes_the_epoch():
-    from tbimg_cli.output import TrainingProgress
+    from tbimg_cli.cli.output import TrainingProgress
 
     progress = TrainingProgress(enabled=False)
     progress.training_started(epochs=1, steps_per_epoch=1875)

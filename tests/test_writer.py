@@ -7,9 +7,9 @@ import os
 import numpy as np
 import pytest
 
-from tbimg_cli import records
-from tbimg_cli.png import encode_pngs, to_uint8_batch
-from tbimg_cli.writer import EventWriter
+from tbimg_cli.events import records
+from tbimg_cli.events.png import encode_pngs, to_uint8_batch
+from tbimg_cli.events.writer import EventWriter
 
 from .helpers import decode_png, event_files, load_run
 

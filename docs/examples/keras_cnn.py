@@ -39,7 +39,8 @@ def main() -> None:
 
     import keras
 
-    from tbimg_cli import ConfusionMatrixCallback, data
+    from tbimg_cli import ConfusionMatrixCallback
+    from tbimg_cli.tutorial import data
 
     x_train, y_train = rgb_subset(*data.load("train", args.data_dir))
     x_val, y_val = rgb_subset(*data.load("test", args.data_dir))

@@ -35,7 +35,8 @@ def main() -> None:
     import numpy as np
     from matplotlib.figure import Figure
 
-    from tbimg_cli import ImageLogger, data
+    from tbimg_cli import ImageLogger
+    from tbimg_cli.tutorial import data
 
     train_images, train_labels = data.load("train", args.data_dir)
     test_images, test_labels = data.load("test", args.data_dir)

@@ -26,7 +26,8 @@ def main() -> None:
     import numpy as np
     from sklearn.linear_model import SGDClassifier
 
-    from tbimg_cli import data, log_confusion_matrix
+    from tbimg_cli import log_confusion_matrix
+    from tbimg_cli.tutorial import data
 
     train_images, train_labels = data.load("train", args.data_dir)
     test_images, test_labels = data.load("test", args.data_dir)

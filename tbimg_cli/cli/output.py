@@ -30,12 +30,12 @@ from rich.progress import (
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from tbimg_cli.export import ExportResult
-    from tbimg_cli.file_sources import LogResult
-    from tbimg_cli.file_sources import Problem as LogProblem
-    from tbimg_cli.inspection import Inspection, TagSummary
-    from tbimg_cli.readback import FileProblem
-    from tbimg_cli.train import TrainResult
+    from tbimg_cli.images.sources import LogResult
+    from tbimg_cli.images.sources import Problem as LogProblem
+    from tbimg_cli.logs.export import ExportResult
+    from tbimg_cli.logs.inspection import Inspection, TagSummary
+    from tbimg_cli.logs.readback import FileProblem
+    from tbimg_cli.tutorial.train import TrainResult
 
 from tbimg_cli.words import counted
 

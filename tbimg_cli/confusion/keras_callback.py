@@ -3,7 +3,7 @@
 Importing this module imports Keras (a Keras callback must subclass
 `keras.callbacks.Callback`), so `tbimg_cli` loads it only when
 `tbimg_cli.ConfusionMatrixCallback` is first used. The drawing and writing
-are `confusion.py`'s, on its worker thread.
+are `matrix.py`'s, on its worker thread.
 
 Under `tf.distribute`: predictions are made on the whole validation set by
 calling the model directly (no collective ops, so it cannot deadlock waiting
@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 import keras
 import numpy as np
 
-from tbimg_cli.confusion import DEFAULT_SUBDIR, BackgroundLogger, check_options
+from tbimg_cli.confusion.labels import class_ids_from_labels, displayable_images, evaluate
+from tbimg_cli.confusion.matrix import DEFAULT_SUBDIR, BackgroundLogger, check_options
 from tbimg_cli.errors import InputError, InputTypeError
-from tbimg_cli.labels import class_ids_from_labels, displayable_images, evaluate
+from tbimg_cli.events.writer import run_folder
 from tbimg_cli.shortcuts import NoKerasBatchHooks
-from tbimg_cli.writer import run_folder
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike, NDArray

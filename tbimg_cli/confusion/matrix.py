@@ -27,9 +27,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tbimg_cli.confusion.labels import Evaluation, evaluate
 from tbimg_cli.errors import InputError, InputTypeError
-from tbimg_cli.labels import Evaluation, evaluate
-from tbimg_cli.writer import EventWriter, appending, check_step, run_folder
+from tbimg_cli.events.writer import EventWriter, appending, check_step, run_folder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -57,7 +57,7 @@ def write_summaries(writer: EventWriter, evaluation: Evaluation, step: int, when
     """Draw and write one step's summaries (the tags in this module's docstring)."""
     import numpy as np
 
-    from tbimg_cli.figures import confusion_matrix_png, misclassified_png
+    from tbimg_cli.confusion.figures import confusion_matrix_png, misclassified_png
 
     names = evaluation.class_names
     matrix = count_matrix(evaluation.y_true, evaluation.y_pred, len(names))

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from tbimg_cli import storage
 from tbimg_cli.errors import RunDirError
+from tbimg_cli.events import storage
 
 DEFAULT_LOGDIR = "logs"
 # The folders the tutorial puts each kind of run in. Its names read oddly (a

@@ -27,22 +27,35 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePath
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
-from tbimg_cli import storage
 from tbimg_cli.errors import InputError, InputTypeError, WriterClosedError
-from tbimg_cli.png import encode_pngs, png_size, to_uint8_batch
-from tbimg_cli.records import frame
+from tbimg_cli.events import storage
+from tbimg_cli.events.png import encode_pngs, png_size, to_uint8_batch
+from tbimg_cli.events.records import frame
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
-    from tbimg_cli.image_values import EncodedImage
-
 FILE_VERSION = "brain.Event:2"
 _file_counter = itertools.count()
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    """One sample of an image summary: an image file's bytes, with the size its header gives.
+
+    Made by `images.values` from anything a user hands over; defined here because it is
+    what the writer takes, and the event format depends on no other concern.
+    """
+
+    data: bytes
+    width: int
+    height: int
+    format: str  # one of `images.files.STORED_FORMATS`: the writer stores the bytes as they are
 
 
 def check_step(step: object) -> int:
@@ -153,7 +166,7 @@ class EventWriter:
     def encoded_images(
         self, tag: str, images: Sequence[EncodedImage], step: int = 0, description: str | None = None
     ) -> None:
-        """Write image files (PNG, JPEG, GIF or BMP, from `image_values`) as the samples of one summary.
+        """Write image files (PNG, JPEG, GIF or BMP, from `images.values`) as the samples of one summary.
 
         TensorBoard's image plugin serves each sample's bytes as they are, so
         they need not be PNGs; the summary's width and height are the first's.

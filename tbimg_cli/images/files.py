@@ -15,7 +15,7 @@ import struct
 import zlib
 
 from tbimg_cli.errors import InputError
-from tbimg_cli.png import PNG_SIGNATURE
+from tbimg_cli.events.png import PNG_SIGNATURE
 
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own limit (`PIL.Image.MAX_IMAGE_PIXELS`), below which it sees no bomb
 STORED_FORMATS = ("png", "jpeg", "gif", "bmp")  # what TensorBoard's image plugin serves as it is

@@ -24,15 +24,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from tbimg_cli import image_values, shortcuts
+from tbimg_cli import shortcuts
 from tbimg_cli.errors import InputError, InputTypeError, TbimgError, WriterClosedError
-from tbimg_cli.image_files import DEFAULT_MAX_PIXELS
-from tbimg_cli.writer import EventWriter, appending, check_step, run_folder
+from tbimg_cli.events.writer import EventWriter, appending, check_step, run_folder
+from tbimg_cli.images import values as image_values
+from tbimg_cli.images.files import DEFAULT_MAX_PIXELS
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-    from tbimg_cli.image_values import EncodedImage, Layout, ValueRange
+    from tbimg_cli.events.writer import EncodedImage
+    from tbimg_cli.images.values import Layout, ValueRange
 
 DEFAULT_QUEUE_BYTES = 256 * 2**20
 _IDLE_FLUSH_SECONDS = 1.0  # the writer flushes when it has had nothing to write for this long

@@ -35,15 +35,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tbimg_cli import image_values, storage
 from tbimg_cli.errors import InputError, RunDirError
-from tbimg_cli.image_files import DEFAULT_MAX_PIXELS, image_format
-from tbimg_cli.runs import new_run_dir
+from tbimg_cli.events import storage
+from tbimg_cli.events.runs import new_run_dir
+from tbimg_cli.events.writer import EventWriter
+from tbimg_cli.images import values as image_values
+from tbimg_cli.images.files import DEFAULT_MAX_PIXELS, image_format
 from tbimg_cli.words import counted
-from tbimg_cli.writer import EventWriter
 
 if TYPE_CHECKING:
-    from tbimg_cli.image_values import EncodedImage
+    from tbimg_cli.events.writer import EncodedImage
 
 STDIN = "-"
 STDIN_TAG = "stdin"

@@ -7,7 +7,7 @@ after a check of the whole file: a cut or damaged file is refused rather than
 logged as if it were an image. Other formats Pillow reads (WebP, TIFF...) and
 every in-memory kind (arrays, tensors, Pillow images, matplotlib figures)
 become PNGs, under one set of value rules (`VALUE_RULES`, the table in the
-README). The file checks themselves live in `image_files.py`.
+README). The file checks themselves live in `files.py`.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ import math
 import os
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Union
 
 from tbimg_cli.errors import InputError, InputTypeError
-from tbimg_cli.image_files import DEFAULT_MAX_PIXELS, check_pixels, checked_size, image_format
-from tbimg_cli.png import encode_pngs
+from tbimg_cli.events.png import encode_pngs
+from tbimg_cli.events.writer import EncodedImage
+from tbimg_cli.images.files import DEFAULT_MAX_PIXELS, check_pixels, checked_size, image_format
 
 if TYPE_CHECKING:
     import numpy as np
@@ -47,16 +47,6 @@ VALUE_RULES = """\
 | other floats or integers | an error naming their range, unless `value_range=(lo, hi)` (lo to 0, hi to 255) or "auto" |
 | NaN or infinity | an error, whatever `value_range` says |
 """
-
-
-@dataclass(frozen=True)
-class EncodedImage:
-    """One sample of an image summary: an image file's bytes, with the size its header gives."""
-
-    data: bytes
-    width: int
-    height: int
-    format: str  # one of `image_files.STORED_FORMATS`
 
 
 def image_file(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> EncodedImage:

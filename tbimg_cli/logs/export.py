@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from tbimg_cli.errors import InputError, LogReadError
-from tbimg_cli.readback import IMAGES, SCALARS, TEXT, FileProblem, Logdir, map_runs, open_logdir, run_values
+from tbimg_cli.logs.readback import IMAGES, SCALARS, TEXT, FileProblem, Logdir, map_runs, open_logdir, run_values
 from tbimg_cli.words import counted
 
 MAX_COMPONENT = 100  # characters in one exported folder or file name

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tbimg_cli.readback import (
+from tbimg_cli.logs.readback import (
     IMAGES,
     SCALARS,
     FileProblem,

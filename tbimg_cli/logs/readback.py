@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, TypeVar
 
-from tbimg_cli import shortcuts, storage
+from tbimg_cli import shortcuts
 from tbimg_cli.errors import LogReadError, TbimgError
-from tbimg_cli.records import RecordProblem, iter_records
+from tbimg_cli.events import storage
+from tbimg_cli.events.records import RecordProblem, iter_records
 
 EVENT_FILE_MARKER = "tfevents"
 PARALLEL_BYTES = 16 << 20  # below this a log reads faster in one process than a pool starts

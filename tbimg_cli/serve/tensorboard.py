@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from tbimg_cli import shortcuts, storage
+from tbimg_cli import shortcuts
 from tbimg_cli.errors import ServeError
+from tbimg_cli.events import storage
 
 DEFAULT_HOST = "127.0.0.1"  # loopback only, unless the user asks for more
 # Hosts that mean "every interface": TensorBoard's --bind_all, which also gives a URL with this machine's name.
@@ -122,7 +123,8 @@ def start(logdir: str | Path, settings: ServeSettings) -> str:
 
 _CHILD = """
 import os, sys, threading, time
-from tbimg_cli import serve, shortcuts
+from tbimg_cli import shortcuts
+from tbimg_cli.serve import tensorboard as serve
 shortcuts.claim_process()
 logdir, host, port, steps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 settings = serve.ServeSettings(host, int(port) if port else None, False, steps)

@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # urllib is only imported when a download is needed, numpy wh
     import numpy as np
     from numpy.typing import NDArray
 
-    from tbimg_cli.download import BytesCallback
+    from tbimg_cli.tutorial.download import BytesCallback
 
 CLASS_NAMES = (
     "T-shirt/top",
@@ -163,7 +163,7 @@ def locate(
             f"to a folder holding {', '.join(ALL_FILES)}, or run without --offline"
         )
     if missing:
-        from tbimg_cli.download import download_files
+        from tbimg_cli.tutorial.download import download_files
 
         download_files({name: OFFICIAL_MD5[name] for name in missing}, cache, on_download)
     for name in names:

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from tbimg_cli.keras_callback import ConfusionMatrixCallback
-from tbimg_cli.labels import class_ids_from_labels
+from tbimg_cli.confusion.keras_callback import ConfusionMatrixCallback
+from tbimg_cli.confusion.labels import class_ids_from_labels
 from tbimg_cli.shortcuts import report_validation
 
 

@@ -2,7 +2,7 @@
 
 Each command selects its images first, so a bad option fails before any run
 directory exists and never leaves an empty run behind; then it claims a run
-directory and writes through the shared writer. Nothing here prints: `cli.py`
+directory and writes through the shared writer. Nothing here prints: `cli/`
 hands the `WrittenRun` to `output.py`.
 """
 
@@ -13,19 +13,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tbimg_cli import data, storage
-from tbimg_cli.data import CLASS_NAMES
 from tbimg_cli.errors import InputError
-from tbimg_cli.png import png_size
-from tbimg_cli.runs import DEFAULT_LOGDIR, IMAGES_FOLDER, PLOTS_FOLDER, TEST_IMAGES_FOLDER, new_run_dir
+from tbimg_cli.events import storage
+from tbimg_cli.events.png import png_size
+from tbimg_cli.events.runs import DEFAULT_LOGDIR, IMAGES_FOLDER, PLOTS_FOLDER, TEST_IMAGES_FOLDER, new_run_dir
+from tbimg_cli.events.writer import EventWriter
+from tbimg_cli.tutorial import data
+from tbimg_cli.tutorial.data import CLASS_NAMES
 from tbimg_cli.words import counted
-from tbimg_cli.writer import EventWriter
 
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-    from tbimg_cli.download import BytesCallback
+    from tbimg_cli.tutorial.download import BytesCallback
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def grid(
 def plot(
     source: DataSource, target: RunTarget, count: int, start: int = 0, class_name: str | None = None
 ) -> WrittenRun:
-    from tbimg_cli.figures import image_grid_png
+    from tbimg_cli.images.figures import image_grid_png
 
     selection = pick_many(source.files(), count, start, parse_class(class_name))
     png = image_grid_png(selection.images, selection.class_names)

@@ -8,7 +8,7 @@ The only module that imports TensorFlow, and only inside `run`. Run layout
                                     of mistakes, per-class accuracy and precision
 
 Faster than the tutorial without changing what is learned: the same model,
-optimiser and batch size, but Keras runs `STEPS_PER_EXECUTION` batches per call
+optimiser and batch size, but Keras runs `classifier.STEPS_PER_EXECUTION` batches per call
 into TensorFlow, images stay uint8 until a tf.data pipeline scales each batch
 to float32 in [0, 1] (a quarter of the memory of a float copy of the training
 set), validation comes from the confusion matrix's predictions (one pass over
@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import importlib
 import os
 import shutil
 import signal
-import sys
 import tempfile
 import threading
 import time
@@ -34,20 +32,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from tbimg_cli import data, shortcuts, storage
-from tbimg_cli.errors import InputError, MissingExtraError
-from tbimg_cli.runs import DEFAULT_LOGDIR, TRAINING_FOLDER, new_run_dir
+from tbimg_cli import shortcuts
+from tbimg_cli.errors import InputError
+from tbimg_cli.events import storage
+from tbimg_cli.events.runs import DEFAULT_LOGDIR, TRAINING_FOLDER, new_run_dir
+from tbimg_cli.tutorial import classifier, data
 
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-    from tbimg_cli.download import BytesCallback
+    from tbimg_cli.tutorial.download import BytesCallback
 
 # (train images, train labels, test images, test labels)
 TrainingArrays = tuple["NDArray[np.uint8]", "NDArray[np.uint8]", "NDArray[np.uint8]", "NDArray[np.uint8]"]
 
-STEPS_PER_EXECUTION = 128
 EVAL_BATCH_SIZE = 2048
 
 
@@ -151,11 +150,11 @@ def run(
     """
     if settings.strategy == "multi-worker" and not os.environ.get("TF_CONFIG"):
         raise InputError("--strategy multi-worker needs TF_CONFIG describing the cluster and this worker's task")
-    require_tensorflow(legacy_keras=settings.strategy == "multi-worker")
+    classifier.require_tensorflow(legacy_keras=settings.strategy == "multi-worker")
     observer = observer or _Unobserved()
     shortcuts.cap_malloc_arenas()
     files = _locate(settings)
-    chief = settings.strategy != "multi-worker" or is_chief(os.environ.get("TF_CONFIG"))
+    chief = settings.strategy != "multi-worker" or classifier.is_chief(os.environ.get("TF_CONFIG"))
     logdir = settings.logdir if chief else tempfile.mkdtemp(prefix="tbimg-worker-")
     try:
         reader = ThreadPoolExecutor(1, thread_name_prefix="tbimg-data")
@@ -203,19 +202,21 @@ def _train(
     arrays: Future[TrainingArrays],
 ) -> TrainResult:
     run_dir, location = folders
-    tf, keras = _import_tensorflow(verbose=settings.verbose, legacy_keras=settings.strategy == "multi-worker")
+    tf, keras = classifier.import_tensorflow(verbose=settings.verbose, legacy_keras=settings.strategy == "multi-worker")
 
     train_images, train_labels, test_images, test_labels = arrays.result()
     del arrays  # from here on the images live only in TensorFlow's copies (below): a lower peak
 
     if settings.seed is not None:
         keras.utils.set_random_seed(settings.seed)
-    strategy = _strategy(tf, settings.strategy)
+    strategy = classifier.distribute_strategy(tf, settings.strategy)
     steps = -(-len(train_images) // settings.batch_size)
     with strategy.scope():
-        model = build_model(keras, steps_per_execution=steps_per_execution(steps))
-    train_batches = _batches(tf, train_images, train_labels, settings.batch_size, shuffle=True, seed=settings.seed)
-    test_batches = _batches(tf, test_images, test_labels, EVAL_BATCH_SIZE)
+        model = classifier.build_model(keras, steps_per_execution=classifier.steps_per_execution(steps))
+    train_batches = classifier.batches(
+        tf, train_images, train_labels, settings.batch_size, shuffle=True, seed=settings.seed
+    )
+    test_batches = classifier.batches(tf, test_images, test_labels, EVAL_BATCH_SIZE)
     del train_images, train_labels, test_images, test_labels
     result = TrainResult(location, Path(settings.logdir), [])
     if on_run_created is not None:
@@ -270,10 +271,10 @@ def _confusion_callback(
     callback can be told of it (`shortcuts.can_report_validation`): one pass
     over the test set per epoch instead of two. Otherwise `fit` validates.
     """
-    from tbimg_cli.data import CLASS_NAMES
+    from tbimg_cli.tutorial.data import CLASS_NAMES
 
     if shortcuts.can_report_validation(board):
-        from tbimg_cli.one_pass_validation import ValidationAndConfusionMatrixCallback
+        from tbimg_cli.tutorial.one_pass_validation import ValidationAndConfusionMatrixCallback
 
         one_pass = ValidationAndConfusionMatrixCallback(
             run_dir,
@@ -284,7 +285,7 @@ def _confusion_callback(
             batch_size=EVAL_BATCH_SIZE,
         )
         return one_pass, None
-    from tbimg_cli.keras_callback import ConfusionMatrixCallback
+    from tbimg_cli.confusion.keras_callback import ConfusionMatrixCallback
 
     callback = ConfusionMatrixCallback(
         run_dir, test_batches, CLASS_NAMES, max_misclassified=max_misclassified, batch_size=EVAL_BATCH_SIZE
@@ -324,96 +325,11 @@ class _CtrlCAtBatchEnd:
             raise KeyboardInterrupt
 
 
-def is_chief(tf_config: str | None) -> bool:
-    """Whether this process is the chief of a `TF_CONFIG` cluster, as TensorFlow decides it.
-
-    The task of type "chief", or worker 0 when the cluster has no chief.
-    Read without importing TensorFlow, so a worker knows before the import
-    whether it may claim the run folder.
-    """
-    import json
-
-    if not tf_config:
-        return True
-    try:
-        config = json.loads(tf_config)
-        task, cluster = config.get("task", {}), config.get("cluster", {})
-    except (ValueError, AttributeError) as exc:
-        raise InputError(f"TF_CONFIG is not valid JSON with 'cluster' and 'task' ({exc})") from None
-    if task.get("type") == "chief":
-        return True
-    return task.get("type") == "worker" and int(task.get("index", 0)) == 0 and "chief" not in cluster
-
-
-def _strategy(tf: Any, name: str) -> Any:
-    """The `tf.distribute` strategy for --strategy."""
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multi-worker":  # TF_CONFIG was checked by `run` before anything loaded
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
 def _tags_written(run_dir: Path) -> list[str]:
     """Every tag in the run, read back from its event files: what the user will find in TensorBoard."""
-    from tbimg_cli.inspection import inspect_logdir
+    from tbimg_cli.logs.inspection import inspect_logdir
 
     return sorted({tag.tag for tag in inspect_logdir(run_dir).tags})
-
-
-def _batches(
-    tf: Any,
-    images: NDArray[np.uint8],
-    labels: NDArray[np.uint8],
-    batch_size: int,
-    *,
-    shuffle: bool = False,
-    seed: int | None = None,
-) -> Any:
-    """uint8 images in, float32 batches in [0, 1] out; training batches reshuffled every epoch.
-
-    Shuffles indices and gathers each batch, so the shuffle buffer holds
-    60,000 integers rather than a second copy of every image.
-    """
-    all_images = tf.constant(images)
-    all_labels = tf.constant(labels)
-
-    def gather(indices):
-        return tf.cast(tf.gather(all_images, indices), tf.float32) / 255.0, tf.gather(all_labels, indices)
-
-    order = tf.data.Dataset.range(len(images))
-    if shuffle:
-        order = order.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-    # Under multi-worker training each worker takes every n-th batch: there are no files to split.
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    batches = order.batch(batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-    return batches.with_options(options)
-
-
-def steps_per_execution(steps_per_epoch: int) -> int:
-    """Batches per call into TensorFlow: up to `STEPS_PER_EXECUTION`, and at least ten calls an epoch, since
-    Keras reports progress once a call (the batch bar would sit at 0 and jump to the end otherwise)."""
-    return max(1, min(STEPS_PER_EXECUTION, steps_per_epoch // 10))
-
-
-def build_model(keras: Any, steps_per_execution: int = STEPS_PER_EXECUTION) -> Any:
-    """The tutorial's model: Flatten -> Dense(32, relu) -> Dense(10, softmax), Adam."""
-    model = keras.Sequential(
-        [
-            keras.Input(shape=(data.IMAGE_SIDE, data.IMAGE_SIDE)),
-            keras.layers.Flatten(),
-            keras.layers.Dense(32, activation="relu"),
-            keras.layers.Dense(len(data.CLASS_NAMES), activation="softmax"),
-        ]
-    )
-    model.compile(
-        optimizer="adam",
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-        steps_per_execution=steps_per_execution,
-    )
-    return model
 
 
 class _TrainingHooks:
@@ -467,50 +383,3 @@ def _read(files: tuple[data.SplitFiles, data.SplitFiles], limit_train: int | Non
     train, test = files
     train_images = train.images(limit_train)
     return train_images, train.labels()[: len(train_images)], test.images(), test.labels()
-
-
-def require_tensorflow(*, legacy_keras: bool = False) -> None:
-    """Fail in one line, before any work, when the `train` extra is not installed."""
-    from importlib.util import find_spec
-
-    needed = ["tensorflow", "tf_keras" if legacy_keras else "keras"]
-    missing = [name for name in needed if find_spec(name) is None]
-    if missing:
-        raise MissingExtraError(f"train-cm needs {' and '.join(missing)}, which are not installed: {TRAIN_EXTRA_HINT}")
-
-
-def _import_tensorflow(*, verbose: bool, legacy_keras: bool = False) -> tuple[Any, Any]:
-    """Import TensorFlow and Keras (`shortcuts.tensorflow_import` says what the tbimg process does around it).
-
-    `legacy_keras` gives tf_keras (Keras 2) as `keras`: Keras 3's `fit` cannot
-    run MultiWorkerMirroredStrategy (keras-team/keras#20585), Keras 2's can.
-    TensorFlow picks its Keras once, when it is imported, from
-    `TF_USE_LEGACY_KERAS`: the tbimg process sets it; a program that imports
-    tbimg sets it itself, and asking for Keras 2 after TensorFlow chose Keras 3
-    is an error, not a silent Keras 3.
-    """
-    if legacy_keras and os.environ.get("TF_USE_LEGACY_KERAS") not in ("1", "true", "True"):
-        if "tensorflow" in sys.modules or not shortcuts.process_wide():
-            raise InputError(
-                "--strategy multi-worker trains with tf_keras (Keras 2), which TensorFlow only uses when "
-                "TF_USE_LEGACY_KERAS=1 is set before it is imported: set it in the environment"
-            )
-        os.environ["TF_USE_LEGACY_KERAS"] = "1"
-    try:
-        with shortcuts.tensorflow_import(verbose=verbose):
-            import tensorflow as tf
-
-            keras = tf.keras if legacy_keras else importlib.import_module("keras")
-    except ImportError as exc:
-        raise MissingExtraError(f"train-cm needs TensorFlow ({exc.name} is not installed): {TRAIN_EXTRA_HINT}") from exc
-    if legacy_keras and not keras.__name__.startswith("tf_keras"):
-        raise InputError(
-            "--strategy multi-worker needs tf_keras (Keras 2), but TensorFlow was imported with Keras 3: "
-            "set TF_USE_LEGACY_KERAS=1 before TensorFlow is imported"
-        )
-    if not verbose:
-        shortcuts.quiet_tensorflow(tf)
-    return tf, keras
-
-
-TRAIN_EXTRA_HINT = "pip install 'tbimg[train]'"

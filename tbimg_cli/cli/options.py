@@ -1,0 +1,150 @@
+"""Options that several commands share, as `Annotated` aliases defined once.
+
+Defaults come from the module that owns them; help panels group them the same
+way in every command's `--help`.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tbimg_cli.cli.app import VERBOSE_KEY
+
+DATA, OUTPUT, SERVING = "Data", "Output", "Serving"
+
+
+class Split(str, Enum):
+    train = "train"
+    test = "test"
+
+
+class StepsFrom(str, Enum):
+    name = "name"
+    order = "order"
+
+
+class Layout(str, Enum):
+    auto = "auto"
+    HW = "HW"
+    HWC = "HWC"
+    CHW = "CHW"
+    NHW = "NHW"
+    NHWC = "NHWC"
+    NCHW = "NCHW"
+
+
+class Strategy(str, Enum):
+    default = "default"
+    mirrored = "mirrored"
+    multi_worker = "multi-worker"
+
+
+def _remember_verbose(ctx: typer.Context, value: bool) -> bool:
+    ctx.meta[VERBOSE_KEY] = ctx.meta.get(VERBOSE_KEY) or value
+    return value
+
+
+def _checked_logdir(value: str) -> str:
+    if not value.strip():
+        raise typer.BadParameter("must name a folder (it is empty)")
+    return value
+
+
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        envvar="TBIMG_DATA_DIR",
+        help="Folder holding the four Fashion-MNIST .gz files. Default: the Keras cache, downloading if needed.",
+        rich_help_panel=DATA,
+        show_default=False,
+    ),
+]
+OfflineOpt = Annotated[
+    bool,
+    typer.Option(
+        "--offline", envvar="TBIMG_OFFLINE", help="Never download the dataset.", metavar="", rich_help_panel=DATA
+    ),
+]
+SplitOpt = Annotated[Split, typer.Option("--split", help="Which Fashion-MNIST split to read.", rich_help_panel=DATA)]
+CountOpt = Annotated[int, typer.Option("--count", "-n", help="How many images.")]
+StartOpt = Annotated[int, typer.Option("--start", help="Dataset index to start from.", rich_help_panel=DATA, min=0)]
+ClassOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--class", help="Only images of this class (name or id 0-9).", rich_help_panel=DATA, show_default=False
+    ),
+]
+LogdirOpt = Annotated[
+    str,
+    typer.Option(
+        "--logdir",
+        help="Root log directory; each run gets its own folder below it.",
+        rich_help_panel=OUTPUT,
+        callback=_checked_logdir,
+    ),
+]
+RunNameOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--run-name", help="Name the run folder instead of a timestamp.", rich_help_panel=OUTPUT, show_default=False
+    ),
+]
+JsonOpt = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Print one JSON object describing the result, nothing else (on failure: its error and exit code).",
+        metavar="",
+        rich_help_panel=OUTPUT,
+    ),
+]
+VerboseOpt = Annotated[
+    bool,
+    typer.Option(
+        "--verbose",
+        "-v",
+        help="Show tracebacks and library logs.",
+        metavar="",
+        rich_help_panel=OUTPUT,
+        callback=_remember_verbose,
+    ),
+]
+ServeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--serve",
+        help="Start TensorBoard on the log root and keep serving until Ctrl-C.",
+        metavar="",
+        rich_help_panel=SERVING,
+    ),
+]
+HostOpt = Annotated[
+    str,
+    typer.Option("--host", help="Address TensorBoard binds (0.0.0.0 for every interface).", rich_help_panel=SERVING),
+]
+PortOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--port",
+        help="Port for TensorBoard. Default: 6006, or the next free one.",
+        rich_help_panel=SERVING,
+        show_default=False,
+        min=0,
+        max=65535,
+    ),
+]
+OpenOpt = Annotated[
+    bool, typer.Option("--open", help="Open TensorBoard in a browser.", metavar="", rich_help_panel=SERVING)
+]
+LogdirArg = Annotated[
+    str,
+    typer.Argument(
+        help="A TensorBoard log directory (any writer's): a folder, or a URL such as s3://bucket/logs.",
+        metavar="LOGDIR",
+    ),
+]
