@@ -208,17 +208,27 @@ def test_nothing_valid_leaves_no_run_behind(cli, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--step", "1", "--steps-from", "order"], "--step and --steps-from cannot be used together"),
+        (["--step", "1", "--steps-from", "order"], "Invalid value for '--step': cannot be used with --steps-from"),
+        (["--steps-from", "nam"], "Invalid value for '--steps-from': 'nam' is not one of 'name', 'order'"),
+        (["--layout", "HCW"], "Invalid value for '--layout': 'HCW' is not one of"),
         (["--run-dir", "r", "--run-name", "n"], "give --run-dir or --run-name, not both"),
         (["--value-range", "1:2"], "give LOW,HIGH"),
-        (["--watch"], "--watch needs a folder or a quoted glob"),
     ],
 )
-def test_bad_options_are_one_line_before_any_work(cli, tmp_path, args, message):
+def test_usage_errors_exit_2_in_clicks_words_before_any_work(cli, tmp_path, args, message):
     save(tmp_path / "a.png")
     result = cli("log", tmp_path / "a.png", *args, "--logdir", tmp_path / "logs")
-    assert result.exit_code in (1, 2) and message in result.stderr and len(result.stderr.splitlines()) == 1
+    assert result.exit_code == 2, result.stderr
+    assert message in result.stderr and "Value error" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and "(see 'tbimg log --help')" in result.stderr
     assert not (tmp_path / "logs").exists()
+
+
+def test_watch_without_a_folder_is_one_line_before_any_work(cli, tmp_path):
+    save(tmp_path / "a.png")
+    result = cli("log", tmp_path / "a.png", "--watch", "--logdir", tmp_path / "logs")
+    assert result.exit_code == 1 and "--watch needs a folder or a quoted glob" in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and not (tmp_path / "logs").exists()
 
 
 def test_run_dir_adds_a_new_event_file_and_touches_nothing_else(cli, tmp_path):

@@ -80,13 +80,20 @@ class ErrorBoundary(TyperGroup):
                 fail(ctx, str(exc), EXIT_ERROR)
             if is_usage_error(exc):
                 command = getattr(getattr(exc, "ctx", None), "command_path", None) or ctx.command_path
-                fail(ctx, f"{exc.format_message()} (see '{command} --help')", EXIT_USAGE)  # type: ignore[attr-defined]
+                fail(ctx, f"{usage_message(exc)} (see '{command} --help')", EXIT_USAGE)
             fail(ctx, f"unexpected {type(exc).__name__}: {exc} (run with TBIMG_DEBUG=1 for the traceback)", EXIT_ERROR)
 
 
 def is_usage_error(exc: Exception) -> bool:
     """Click's usage errors (a bad option or value), known by their shape: Typer keeps its Click private."""
     return type(exc).__module__.startswith("typer") and getattr(exc, "exit_code", None) == EXIT_USAGE
+
+
+def usage_message(exc: Exception) -> str:
+    """Click's message for a usage error, without the "Value error, " that Typer's validation library
+    puts before a converter's own words (`--steps-from nam` read "Value error, 'nam' is not one of ...")."""
+    message: str = exc.format_message()  # type: ignore[attr-defined]
+    return message.replace("Value error, ", "")
 
 
 def json_asked(ctx: typer.Context) -> bool:

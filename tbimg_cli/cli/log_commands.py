@@ -113,6 +113,10 @@ def log_files(
 
     if run_dir is not None and run_name is not None:
         raise typer.BadParameter("give --run-dir or --run-name, not both", param_hint="--run-dir")
+    if step is not None and steps_from is not None:
+        raise typer.BadParameter(
+            "cannot be used with --steps-from: one step for all, or steps per file", param_hint="'--step'"
+        )
     settings = file_sources.LogSettings(
         paths=tuple(paths),
         tag=tag,
