@@ -224,6 +224,17 @@ def test_usage_errors_exit_2_in_clicks_words_before_any_work(cli, tmp_path, args
     assert not (tmp_path / "logs").exists()
 
 
+def test_a_float_tiff_is_logged_with_value_range(cli, tmp_path):
+    from PIL import Image
+
+    values = np.linspace(0.0, 4095.0, 16 * 16, dtype=np.float32).reshape(16, 16)
+    Image.fromarray(values).save(tmp_path / "depth.tiff")
+    refused = cli("log", tmp_path / "depth.tiff", "--logdir", tmp_path / "refused")
+    assert refused.exit_code == 1 and "--value-range" in refused.stderr
+    payload, _ = logged(cli, tmp_path / "depth.tiff", "--value-range", "0,4095")
+    assert payload["images"] == 1 and payload["problems"] == []
+
+
 def test_watch_without_a_folder_is_one_line_before_any_work(cli, tmp_path):
     save(tmp_path / "a.png")
     result = cli("log", tmp_path / "a.png", "--watch", "--logdir", tmp_path / "logs")

@@ -239,6 +239,19 @@ def test_other_formats_become_pngs_of_the_same_pixels(fmt):
     assert np.array_equal(pixels_of(image), RGB)
 
 
+def test_a_float_tiff_is_mapped_by_value_range_as_an_array_is():
+    values = np.linspace(-1.0, 3.0, 24 * 20, dtype=np.float32).reshape(24, 20)
+    data = encoded_file("TIFF", values)
+    with pytest.raises(InputError, match="value_range"):
+        image_values.image_file(data)  # floats outside [0, 1]: the message names the way out
+    for value_range in [(-1.0, 3.0), "auto"]:
+        image = image_values.image_file(data, value_range=value_range)
+        (as_array,) = image_values.encode(values, value_range=value_range)
+        assert image.format == "png" and np.array_equal(pixels_of(image), pixels_of(as_array))
+    (loaded,) = image_values.load_bytes(data, value_range=(-1.0, 3.0))[""]
+    assert np.array_equal(pixels_of(loaded), pixels_of(image_values.encode(values, value_range=(-1.0, 3.0))[0]))
+
+
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF"])
 @pytest.mark.parametrize("keep", [0.5, -1])
 def test_a_cut_file_is_refused(fmt, keep):

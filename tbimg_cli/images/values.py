@@ -49,8 +49,11 @@ VALUE_RULES = """\
 """
 
 
-def image_file(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> EncodedImage:
+def image_file(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, value_range: ValueRange = None) -> EncodedImage:
     """An image file's bytes as a summary sample: stored as they are when TensorBoard shows them, else as PNG.
+
+    `value_range` maps the values of a file Pillow decodes outside 8 and 16 bits (a float TIFF) as it
+    maps an array's; a stored format keeps its bytes.
 
     Raises:
         InputError: for an empty, cut, damaged or unreadable file, or one of more than `max_pixels` pixels.
@@ -59,7 +62,7 @@ def image_file(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> EncodedI
         raise InputError("the file is empty")
     kind = image_format(data)
     if kind is None:
-        return _decoded_by_pillow(data, max_pixels)
+        return _decoded_by_pillow(data, max_pixels, value_range)
     width, height = checked_size(bytes(data), kind, max_pixels)
     return EncodedImage(bytes(data), width, height, kind)
 
@@ -93,7 +96,7 @@ def load_bytes(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, **rules: An
     """`load_file` for bytes already read (standard input)."""
     if data.startswith((_NUMPY_MAGIC, _ZIP_MAGIC)):
         return {name: encode(array, **rules) for name, array in _arrays(data).items()}
-    return {"": [image_file(data, max_pixels=max_pixels)]}
+    return {"": [image_file(data, max_pixels=max_pixels, value_range=rules.get("value_range"))]}
 
 
 def encode(
@@ -373,7 +376,7 @@ def _arrays(data: bytes) -> dict[str, NDArray[Any]]:
 # Files: header sizes and whole-file checks
 
 
-def _decoded_by_pillow(data: bytes, max_pixels: int) -> EncodedImage:
+def _decoded_by_pillow(data: bytes, max_pixels: int, value_range: ValueRange = None) -> EncodedImage:
     """A format TensorBoard does not show (WebP, TIFF...), decoded by Pillow after its size is checked."""
     import warnings
 
@@ -395,4 +398,4 @@ def _decoded_by_pillow(data: bytes, max_pixels: int) -> EncodedImage:
             raise
         kind = getattr(image, "format", None) or "image"
         raise InputError(f"the {kind} file is damaged or cut short ({exc})") from exc
-    return _png_samples(_pil_pixels(image), "auto", None)[0]
+    return _png_samples(_pil_pixels(image), "auto", value_range)[0]
