@@ -224,6 +224,18 @@ def test_usage_errors_exit_2_in_clicks_words_before_any_work(cli, tmp_path, args
     assert not (tmp_path / "logs").exists()
 
 
+def test_hidden_files_and_folders_are_skipped_unless_named(cli, tmp_path):
+    for step in (1, 2):
+        save(tmp_path / "run" / f"epoch_{step}.png")
+    (tmp_path / "run" / "._epoch_1.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # macOS's resource fork
+    save(tmp_path / "run" / ".ipynb_checkpoints" / "epoch_1-checkpoint.png")
+    payload, _ = logged(cli, tmp_path / "run")
+    assert payload["images"] == 2 and payload["tags"] == ["run"] and payload["steps"] == [1, 2]
+    assert payload["problems"] == []
+    named = cli("log", tmp_path / "run" / "._epoch_1.png", "--logdir", tmp_path / "named")
+    assert named.exit_code == 1 and "._epoch_1.png" in named.stderr
+
+
 def test_a_float_tiff_is_logged_with_value_range(cli, tmp_path):
     from PIL import Image
 

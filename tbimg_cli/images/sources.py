@@ -304,7 +304,8 @@ class LogSession:
                 yield _source(match, self.settings.tag or _folder_name(os.path.dirname(match) or "."))
 
     def _folder(self, folder: str, tag: str) -> Iterator[Source]:
-        """A folder's image files, recursively; each subfolder is a tag below the folder's."""
+        """A folder's image files, recursively; each subfolder is a tag below the folder's. Hidden files and
+        folders (`.ipynb_checkpoints/`, macOS's `._*`) are left out, as `ls` does; named, they are read."""
         visited: set[tuple[int, int]] = set()
 
         def unreadable(error: OSError) -> None:
@@ -320,10 +321,11 @@ class LogSession:
                 folders.clear()
                 continue
             visited.add((info.st_dev, info.st_ino))
+            folders[:] = [name for name in folders if not name.startswith(".")]  # hidden, as `ls` has it
             relative = os.path.relpath(root, folder)
             sub_tag = tag if relative == "." else f"{tag}/{Path(relative).as_posix()}"
             for name in files:
-                if _is_image_path(name):
+                if _is_image_path(name) and not name.startswith("."):  # macOS's ._epoch_1.png is no image
                     yield _source(os.path.join(root, name), sub_tag)
 
     # Which steps, then reading and writing
