@@ -224,6 +224,21 @@ def test_usage_errors_exit_2_in_clicks_words_before_any_work(cli, tmp_path, args
     assert not (tmp_path / "logs").exists()
 
 
+def test_json_of_a_failed_log_has_error_and_exit_code_and_no_removed_run_dir(cli, tmp_path):
+    (tmp_path / "t.png").write_text("text")
+    result = cli("log", tmp_path / "t.png", tmp_path / "u.png", "--json", "--logdir", tmp_path / "logs")
+    payload = json.loads(result.stdout)
+    assert result.exit_code == 1 and payload["exit_code"] == 1 and "run_dir" not in payload
+    first = payload["problems"][0]
+    assert payload["error"] == f"{first['path']}: {first['message']} (and 1 more path)"
+    assert {Path(problem["path"]).name for problem in payload["problems"]} == {"t.png", "u.png"}
+    save(tmp_path / "a.png")
+    partly = cli("log", tmp_path / "a.png", tmp_path / "t.png", "--json", "--logdir", tmp_path / "logs")
+    payload = json.loads(partly.stdout)
+    assert partly.exit_code == 1 and payload["exit_code"] == 1 and Path(payload["run_dir"]).is_dir()
+    assert payload["images"] == 1
+
+
 def test_hidden_files_and_folders_are_skipped_unless_named(cli, tmp_path):
     for step in (1, 2):
         save(tmp_path / "run" / f"epoch_{step}.png")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -31,8 +31,10 @@ from tbimg_cli.cli.options import (
 from tbimg_cli.events.runs import DEFAULT_LOGDIR
 from tbimg_cli.images.files import DEFAULT_MAX_PIXELS
 from tbimg_cli.serve import tensorboard as serve
+from tbimg_cli.words import counted
 
 if TYPE_CHECKING:
+    from tbimg_cli.images.sources import LogResult
     from tbimg_cli.images.values import ValueRange
 
 
@@ -143,7 +145,7 @@ def log_files(
             with serve.sigterm_as_ctrl_c():
                 result = session.watch(report)
     if as_json:
-        emit_json(result.to_json())
+        emit_json(_log_json(result))
     else:
         output.logged(result, serving=serving is not None)
     if serving is not None and not watch:
@@ -151,6 +153,19 @@ def log_files(
         serve.wait_for_ctrl_c()
     if result.problems:
         raise typer.Exit(EXIT_ERROR)
+
+
+def _log_json(result: LogResult) -> dict[str, Any]:
+    """`--json`'s object: on failure also `error` and `exit_code`, as every command's failures have them,
+    and no `run_dir` when every file was refused and the empty run folder is gone."""
+    payload = result.to_json()
+    if isinstance(result.run_dir, Path) and not result.run_dir.exists():
+        del payload["run_dir"]
+    if result.problems:
+        first = result.problems[0]
+        more = f" (and {counted(len(result.problems) - 1, 'more path')})" if len(result.problems) > 1 else ""
+        payload.update(error=f"{first.path}: {first.message}{more}", exit_code=EXIT_ERROR)
+    return payload
 
 
 def _value_range(text: str | None) -> ValueRange:
