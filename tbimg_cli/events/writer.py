@@ -61,14 +61,23 @@ class EncodedImage:
 def check_step(step: object) -> int:
     """A summary's step as TensorBoard stores it: a whole number, 0 or more.
 
+    A 0-d integer tensor or array (PyTorch's `global_step` often is one) counts: it has `__index__`.
+
     Raises:
         InputTypeError: for a float (2.0), a bool or anything not an integer.
         InputError: for a negative step.
     """
     import numbers
+    import operator
 
-    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
-        raise InputTypeError(f"step must be a whole number (an int), got {step!r} of type {type(step).__name__}")
+    wrong = InputTypeError(f"step must be a whole number (an int), got {step!r} of type {type(step).__name__}")
+    if isinstance(step, bool) or "bool" in str(getattr(step, "dtype", "")):
+        raise wrong
+    if not isinstance(step, numbers.Integral):
+        try:
+            step = operator.index(step)  # type: ignore[arg-type]  # a non-index raises TypeError
+        except TypeError:
+            raise wrong from None
     if step < 0:
         raise InputError(f"step must be 0 or more, got {step}")
     return int(step)

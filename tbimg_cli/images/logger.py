@@ -86,7 +86,7 @@ def log_images(
         >>> log_images("runs/exp1", "samples", generator(noise), step=epoch)
     """
     folder = run_folder(log_dir)
-    _check_call(tag, step, layout, value_range)
+    step = _check_call(tag, step, layout, value_range)
     encoded = image_values.encode(images, layout=layout, value_range=value_range, max_pixels=max_pixels)
     with appending(folder) as writer:
         writer.encoded_images(tag, encoded, step, description)
@@ -182,7 +182,7 @@ class ImageLogger:
             WriterClosedError: after `close()`.
         """
         self._check_usable()
-        _check_call(tag, step, layout, value_range)
+        step = _check_call(tag, step, layout, value_range)
         copied = image_values.snapshot(images, self._buffers.take)
         size = image_values.snapshot_bytes(copied)
         with self._space:
@@ -335,11 +335,12 @@ class _Flush:
         self.event = threading.Event()
 
 
-def _check_call(tag: object, step: object, layout: object, value_range: object) -> None:
+def _check_call(tag: object, step: object, layout: object, value_range: object) -> int:
+    """The call's step as an int (a 0-d tensor's too), once tag, step and options are checked."""
     if not isinstance(tag, str) or not tag:
         raise InputTypeError(f"tag must be a non-empty str, got {tag!r}")
-    check_step(step)
     image_values.check_rules(layout, value_range)
+    return check_step(step)
 
 
 _open_loggers: set[ImageLogger] = set()

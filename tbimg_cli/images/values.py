@@ -208,7 +208,17 @@ def _is_figure(item: Any) -> bool:
 
 
 def _is_torch(item: Any) -> bool:
-    return type(item).__module__.startswith("torch") and hasattr(item, "dim")
+    """A `torch.Tensor` or a subclass of it (a `Parameter`, a user's own), known without importing torch."""
+    return any(cls.__name__ == "Tensor" and cls.__module__.startswith("torch") for cls in type(item).__mro__)
+
+
+def _torch_values(tensor: Any) -> Any:
+    """A tensor numpy can read, as `SummaryWriter` takes them: detached from autograd, on the CPU, and
+    bfloat16 (which numpy has no type for) widened to float32."""
+    tensor = tensor.detach()
+    if str(tensor.dtype) == "torch.bfloat16":
+        tensor = tensor.float()
+    return tensor.cpu()
 
 
 def _encode_one(item: Any, layout: Layout, value_range: ValueRange, max_pixels: int) -> list[EncodedImage]:
@@ -233,10 +243,9 @@ def _as_array(item: Any) -> NDArray[Any]:
     import numpy as np
 
     try:
-        array = np.asarray(item)
+        array = np.asarray(_torch_values(item) if _is_torch(item) else item)
     except (TypeError, ValueError, RuntimeError) as exc:
-        hint = " (call .detach().cpu() on a tensor first)" if _is_torch(item) else ""
-        raise InputTypeError(f"cannot read {type(item).__name__} as an image array{hint}: {exc}") from exc
+        raise InputTypeError(f"cannot read {type(item).__name__} as an image array: {exc}") from exc
     if array.dtype.kind not in "biuf":
         raise InputTypeError(
             f"cannot read an array of {array.dtype} as images: give numbers (uint8, uint16, bool or floats), "
