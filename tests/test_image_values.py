@@ -239,6 +239,17 @@ def test_other_formats_become_pngs_of_the_same_pixels(fmt):
     assert np.array_equal(pixels_of(image), RGB)
 
 
+@pytest.mark.parametrize(
+    ("high", "shown"),
+    [(np.float32(1.0000001), "1.0000001"), (1.0000000000000002, "1.0000000000000002"), (3.25, "3.25")],
+)
+def test_the_out_of_range_value_is_shown_as_it_is_not_rounded_into_range(high, shown):
+    values = np.array([[0.01248, high]], dtype=np.asarray(high).dtype)
+    with pytest.raises(InputError) as raised:
+        image_values.encode(values)
+    assert f"these span [0.01248, {shown}]" in str(raised.value)
+
+
 def test_a_float_tiff_is_mapped_by_value_range_as_an_array_is():
     values = np.linspace(-1.0, 3.0, 24 * 20, dtype=np.float32).reshape(24, 20)
     data = encoded_file("TIFF", values)

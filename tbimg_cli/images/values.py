@@ -239,6 +239,16 @@ def _encode_one(item: Any, layout: Layout, value_range: ValueRange, max_pixels: 
     return _png_samples(array, layout, value_range)
 
 
+def _shown(value: float, batch: NDArray[Any]) -> str:
+    """A value for a message: 4 digits, unless they round it into [0, 1] (1.0000001 is not "1")."""
+    short = f"{value:.4g}"
+    if (0.0 <= float(short) <= 1.0) == (0.0 <= value <= 1.0):
+        return short
+    import numpy as np
+
+    return np.format_float_positional(batch.dtype.type(value), unique=True, trim="-")
+
+
 def _as_array(item: Any) -> NDArray[Any]:
     import numpy as np
 
@@ -348,7 +358,7 @@ def _pixel_values(batch: NDArray[Any], value_range: ValueRange) -> NDArray[np.ui
     if kind == "f":
         if low < 0.0 or high > 1.0:
             raise InputError(
-                f"float images must hold values in [0, 1]; these span [{low:.4g}, {high:.4g}]: "
+                f"float images must hold values in [0, 1]; these span [{_shown(low, batch)}, {_shown(high, batch)}]: "
                 "pass value_range=(low, high) or 'auto' (--value-range)"
             )
         values = batch.astype(np.float32) if batch.dtype.itemsize < 4 else batch
