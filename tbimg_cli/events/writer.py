@@ -70,17 +70,21 @@ def check_step(step: object) -> int:
     import numbers
     import operator
 
-    wrong = InputTypeError(f"step must be a whole number (an int), got {step!r} of type {type(step).__name__}")
-    if isinstance(step, bool) or "bool" in str(getattr(step, "dtype", "")):
-        raise wrong
-    if not isinstance(step, numbers.Integral):
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        if isinstance(step, bool) or "bool" in str(getattr(step, "dtype", "")):
+            raise _not_a_step(step)
         try:
             step = operator.index(step)  # type: ignore[arg-type]  # a non-index raises TypeError
         except TypeError:
-            raise wrong from None
+            raise _not_a_step(step) from None
     if step < 0:
         raise InputError(f"step must be 0 or more, got {step}")
     return int(step)
+
+
+def _not_a_step(step: object) -> InputTypeError:
+    """Made only on failure: a tensor's repr costs more than the check itself, on every call."""
+    return InputTypeError(f"step must be a whole number (an int), got {step!r} of type {type(step).__name__}")
 
 
 class EventWriter:
