@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tbimg_cli.images.sources import SOURCES_PREFIX, natural_key
+from tbimg_cli.images.finding import natural_key
+from tbimg_cli.images.sources import SOURCES_PREFIX
 
 from .helpers import Served, event_files, free_port, load_run, wait_until
 from .test_image_values import bomb_png
@@ -76,11 +77,20 @@ def test_images_of_one_tag_and_step_are_the_samples_of_one_summary(cli, tmp_path
     assert [(step, len(blobs)) for step, blobs in summaries(run)["gen"]] == [(3, 2), (4, 1)]
 
 
-def test_without_numbers_in_every_name_everything_is_one_summary_at_step_0(cli, tmp_path):
-    for name in ("cat.png", "dog.png", "dog2.png"):
+def test_names_without_numbers_are_one_summary_at_step_0_and_a_mix_says_so(cli, tmp_path):
+    for name in ("cat.png", "dog.png"):
         save(tmp_path / "pets" / name)
-    _, run = logged(cli, tmp_path / "pets", "--logdir", tmp_path / "logs")
-    assert [(step, len(blobs)) for step, blobs in summaries(run)["pets"]] == [(0, 3)]
+    payload, run = logged(cli, tmp_path / "pets", "--logdir", tmp_path / "logs")
+    assert [(step, len(blobs)) for step, blobs in summaries(run)["pets"]] == [(0, 2)] and payload["notices"] == []
+    for epoch in (1, 2):
+        save(tmp_path / "series" / f"epoch_{epoch}.png", epoch)
+    save(tmp_path / "series" / "final.png", 9)
+    payload, run = logged(cli, tmp_path / "series", "--logdir", tmp_path / "logs")
+    assert [step for step, _ in summaries(run)["series"]] == [0, 1, 2]  # the numbered steps are kept
+    (notice,) = payload["notices"]
+    assert "final.png has no number in its name and went to step 0" in notice and "--step-pattern" in notice
+    result = cli("log", tmp_path / "series", "--logdir", tmp_path / "logs")
+    assert result.exit_code == 0 and "final.png has no number" in result.stdout + result.stderr
 
 
 def test_steps_from_order_and_one_step_for_all(cli, tmp_path):
@@ -209,7 +219,10 @@ def test_nothing_valid_leaves_no_run_behind(cli, tmp_path):
     ("args", "message"),
     [
         (["--step", "1", "--steps-from", "order"], "Invalid value for '--step': cannot be used with --steps-from"),
-        (["--steps-from", "nam"], "Invalid value for '--steps-from': 'nam' is not one of 'name', 'order'"),
+        (["--steps-from", "nam"], "Invalid value for '--steps-from': 'nam' is not one of 'name', 'folder', 'order'"),
+        (["--steps-from", "name", "--step-pattern", "(\\d+)"], "Invalid value for '--steps-from': cannot be used"),
+        (["--step-pattern", "epoch_\\d+"], "Invalid value for '--step-pattern': needs a group"),
+        (["--step-pattern", "epoch_(\\d+"], "Invalid value for '--step-pattern': is no regular expression"),
         (["--layout", "HCW"], "Invalid value for '--layout': 'HCW' is not one of"),
         (["--run-dir", "r", "--run-name", "n"], "give --run-dir or --run-name, not both"),
         (["--value-range", "1:2"], "give LOW,HIGH"),

@@ -60,8 +60,19 @@ def log_files(
         StepsFrom | None,
         typer.Option(
             "--steps-from",
-            help="name: the last number in each file name (epoch_012.png is step 12); order: 0, 1, 2... "
-            "in sort order. Default: name when every file name holds a number, else --step 0.",
+            help="name: the number in each file name (epoch_012.png is step 12; iter5000_rank0.png 5000); "
+            "folder: the number in its folder's name (epoch_3/a.png is step 3); order: 0, 1, 2... in sort order. "
+            "Default: the number in the name, step 0 for names without one; a name with several numbers is refused.",
+            show_default=False,
+        ),
+    ] = None,
+    step_pattern: Annotated[
+        str | None,
+        typer.Option(
+            "--step-pattern",
+            help="A regular expression searched in each file's path below the folder or glob root given; "
+            r"its first group is the step: 'ckpt-(\d+)/', 'it(\d+)_'.",
+            metavar="REGEX",
             show_default=False,
         ),
     ] = None,
@@ -115,15 +126,13 @@ def log_files(
 
     if run_dir is not None and run_name is not None:
         raise typer.BadParameter("give --run-dir or --run-name, not both", param_hint="--run-dir")
-    if step is not None and steps_from is not None:
-        raise typer.BadParameter(
-            "cannot be used with --steps-from: one step for all, or steps per file", param_hint="'--step'"
-        )
+    _check_step_options(step, steps_from, step_pattern)
     settings = file_sources.LogSettings(
         paths=tuple(paths),
         tag=tag,
         step=step,
         steps_from=steps_from.value if steps_from else None,
+        step_pattern=step_pattern,
         layout=layout.value,
         value_range=_value_range(value_range),
         max_pixels=max_pixels,
@@ -166,6 +175,29 @@ def _log_json(result: LogResult) -> dict[str, Any]:
         more = f" (and {counted(len(result.problems) - 1, 'more path')})" if len(result.problems) > 1 else ""
         payload.update(error=f"{first.path}: {first.message}{more}", exit_code=EXIT_ERROR)
     return payload
+
+
+def _check_step_options(step: int | None, steps_from: StepsFrom | None, step_pattern: str | None) -> None:
+    """Usage errors in Click's words (exit 2): two ways to find steps, or a pattern that cannot work."""
+    from tbimg_cli.errors import InputError
+    from tbimg_cli.images.steps import compile_pattern
+
+    given = [
+        name
+        for name, value in (("--step", step), ("--steps-from", steps_from), ("--step-pattern", step_pattern))
+        if value is not None
+    ]
+    if len(given) > 1:
+        raise typer.BadParameter(
+            f"cannot be used with {given[1]}: give one way to find the steps", param_hint=f"'{given[0]}'"
+        )
+    if step_pattern is not None:
+        try:
+            compile_pattern(step_pattern)
+        except InputError as exc:
+            raise typer.BadParameter(
+                str(exc).removeprefix(f"--step-pattern {step_pattern!r} "), param_hint="'--step-pattern'"
+            ) from None
 
 
 def _value_range(text: str | None) -> ValueRange:

@@ -24,6 +24,7 @@ class Split(str, Enum):
 
 class StepsFrom(str, Enum):
     name = "name"
+    folder = "folder"
     order = "order"
 
 

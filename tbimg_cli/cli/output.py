@@ -59,6 +59,9 @@ class RunReport(Protocol):
 # Messages
 
 
+SAME_REASON_SHOWN = 3  # files named with one reason before the rest are counted
+
+
 def error(message: str) -> None:
     """One red line on stderr: the whole user-facing report of a failure."""
     stderr.print(f"[bold red]Error:[/] {escape(message)}", soft_wrap=True)
@@ -198,7 +201,7 @@ class WatchReport:
 
     def __init__(self, result: LogResult, *, enabled: bool = True) -> None:
         self._enabled = enabled
-        self._files, self._problems = result.files, len(result.problems)
+        self._files, self._problems, self._notices = result.files, len(result.problems), len(result.notices)
 
     def started(self, paths: list[str]) -> None:
         if self._enabled:
@@ -206,12 +209,14 @@ class WatchReport:
 
     def __call__(self, result: LogResult) -> None:
         new_files, new_problems = result.files - self._files, result.problems[self._problems :]
-        self._files, self._problems = result.files, len(result.problems)
+        new_notices = result.notices[self._notices :]
+        self._files, self._problems, self._notices = result.files, len(result.problems), len(result.notices)
         if not self._enabled:
             return
         if new_files:
             stderr.print(f"  + {counted(new_files, 'file')} logged ({counted(result.images, 'image')} in all)")
         refused_files(new_problems)
+        notices(new_notices)
 
 
 class TrainingProgress:
@@ -297,6 +302,13 @@ def logged(result: LogResult, *, serving: bool = False) -> None:
     else:
         note(f"Nothing logged{' (every file was logged already)' if result.skipped else ''}.")
     refused_files(result.problems)
+    notices(result.notices)
+
+
+def notices(lines: Iterable[str]) -> None:
+    """What was logged as asked but may not be what was meant (a name without a step among numbered ones)."""
+    for line in lines:
+        note(f"Note: {line}")
 
 
 def uploaded(done: list[dict[str, Any]], failed: list[dict[str, str]]) -> None:
@@ -359,9 +371,17 @@ def exported(result: ExportResult) -> None:
 
 
 def refused_files(problems: Iterable[LogProblem]) -> None:
-    """`tbimg log`: one red line per file (or path) that could not be logged, naming why."""
+    """`tbimg log`: one red line per file (or path) that could not be logged, naming why.
+
+    A reason shared by many files (a folder of timestamped names) is shown for a few, then counted."""
+    shown: dict[str, int] = {}
     for problem in problems:
-        error(f"{problem.path}: {problem.message}")
+        shown[problem.message] = shown.get(problem.message, 0) + 1
+        if shown[problem.message] <= SAME_REASON_SHOWN:
+            error(f"{problem.path}: {problem.message}")
+    for message, count in shown.items():
+        if count > SAME_REASON_SHOWN:
+            error(f"... and {counted(count - SAME_REASON_SHOWN, 'more file')} for the same reason: {message}")
 
 
 def file_problems(problems: Iterable[FileProblem]) -> None:

@@ -207,6 +207,16 @@ def _close_at_exit() -> None:
 shortcuts.before_threads_end(_close_at_exit)
 
 
+def _forget_parents_mirrors() -> None:
+    """A forked child uploads nothing: the staging folders and their mirrors are its parent's."""
+    global _shared_lock
+    _shared.clear()
+    _shared_lock = threading.Lock()  # the parent's threads may have held it at the fork
+
+
+os.register_at_fork(after_in_child=_forget_parents_mirrors)
+
+
 # The mirror
 
 

@@ -13,8 +13,12 @@ named `events.out.tfevents.<10-digit time>.<host>.<pid>.<n>.v2`.
 
 Every command writes through this module, so there is one place that knows
 TensorBoard's format. The event file is opened lazily (no empty files for a
-command that fails before writing) and each record is written with a single
-`write` call, so an exception or Ctrl-C never leaves half a record behind.
+command that fails before writing). Records gather in the writer's own buffer
+and go to the file whole, at `flush`, at `close` or once the buffer holds
+`BUFFER_BYTES`, so an exception or Ctrl-C never leaves half a record behind.
+The buffer is the writer's and not the file object's so that a forked child
+(a PyTorch `DataLoader` worker) can drop it: a child never writes what its
+parent wrote (`os.register_at_fork`), and its writers refuse to write.
 Pixels become PNGs in `png.py`.
 """
 
@@ -26,6 +30,7 @@ import os
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -41,6 +46,7 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
 FILE_VERSION = "brain.Event:2"
+BUFFER_BYTES = 8192  # gathered before the file is written unasked: as much as `open` buffers (io.DEFAULT_BUFFER_SIZE)
 _file_counter = itertools.count()
 
 
@@ -119,7 +125,10 @@ class EventWriter:
         self.path: Path | None = None
         self._append_to = append_to
         self._file: IO[bytes] | None = None
+        self._pending = bytearray()  # whole records not yet in the file
         self._closed = False
+        self._parent: int | None = None  # in a forked child: the pid of the process that owns this writer
+        _live_writers.add(self)
 
     def __enter__(self) -> EventWriter:
         return self
@@ -247,8 +256,9 @@ class EventWriter:
 
     def flush(self) -> None:
         """Hand what was written to the operating system, so a TensorBoard reading the run sees it."""
-        if self._file is not None:
-            self._file.flush()
+        if self._parent is not None:
+            return
+        self._drain()
         if self.destination is not None:
             storage.flush_soon(self.destination)
 
@@ -263,12 +273,27 @@ class EventWriter:
             return
         self._closed = True
         if self._file is not None:
-            file, self._file = self._file, None
-            file.close()
+            try:
+                self._drain()
+            finally:
+                file, self._file = self._file, None
+                file.close()
         if self.destination is not None:
             storage.release(self.destination)
 
+    def forget_after_fork(self, parent: int) -> None:
+        """In a forked child: drop the parent's unwritten records and refuse to write (the parent owns the file)."""
+        self._parent = parent
+        self._pending = bytearray()
+        self._closed = True
+        self._file = None  # the child's copy of the descriptor closes with it; nothing was buffered in it
+
     def _check_open(self) -> None:
+        if self._parent is not None:
+            raise WriterClosedError(
+                f"this EventWriter for {self.run_dir} belongs to process {self._parent}, which forked this one; "
+                "open a writer in this process to write from it"
+            )
         if self._closed:
             raise WriterClosedError(f"this EventWriter for {self.run_dir} is closed; make a new one to write again")
 
@@ -287,22 +312,37 @@ class EventWriter:
         return event, value.tensor
 
     def _write_event(self, event: Any) -> None:
-        file = self._file if self._file is not None else self._open()
-        file.write(frame(event.SerializeToString()))
+        if self._file is None:
+            self._open()
+        self._pending += frame(event.SerializeToString())
+        if len(self._pending) >= BUFFER_BYTES:
+            self._drain()
+
+    def _drain(self) -> None:
+        """Write the gathered records; an unbuffered file takes them in as few calls as it needs."""
+        if not self._pending or self._file is None:
+            return
+        view, written = memoryview(self._pending), 0
+        try:
+            while written < len(view):
+                written += self._file.write(view[written:]) or 0
+        finally:
+            view.release()
+            del self._pending[:written]
 
     def _open(self) -> IO[bytes]:
         from tensorboard.compat.proto import event_pb2
 
         if self._append_to is not None and self._append_to.is_file():
             self.path = self._append_to
-            self._file = open(self.path, "ab")  # noqa: SIM115 - held open across calls, closed by close()
+            self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - held open across calls, closed by close()
             return self._file
         now = time.time()
         name = f"events.out.tfevents.{int(now):010d}.{socket.gethostname()}.{os.getpid()}.{next(_file_counter)}.v2"
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / name
-        file = self._file = open(self.path, "wb")  # noqa: SIM115 - held open across calls, closed by close()
-        file.write(frame(event_pb2.Event(wall_time=now, file_version=FILE_VERSION).SerializeToString()))
+        file = self._file = open(self.path, "wb", buffering=0)  # noqa: SIM115 - held open, closed by close()
+        self._pending += frame(event_pb2.Event(wall_time=now, file_version=FILE_VERSION).SerializeToString())
         return file
 
 
@@ -355,3 +395,19 @@ def appending(folder: str | Path) -> Iterator[EventWriter]:
 # The event file this process's synchronous calls (`appending`) write for each folder.
 _event_files: dict[str | Path, Path] = {}
 _event_files_lock = threading.Lock()
+
+
+_live_writers: weakref.WeakSet[EventWriter] = weakref.WeakSet()
+
+
+def _forget_parents_writers() -> None:
+    """A forked child (a `DataLoader` worker, a `multiprocessing` fork) writes nothing its parent owns."""
+    parent = os.getppid()
+    for writer in list(_live_writers):
+        writer.forget_after_fork(parent)
+    _event_files.clear()  # the child's own calls start event files of their own (its pid in their names)
+    global _event_files_lock
+    _event_files_lock = threading.Lock()  # another of the parent's threads may have held it at the fork
+
+
+os.register_at_fork(after_in_child=_forget_parents_writers)

@@ -18,6 +18,7 @@ import contextlib
 import os
 import queue
 import threading
+import time
 import warnings
 from concurrent.futures import Future
 from pathlib import Path
@@ -132,6 +133,7 @@ class ImageLogger:
         self._errors: list[BaseException] = []
         self._buffers = _Buffers()
         self._closed = False
+        self._parent: int | None = None  # in a forked child: the process that owns this logger
         self._encode_queue: queue.SimpleQueue[tuple[Future[list[EncodedImage]], Any] | None] = queue.SimpleQueue()
         self._write_queue: queue.SimpleQueue[_Written | _Flush | None] = queue.SimpleQueue()
         count = workers or max(1, min(4, os.cpu_count() or 1))
@@ -216,6 +218,8 @@ class ImageLogger:
         Raises:
             InputError, InputTypeError: for images a call queued and the rules refused.
         """
+        if self._parent is not None:
+            return  # a forked child's copy: its threads never ran here, and what it queued is its parent's
         with self._call_lock:
             if self._closed:
                 return
@@ -231,6 +235,11 @@ class ImageLogger:
         self._raise_background_error()
 
     def _check_usable(self) -> None:
+        if self._parent is not None:
+            raise WriterClosedError(
+                f"this ImageLogger for {self.log_dir} belongs to process {self._parent}, which forked this one "
+                "(a DataLoader worker?); log from the parent, or open an ImageLogger in this process"
+            )
         if self._closed:
             raise WriterClosedError(f"this ImageLogger for {self.log_dir} is closed; make a new one to log again")
         self._raise_background_error()
@@ -255,26 +264,33 @@ class ImageLogger:
                 work.set_exception(exc)
 
     def _write_loop(self) -> None:
+        """Write in call order; flush when idle for a while, and at least that often while busy, so that
+        a TensorBoard reading the run sees each summary within about `_IDLE_FLUSH_SECONDS`."""
+        flushed_at = time.monotonic()
         while True:
             try:
                 item = self._write_queue.get(timeout=_IDLE_FLUSH_SECONDS)
             except queue.Empty:
-                self._flush_file()
-                continue
+                item = _Flush()  # idle: flush, with nobody waiting for it
             if item is None:
                 return
-            if isinstance(item, _Flush):
+            if isinstance(item, _Written):
+                self._write(item)
+            if isinstance(item, _Flush) or time.monotonic() - flushed_at >= _IDLE_FLUSH_SECONDS:
                 self._flush_file()
+                flushed_at = time.monotonic()
+            if isinstance(item, _Flush):
                 item.event.set()
-                continue
-            try:
-                self._writer.encoded_images(item.tag, item.work.result(), item.step, item.description)
-            except BaseException as exc:
-                if isinstance(exc, TbimgError):
-                    exc = type(exc)(f"{item.tag!r} at step {item.step}: {exc}")
-                self._errors.append(exc)
-            finally:
-                self._release(item.size)
+
+    def _write(self, item: _Written) -> None:
+        try:
+            self._writer.encoded_images(item.tag, item.work.result(), item.step, item.description)
+        except BaseException as exc:
+            if isinstance(exc, TbimgError):
+                exc = type(exc)(f"{item.tag!r} at step {item.step}: {exc}")
+            self._errors.append(exc)
+        finally:
+            self._release(item.size)
 
     def _release(self, size: int) -> None:
         with self._space:
@@ -355,4 +371,14 @@ def _close_open_loggers() -> None:
             warnings.warn(f"tbimg ImageLogger for {logger.log_dir}: {exc}", RuntimeWarning, stacklevel=1)
 
 
+def _forget_parents_loggers() -> None:
+    """A forked child (a `DataLoader` worker) inherits the parent's loggers without their threads: it must
+    neither write what they queued nor close them at its exit, which would write the parent's records again."""
+    parent = os.getppid()
+    for logger in list(_open_loggers):
+        logger._parent = parent
+    _open_loggers.clear()
+
+
 shortcuts.before_threads_end(_close_open_loggers)  # registered after storage's: runs before it
+os.register_at_fork(after_in_child=_forget_parents_loggers)

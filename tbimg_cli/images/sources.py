@@ -2,11 +2,14 @@
 
 Which tag: one per folder given (its name; a subfolder's files go under
 `folder/sub`), or `--tag`; files given one by one take their folder's name.
-Which step: the last number in the file's name (`epoch_012.png` is step 12:
-files of one tag and step are the samples of one summary), the files' order,
-or one step for all. Files are read and checked on a few threads, a window at
-a time, and written tag by tag in step order, so a folder of 10,000 files
-costs the memory of a few of them. A file that cannot be logged is one
+Two folders of one name (`exp1/samples exp2/samples`) are told apart by
+their parents' names. Which step: decided for each file from its own path
+(`steps.py`): the number in its name (`epoch_012.png` is step 12), its
+folder's, a `--step-pattern`, the files' order, or one step for all. The
+files of one tag and step, wherever they sort, are the samples of one
+summary. Files are read and checked on a few threads, a window at a time, and
+written in (tag, step) order, so a folder of 10,000 files costs the memory of
+a few of them. A file that cannot be logged is one
 `Problem` and the rest is still logged; each summary is one record, so nothing
 is ever half-written.
 
@@ -22,9 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import glob
 import os
-import re
+import signal
 import socket
 import stat
 import sys
@@ -39,26 +41,20 @@ from tbimg_cli.errors import InputError, RunDirError
 from tbimg_cli.events import storage
 from tbimg_cli.events.runs import new_run_dir
 from tbimg_cli.events.writer import EventWriter
+from tbimg_cli.images import steps as step_rules
 from tbimg_cli.images import values as image_values
 from tbimg_cli.images.files import DEFAULT_MAX_PIXELS, image_format
+from tbimg_cli.images.finding import STDIN, FileFinder, Source
 from tbimg_cli.words import counted
 
 if TYPE_CHECKING:
     from tbimg_cli.events.writer import EncodedImage
 
-STDIN = "-"
-STDIN_TAG = "stdin"
 LOG_FOLDER = "images"  # under --logdir, beside the tutorial's folders
 SOURCES_PREFIX = "tbimg-log-sources."
 POLL_SECONDS = 0.25
+RESCAN_SECONDS = 10.0  # `--watch` lists every folder again at least this often (a change its time missed)
 READ_AHEAD = 32  # files read and checked ahead of the writer: the memory bound
-STEP_MODES = ("name", "order")
-# The files of a folder that are logged, by name: images and arrays, not notes or configs.
-IMAGE_SUFFIXES = frozenset(
-    (".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".npy", ".npz")
-)
-_LAST_NUMBER = re.compile(r"(\d+)(?!.*\d)")
-_GLOB_CHARACTERS = re.compile(r"[*?\[]")
 
 
 @dataclass(frozen=True)
@@ -69,23 +65,10 @@ class LogSettings:
     tag: str | None = None
     step: int | None = None
     steps_from: str | None = None
+    step_pattern: str | None = None
     layout: image_values.Layout = "auto"
     value_range: image_values.ValueRange = None
     max_pixels: int = DEFAULT_MAX_PIXELS
-
-
-@dataclass(frozen=True)
-class Source:
-    """One file to log: where, under which tag, and where it sorts."""
-
-    path: str  # STDIN for standard input
-    tag: str
-    number: int | None  # the last number in its name
-
-    @property
-    def key(self) -> str:
-        """How the run's list of logged files knows it (its absolute path)."""
-        return self.path if self.path == STDIN else os.path.abspath(self.path)
 
 
 @dataclass(frozen=True)
@@ -110,6 +93,7 @@ class LogResult:
     skipped: int = 0  # already in the run, from an earlier session
     steps: set[int] = field(default_factory=set)
     problems: list[Problem] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # what was logged as asked but may not be what was meant
     watched: bool = False
 
     def to_json(self) -> dict[str, Any]:
@@ -123,6 +107,7 @@ class LogResult:
             "skipped": self.skipped,
             "steps": [min(self.steps), max(self.steps)] if self.steps else [],
             "problems": [problem.to_json() for problem in self.problems],
+            "notices": self.notices,
         }
 
     def summary(self) -> str:
@@ -139,10 +124,7 @@ def check_settings(settings: LogSettings, *, watch: bool = False) -> None:
     """Refuse what can be refused before reading anything (the CLI calls it first)."""
     if not settings.paths:
         raise InputError("give at least one image file, folder, glob or '-' to log")
-    if settings.step is not None and settings.steps_from is not None:
-        raise InputError("--step and --steps-from cannot be used together: one step for all, or steps per file")
-    if settings.steps_from not in (None, *STEP_MODES):
-        raise InputError(f"--steps-from must be one of {', '.join(STEP_MODES)}, got {settings.steps_from!r}")
+    step_rule(settings)
     if settings.paths.count(STDIN) > 1:
         raise InputError("'-' (standard input) can be given once")
     if settings.tag is not None and not settings.tag.strip("/ "):
@@ -150,6 +132,11 @@ def check_settings(settings: LogSettings, *, watch: bool = False) -> None:
     if watch and all(p == STDIN or os.path.isfile(p) for p in settings.paths):
         raise InputError("--watch needs a folder or a quoted glob to watch; files given one by one do not change")
     image_values.check_rules(settings.layout, settings.value_range)
+
+
+def step_rule(settings: LogSettings) -> step_rules.StepRule:
+    """The settings' way of finding steps; `InputError` for options that conflict or a bad pattern."""
+    return step_rules.rule(settings.step, settings.steps_from, settings.step_pattern)
 
 
 @contextlib.contextmanager
@@ -185,11 +172,6 @@ def _identity(path: str) -> tuple[int, int] | tuple[()]:
     return info.st_size, info.st_mtime_ns
 
 
-def natural_key(text: str) -> tuple[Any, ...]:
-    """Sort key that puts `2` before `10`: digits compare as numbers."""
-    return tuple(int(part) if part.isdigit() else part.casefold() for part in re.split(r"(\d+)", text))
-
-
 class LogSession:
     """One `tbimg log` into one run folder: its writer, the run's list of logged files, the steps handed out.
 
@@ -211,7 +193,7 @@ class LogSession:
         self.logged = _already_logged(run_dir)
         self.reported: set[tuple[str, str]] = set()
         self.next_step: dict[str, int] = {}  # --steps-from order: each tag's next step
-        self.steps_from = settings.steps_from
+        self.finder = FileFinder(settings, step_rule(settings), self._problem, self.result.notices.append)
         self._stdin = stdin
         self._sources_file: Any = None
         self._run_dir = self.writer.run_dir  # the local folder (a staging folder, for a bucket)
@@ -236,106 +218,66 @@ class LogSession:
     def watch(self, on_change: Callable[[LogResult], None] | None = None) -> LogResult:
         """Log new files of the watched folders and globs as they become whole, until Ctrl-C.
 
-        `on_change` is called after each poll that logged a file or found a problem.
+        `on_change` is called after each poll that logged a file, found a problem or has a notice.
         Ctrl-C (KeyboardInterrupt) ends the watch and returns the result.
+
+        Idle costs little however many files the folders hold: a poll lists the folders again
+        only when one of them changed (a file added, removed or renamed changes its folder's
+        time), every `RESCAN_SECONDS` in case, or while a file is still being written; else it
+        looks at the few files it waits for.
         """
         self.result.watched = True
         waiting: dict[str, tuple[int, int]] = {}  # path -> (size, mtime) seen at the last poll
+        unfinished: dict[str, Source] = {}  # new files not yet whole, or refused until they change
         # Files the first pass could not log are left alone until they change.
         refused = {source.path: _identity(source.path) for source in self.expand(quiet=True)}
+        stamps, listed_at = self._folder_stamps(), time.monotonic()
         with contextlib.suppress(KeyboardInterrupt):
             while True:
                 time.sleep(POLL_SECONDS)
-                candidates = [s for s in self.expand(quiet=True) if refused.get(s.path, ()) != _identity(s.path)]
+                before = len(self.result.problems), self.result.files, len(self.result.notices)
+                now = self._folder_stamps()
+                if now != stamps or time.monotonic() - listed_at >= RESCAN_SECONDS:
+                    unfinished = {s.path: s for s in self.expand(quiet=True)}
+                    stamps, listed_at = self._folder_stamps(), time.monotonic()
+                candidates = [s for s in unfinished.values() if refused.get(s.path, ()) != _identity(s.path)]
                 ready = [source for source in candidates if self.whole(source, waiting)]
-                if not ready:
-                    continue
-                before = len(self.result.problems), self.result.files
-                self.log(ready, None)
-                refused.update((s.path, _identity(s.path)) for s in ready if s.key not in self.logged)
-                if on_change is not None and (len(self.result.problems), self.result.files) != before:
+                if ready:
+                    self.log(ready, None)
+                    refused.update((s.path, _identity(s.path)) for s in ready if s.key not in self.logged)
+                    for source in ready:
+                        if source.key in self.logged:
+                            unfinished.pop(source.path, None)
+                            waiting.pop(source.path, None)
+                after = len(self.result.problems), self.result.files, len(self.result.notices)
+                if on_change is not None and after != before:
                     on_change(self.result)
         return self.result
+
+    def _folder_stamps(self) -> dict[str, int]:
+        """Each folder the last listing walked (or a glob's root), with its modification time."""
+        stamps: dict[str, int] = {}
+        for folder in self.finder.folders_seen:
+            try:
+                stamps[folder] = os.stat(folder).st_mtime_ns
+            except OSError:
+                stamps[folder] = -1
+        return stamps
 
     # Which files
 
     def expand(self, *, quiet: bool = False) -> list[Source]:
-        """Every file the paths name now, with tags, in natural order; problems noted (once each)."""
-        sources: list[Source] = []
-        for path in self.settings.paths:
-            sources.extend(self._sources_of(path, quiet=quiet))
+        """The files to log now (`FileFinder.expand`), less those the run holds already (counted as skipped)."""
+        sources = self.finder.expand(quiet=quiet)
         fresh = [s for s in sources if s.key not in self.logged]
         if not quiet:
             self.result.skipped += len(sources) - len(fresh)
-            if self.steps_from is None and self.settings.step is None:  # decided by every file, logged or not
-                files = [s for s in sources if s.path != STDIN]
-                self.steps_from = "name" if files and all(s.number is not None for s in files) else None
-        unique = {source.key: source for source in reversed(fresh)}.values()  # a file named twice: its first tag
-        return sorted(unique, key=lambda s: (s.tag, natural_key(s.path)))
-
-    def _sources_of(self, path: str, *, quiet: bool) -> Iterator[Source]:
-        tag = self.settings.tag
-        if path == STDIN:
-            if not quiet:
-                yield Source(STDIN, tag or STDIN_TAG, None)
-            return
-        try:
-            is_folder = os.path.isdir(path)
-            os.stat(path)
-        except OSError as exc:
-            if _GLOB_CHARACTERS.search(path):
-                yield from self._glob(path, quiet=quiet)
-            elif not quiet:
-                self._problem(path, exc.strerror or str(exc))
-            return
-        if is_folder:
-            yield from self._folder(path, tag or _folder_name(path))
-        elif not quiet:
-            yield _source(path, tag or _folder_name(os.path.dirname(path) or "."))
-
-    def _glob(self, pattern: str, *, quiet: bool) -> Iterator[Source]:
-        matches = glob.glob(pattern, recursive=True)
-        if not matches and not quiet:
-            self._problem(pattern, "no files match this pattern")
-        for match in matches:
-            if os.path.isdir(match):
-                yield from self._folder(match, self.settings.tag or _folder_name(match))
-            elif _is_image_path(match):
-                yield _source(match, self.settings.tag or _folder_name(os.path.dirname(match) or "."))
-
-    def _folder(self, folder: str, tag: str) -> Iterator[Source]:
-        """A folder's image files, recursively; each subfolder is a tag below the folder's. Hidden files and
-        folders (`.ipynb_checkpoints/`, macOS's `._*`) are left out, as `ls` does; named, they are read."""
-        visited: set[tuple[int, int]] = set()
-
-        def unreadable(error: OSError) -> None:
-            self._problem(error.filename or folder, f"cannot read this folder ({error.strerror})")
-
-        for root, folders, files in os.walk(folder, onerror=unreadable, followlinks=True):
-            try:
-                info = os.stat(root)
-            except OSError as exc:
-                unreadable(exc)
-                continue
-            if (info.st_dev, info.st_ino) in visited:  # a link back up the tree: its files are listed already
-                folders.clear()
-                continue
-            visited.add((info.st_dev, info.st_ino))
-            folders[:] = [name for name in folders if not name.startswith(".")]  # hidden, as `ls` has it
-            relative = os.path.relpath(root, folder)
-            sub_tag = tag if relative == "." else f"{tag}/{Path(relative).as_posix()}"
-            for name in files:
-                if _is_image_path(name) and not name.startswith("."):  # macOS's ._epoch_1.png is no image
-                    yield _source(os.path.join(root, name), sub_tag)
+        return fresh
 
     # Which steps, then reading and writing
 
     def log(self, sources: list[Source], on_progress: Callable[[int, int], None] | None) -> None:
-        """Read, check and write `sources` group by group (one summary per tag and step)."""
-        if self.steps_from == "name":
-            for source in [s for s in sources if s.number is None and s.path != STDIN]:
-                self._problem(source.path, "has no number in its name to take the step from (--steps-from name)")
-            sources = [s for s in sources if s.number is not None or s.path == STDIN]
+        """Read, check and write `sources` (sorted by `expand`) group by group: one summary per tag and step."""
         group: list[tuple[Source, dict[str, list[EncodedImage]]]] = []
         for done, (source, loaded) in enumerate(self._read(sources), start=1):
             if loaded is not None:
@@ -349,30 +291,35 @@ class LogSession:
             self._write(group)
 
     def whole(self, source: Source, waiting: dict[str, tuple[int, int]]) -> bool:
-        """True once a new file is whole: its format's check passes, or its size held still for a poll."""
+        """True once a new file is whole: as long as its header promises, and readable.
+
+        A stored format (PNG, JPEG, GIF, BMP) is whole once its whole-file check passes; any
+        other once its size has also held still for a poll (a TIFF or WebP written in chunks
+        can read as an image before its last chunk). A file that never reads is handed on
+        (to be reported) once it has not changed for 5 s.
+        """
         try:
             info = os.stat(source.path)
             if not stat.S_ISREG(info.st_mode):
                 return True  # nothing to wait for: `log` reports it as no regular file
             with open(source.path, "rb") as file:
-                head = file.read(16)
+                head = file.read(64)
         except OSError:
             return False
-        seen, waiting[source.path] = waiting.get(source.path), (info.st_size, info.st_mtime_ns)
-        if not head:
+        now = info.st_size, info.st_mtime_ns
+        seen, waiting[source.path] = waiting.get(source.path), now
+        if not head or info.st_size < _declared_size(head):
             return False
-        if image_format(head) is None:
-            return seen == (info.st_size, info.st_mtime_ns)
+        if image_format(head) is None and seen != now:
+            return False
         try:
             image_values.load_file(source.path, max_pixels=self.settings.max_pixels)
         except (InputError, OSError):
-            return seen == (info.st_size, info.st_mtime_ns) and info.st_mtime_ns < time.time_ns() - 5 * 10**9
+            return seen == now and info.st_mtime_ns < time.time_ns() - 5 * 10**9
         return True
 
     def _same_summary(self, first: Source, source: Source) -> bool:
-        if first.tag != source.tag or self.steps_from == "order":
-            return False
-        return self.steps_from != "name" or first.number == source.number
+        return self.finder.rule.mode != "order" and (first.tag, first.step) == (source.tag, source.step)
 
     def _read(self, sources: list[Source]) -> Iterator[tuple[Source, dict[str, list[EncodedImage]] | None]]:
         """Each source with its images (None after noting its problem), in order, READ_AHEAD at a time."""
@@ -401,22 +348,26 @@ class LogSession:
         return image_values.load_file(source.path, max_pixels=self.settings.max_pixels, **rules)
 
     def _write(self, group: list[tuple[Source, dict[str, list[EncodedImage]]]]) -> None:
-        """One summary per tag (and per array name of an .npz) for a group of one tag and step."""
+        """One summary per tag (and per array name of an .npz) for a group of one tag and step.
+
+        Ctrl-C waits until the summaries are written and the files listed as logged, so that
+        the event file and the run's list agree whenever the command is stopped: a rerun
+        into the same `--run-dir` then logs nothing twice and misses nothing.
+        """
         first = group[0][0]
         by_tag: dict[str, list[EncodedImage]] = {}
         for source, loaded in group:
             for name, images in loaded.items():
                 by_tag.setdefault(f"{source.tag}/{name}" if name else source.tag, []).extend(images)
-        for tag, images in by_tag.items():
-            if self.steps_from == "order":
-                for image in images:
-                    self._write_summary(tag, [image], self._ordered_step(tag))
-            else:
-                named = self.steps_from == "name"
-                step = first.number if named and first.number is not None else self._fixed_step()
-                self._write_summary(tag, images, step)
-        self.writer.flush()
-        self._remember([source for source, _ in group])
+        with _interrupts_held():
+            for tag, images in by_tag.items():
+                if first.step is None:  # --steps-from order
+                    for image in images:
+                        self._write_summary(tag, [image], self._ordered_step(tag))
+                else:
+                    self._write_summary(tag, images, first.step)
+            self.writer.flush()
+            self._remember([source for source, _ in group])
 
     def _write_summary(self, tag: str, images: list[EncodedImage], step: int) -> None:
         self.writer.encoded_images(tag, images, step)
@@ -426,11 +377,8 @@ class LogSession:
         if tag not in self.result.tags:
             self.result.tags.append(tag)
 
-    def _fixed_step(self) -> int:
-        return self.settings.step or 0
-
     def _ordered_step(self, tag: str) -> int:
-        step = self.next_step.get(tag, self.settings.step or 0)
+        step = self.next_step.get(tag, 0)
         self.next_step[tag] = step + 1
         return step
 
@@ -470,17 +418,40 @@ def _already_logged(run_dir: str | Path) -> set[str]:
     return logged
 
 
-def _is_image_path(path: str) -> bool:
-    return os.path.splitext(path)[1].lower() in IMAGE_SUFFIXES
+def _declared_size(head: bytes) -> int:
+    """The file size a header states, where the format has one (BMP, and WebP's RIFF); else 0."""
+    if head.startswith(b"BM") and len(head) >= 6:
+        return int.from_bytes(head[2:6], "little")
+    if head.startswith(b"RIFF") and len(head) >= 8:
+        return int.from_bytes(head[4:8], "little") + 8
+    return 0
 
 
-def _source(path: str, tag: str) -> Source:
-    match = _LAST_NUMBER.search(Path(path).stem)
-    return Source(path, tag, int(match.group(1)) if match else None)
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Ctrl-C (and SIGTERM, which `--watch` takes as one) arriving inside the block is raised at its end.
 
+    Only the main thread receives signals, and only a handler set from Python can be
+    put back, so anywhere else the block runs as it is."""
+    import threading
 
-def _folder_name(path: str) -> str:
-    return Path(os.path.abspath(path)).name or "images"
+    wanted = (signal.SIGINT, signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.getsignal(number) for number in wanted}
+    held = {number: handler for number, handler in previous.items() if callable(handler)}
+    caught: list[tuple[int, Any]] = []
+    for number in held:
+        signal.signal(number, lambda received, frame: caught.append((received, frame)))
+    try:
+        yield
+    finally:
+        for number, handler in held.items():
+            signal.signal(number, handler)
+        if caught:
+            received, frame = caught[0]
+            held[signal.Signals(received)](received, frame)
 
 
 def _reason(exc: BaseException) -> str:
