@@ -66,3 +66,48 @@ def test_a_0d_integer_tensor_is_a_step_and_others_are_refused(tmp_path):
     for wrong in (torch.tensor(2.0), torch.tensor(True), torch.tensor([1, 2])):
         with pytest.raises(InputTypeError, match="step must be a whole number"):
             log_images(tmp_path / "r", "x", torch.rand(4, 4), step=wrong)
+
+
+def test_every_entry_point_reads_a_batch_the_same_way(tmp_path):
+    """`EventWriter.image` and `ImageLogger` take PyTorch's CHW/NCHW, numpy's NCHW and bool masks as
+    `log_images` does: the same pixels from each."""
+    from tbimg_cli import EventWriter
+
+    cases = {
+        "chw_tensor": torch.rand(3, 6, 5, requires_grad=True) * 1.0,
+        "nchw_tensor": torch.rand(2, 3, 6, 5),
+        "nchw_numpy": np.random.default_rng(1).random((2, 3, 6, 5)).astype(np.float32),
+        "masks": np.random.default_rng(2).random((3, 6, 5)) > 0.5,
+    }
+    with EventWriter(tmp_path / "writer") as writer, ImageLogger(tmp_path / "logger") as logger:
+        for tag, images in cases.items():
+            writer.image(tag, images, step=0)
+            logger.log(tag, images, step=0)
+            log_images(tmp_path / "log_images", tag, images, step=0)
+    for tag in cases:
+        ((_, expected),) = samples(tmp_path / "log_images", tag)
+        for entry in ("writer", "logger"):
+            ((_, found),) = samples(tmp_path / entry, tag)
+            assert len(found) == len(expected) and all(
+                np.array_equal(a, b) for a, b in zip(found, expected, strict=True)
+            ), (entry, tag)
+    ((_, masks),) = samples(tmp_path / "writer", "masks")
+    assert len(masks) == 3 and set(np.unique(masks[0])) <= {0, 255}
+
+
+def test_a_confusion_gallery_of_nchw_tensors_that_require_grad(tmp_path):
+    from tbimg_cli import log_confusion_matrix
+    from tbimg_cli.confusion.matrix import MISCLASSIFIED_TAG
+
+    images = torch.rand(6, 3, 12, 12, requires_grad=True) * 1.0
+    logits = torch.rand(6, 3) * 1.0
+    truth = torch.tensor([0, 1, 2, 0, 1, 2])
+    logits[0] = torch.tensor([0.0, 9.0, 0.0])  # at least one mistake, so there is a gallery to show
+    logits.requires_grad_(True)
+    ours = log_confusion_matrix(tmp_path / "cm", truth, logits, step=1, class_names=["a", "b", "c"], images=images)
+    nhwc = images.detach().permute(0, 2, 3, 1).numpy()  # the layout numpy code keeps
+    theirs = log_confusion_matrix(tmp_path / "np", truth.numpy(), logits.detach().numpy(), 1, ["a", "b", "c"], nhwc)
+    (gallery,), (expected,) = load_run(ours).Tensors(MISCLASSIFIED_TAG), load_run(theirs).Tensors(MISCLASSIFIED_TAG)
+    assert np.array_equal(
+        decode_png(gallery.tensor_proto.string_val[2]), decode_png(expected.tensor_proto.string_val[2])
+    )

@@ -135,9 +135,9 @@ def test_accepted_shapes(shape, normalised):
 @pytest.mark.parametrize(
     ("array", "message"),
     [
-        (np.zeros((2, 3, 4, 2), np.uint8), "channels"),
-        (np.zeros(5, np.uint8), "shaped"),
-        (np.zeros((2, 2), np.int64), "uint8 or floats"),
+        (np.zeros((2, 5, 4, 2), np.uint8), "channels"),
+        (np.zeros(5, np.uint8), "dimensions"),
+        (np.zeros((2, 2), np.int64), "uint8, bool or floats"),
     ],
 )
 def test_rejected_inputs(array, message):

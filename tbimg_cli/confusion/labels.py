@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tbimg_cli.errors import InputError, InputTypeError
+from tbimg_cli.events.pixels import as_numpy, guess_layout
 from tbimg_cli.words import counted
 
 if TYPE_CHECKING:
@@ -76,11 +77,11 @@ def evaluate(
     wrong = np.flatnonzero(true_ids != pred_ids)[:max_misclassified]
     gallery = None
     if images is not None:
-        inputs = np.asarray(images)
+        inputs, channels_first = as_numpy(images)
         if len(inputs) != len(truth):
             raise InputError(f"images must have one entry per example, got {len(inputs)} for {len(truth)} labels")
         if len(wrong):
-            gallery = displayable_images(inputs[wrong])
+            gallery = displayable_images(inputs[wrong], channels_first=channels_first)
     return Evaluation(true_ids, pred_ids, names, gallery, wrong.tolist() if gallery is not None else [])
 
 
@@ -128,8 +129,11 @@ def class_ids_from_predictions(predictions: ArrayLike, name: str = "predictions"
     return np.asarray(scores > threshold).astype(np.int64)
 
 
-def displayable_images(images: ArrayLike) -> NDArray[np.uint8] | None:
+def displayable_images(images: ArrayLike, *, channels_first: bool = False) -> NDArray[np.uint8] | None:
     """uint8 (N, H, W) or (N, H, W, 3) for drawing, or None when these inputs are not images.
+
+    A batch of 4 axes reads as every entry point reads one (`pixels.guess_layout`): PyTorch's
+    (N, C, H, W), or a numpy one whose last axis cannot be channels, is channels first.
 
     uint8 is kept; other numbers in [0, 1] are scaled by 255, anything else
     stretched per image to its own minimum and maximum (standardised inputs).
@@ -138,6 +142,8 @@ def displayable_images(images: ArrayLike) -> NDArray[np.uint8] | None:
     import numpy as np
 
     array = np.asarray(images)
+    if array.ndim == 4 and guess_layout(array.shape, channels_first=channels_first) == "NCHW":
+        array = array.transpose(0, 2, 3, 1)
     if array.ndim == 4 and array.shape[-1] == 1:
         array = array[..., 0]
     if not (array.ndim == 3 or (array.ndim == 4 and array.shape[-1] == 3)) or min(array.shape[1:3]) < 2:
@@ -213,8 +219,8 @@ def _array(values: ArrayLike, name: str) -> NDArray[Any]:
     import numpy as np
 
     try:
-        array = np.asarray(values)
-    except (TypeError, ValueError) as exc:
+        array, _ = as_numpy(values)  # a tensor that requires grad is detached, as for images
+    except (TypeError, ValueError, RuntimeError) as exc:
         raise InputTypeError(f"{name} must be an array of labels or scores ({exc})") from None
     if array.dtype.kind == "O" and not _is_text(array):
         try:

@@ -183,8 +183,9 @@ def log_confusion_matrix(
             or one sigmoid output or logit per example (N,) for a binary classifier.
         step: the step to log at (an int, 0 or more), such as the epoch.
         class_names: one name per class, in class-id order; default the ids.
-        images: the inputs, (N, H, W), (N, H, W, 1) or (N, H, W, 3), for the
-            gallery of mistakes; inputs that are not images get no gallery.
+        images: the inputs, (N, H, W), (N, H, W, 1), (N, H, W, 3), or channels first as
+            PyTorch keeps them ((N, 1 or 3, H, W); a tensor on any device, requiring grad or
+            not), for the gallery of mistakes; inputs that are not images get no gallery.
         max_misclassified: how many mistakes the gallery shows (0 for none).
         normalize: "rows" (each true class sums to 1) or "none" (counts).
         subdir: folder under `log_dir` (`""` for `log_dir` itself).

@@ -16,6 +16,7 @@ import zlib
 from typing import TYPE_CHECKING
 
 from tbimg_cli.errors import InputError
+from tbimg_cli.events.pixels import arranged, as_numpy
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,14 +34,16 @@ _IDAT_CRC = zlib.crc32(b"IDAT")  # a chunk's CRC covers its type, then its data
 def to_uint8_batch(images: ArrayLike) -> NDArray[np.uint8]:
     """Normalise an image array to uint8 (N, H, W, C) the way `tf.summary.image` does.
 
-    Shapes: (H, W) and (H, W, C) are one image; (N, H, W) and (N, H, W, C) are
-    N images. A 3-D array whose last axis is 1, 3 or 4 is read as (H, W, C).
-    Floats are taken as [0, 1] and converted like `tf.image.convert_image_dtype(
-    saturate=True)`: multiplied by 255.5 in their own precision, clipped to
-    [0, 255], truncated.
+    Axes read as in every entry point (`pixels.guess_layout`): (H, W) and (H, W, C) are one
+    image, (N, H, W) and (N, H, W, C) are N images, a PyTorch tensor's (C, H, W) and
+    (N, C, H, W) are channels first, and so is a numpy (N, C, H, W) whose last axis cannot be
+    channels. Floats are taken as [0, 1] and converted like `tf.image.convert_image_dtype(
+    saturate=True)`: multiplied by 255.5 in their own precision, clipped to [0, 255],
+    truncated; bools are 0 and 255. A tensor that requires grad is detached, as
+    `SummaryWriter` does; bfloat16 is widened.
 
     Args:
-        images: anything `numpy.asarray` takes, of uint8 or floating-point values.
+        images: anything `numpy.asarray` takes, or a PyTorch tensor, of uint8, bool or floats.
 
     Returns:
         A uint8 array shaped (N, H, W, C) with C in {1, 3, 4} and N >= 1.
@@ -51,25 +54,16 @@ def to_uint8_batch(images: ArrayLike) -> NDArray[np.uint8]:
     """
     import numpy as np
 
-    array = np.asarray(images)
-    if array.ndim == 2:
-        array = array[None, :, :, None]
-    elif array.ndim == 3:
-        array = array[None] if array.shape[-1] in (1, 3, 4) else array[..., None]
-    elif array.ndim != 4:
-        raise InputError(f"images must be shaped (H, W), (H, W, C), (N, H, W) or (N, H, W, C), got {array.shape}")
-    if array.shape[-1] not in (1, 3, 4):
-        raise InputError(f"images must have 1, 3 or 4 channels, got {array.shape[-1]}")
-    if array.shape[0] == 0:
-        raise InputError("no images to write: the batch is empty")
-    if 0 in array.shape[1:3]:
-        raise InputError(f"images must be at least 1x1 pixels, got {array.shape[1]}x{array.shape[2]}")
+    array, channels_first = as_numpy(images)
+    array = arranged(array, "auto", channels_first=channels_first)
     if array.dtype == np.uint8:
         return array
+    if array.dtype == np.bool_:
+        return array.astype(np.uint8) * np.uint8(255)
     if np.issubdtype(array.dtype, np.floating):
         scaled = array * array.dtype.type(255.5)
         return np.clip(scaled, 0, 255).astype(np.uint8)
-    raise InputError(f"images must be uint8 or floats in [0, 1], got {array.dtype}")
+    raise InputError(f"images must be uint8, bool or floats in [0, 1], got {array.dtype}")
 
 
 def encode_pngs(images: NDArray[np.uint8] | NDArray[np.uint16]) -> list[bytes]:

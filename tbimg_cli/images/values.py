@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Union
 
 from tbimg_cli.errors import InputError, InputTypeError
+from tbimg_cli.events.pixels import Layout, arranged, guess_layout, is_torch, torch_values
 from tbimg_cli.events.png import encode_pngs
 from tbimg_cli.events.writer import EncodedImage
 from tbimg_cli.images.files import DEFAULT_MAX_PIXELS, check_pixels, checked_size, image_format
@@ -29,11 +30,9 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 LAYOUTS = ("auto", "HW", "HWC", "CHW", "NHW", "NHWC", "NCHW")
-_CHANNELS = (1, 3, 4)
 _NUMPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"
 
-Layout = Literal["auto", "HW", "HWC", "CHW", "NHW", "NHWC", "NCHW"]
 ValueRange = Union[Literal["auto"], tuple[float, float], None]  # noqa: UP007 - a runtime alias, read on Python 3.10
 
 VALUE_RULES = """\
@@ -139,7 +138,7 @@ def snapshot(images: Any, new_array: Callable[[tuple[int, ...], Any], NDArray[An
         return images.copy()
     if isinstance(images, list | tuple) and images and all(_is_single(item) for item in images):
         return [snapshot(item, new_array) for item in images]
-    channels_first = _is_torch(images)
+    channels_first = is_torch(images)
     array = _as_array(images)
     copied = (new_array or np.empty)(array.shape, array.dtype)
     np.copyto(copied, array)
@@ -207,20 +206,6 @@ def _is_figure(item: Any) -> bool:
     return type(item).__module__.startswith("matplotlib.") and hasattr(item, "savefig")
 
 
-def _is_torch(item: Any) -> bool:
-    """A `torch.Tensor` or a subclass of it (a `Parameter`, a user's own), known without importing torch."""
-    return any(cls.__name__ == "Tensor" and cls.__module__.startswith("torch") for cls in type(item).__mro__)
-
-
-def _torch_values(tensor: Any) -> Any:
-    """A tensor numpy can read, as `SummaryWriter` takes them: detached from autograd, on the CPU, and
-    bfloat16 (which numpy has no type for) widened to float32."""
-    tensor = tensor.detach()
-    if str(tensor.dtype) == "torch.bfloat16":
-        tensor = tensor.float()
-    return tensor.cpu()
-
-
 def _encode_one(item: Any, layout: Layout, value_range: ValueRange, max_pixels: int) -> list[EncodedImage]:
     if isinstance(item, str | os.PathLike):
         found = load_file(item, max_pixels=max_pixels, layout=layout, value_range=value_range)
@@ -232,10 +217,10 @@ def _encode_one(item: Any, layout: Layout, value_range: ValueRange, max_pixels: 
         return [image_file(_figure_png(item), max_pixels=max_pixels)]
     if _is_pil(item):
         return _png_samples(_pil_pixels(item), "auto", value_range)  # HW or HWC: Pillow knows its layout
-    channels_first = isinstance(item, _ChannelsFirst) or _is_torch(item)
+    channels_first = isinstance(item, _ChannelsFirst) or is_torch(item)
     array = item.array if isinstance(item, _ChannelsFirst) else _as_array(item)
     if layout == "auto":
-        layout = _guess_layout(array.shape, channels_first=channels_first)
+        layout = guess_layout(array.shape, channels_first=channels_first)
     return _png_samples(array, layout, value_range)
 
 
@@ -253,7 +238,7 @@ def _as_array(item: Any) -> NDArray[Any]:
     import numpy as np
 
     try:
-        array = np.asarray(_torch_values(item) if _is_torch(item) else item)
+        array = np.asarray(torch_values(item) if is_torch(item) else item)
     except (TypeError, ValueError, RuntimeError) as exc:
         raise InputTypeError(f"cannot read {type(item).__name__} as an image array: {exc}") from exc
     if array.dtype.kind not in "biuf":
@@ -281,57 +266,11 @@ def _pil_pixels(image: Any) -> NDArray[Any]:
     return np.asarray(image.convert("RGBA" if has_alpha else "RGB"))
 
 
-def _guess_layout(shape: tuple[int, ...], *, channels_first: bool) -> Layout:
-    """Which axis is which, when the caller did not say: channels last unless the array is PyTorch's.
-
-    A 3-D array whose last axis cannot be channels is N grey images (masks,
-    say), since numpy code keeps channels last; PyTorch's (C, H, W) is read
-    channels first, and so is an (N, C, H, W) whose last axis cannot be channels.
-    """
-    if len(shape) == 2:
-        return "HW"
-    if len(shape) == 3:
-        first, last = shape[0] in _CHANNELS, shape[-1] in (*_CHANNELS, 2)
-        if channels_first and first:
-            return "CHW"
-        if last:
-            return "HWC"
-        return "NHW"
-    if len(shape) == 4:
-        if channels_first and shape[1] in _CHANNELS:
-            return "NCHW"
-        if shape[-1] in _CHANNELS or shape[1] not in _CHANNELS:
-            return "NHWC"
-        return "NCHW"
-    raise InputError(f"images must have 2 to 4 dimensions (HW, HWC, NHWC...), got {len(shape)}: shaped {shape}")
-
-
 def _png_samples(array: NDArray[Any], layout: Layout, value_range: ValueRange) -> list[EncodedImage]:
-    batch = _arranged(array, layout)
+    batch = arranged(array, layout)
     pixels = _pixel_values(batch, value_range)
     height, width = pixels.shape[1:3]
     return [EncodedImage(png, width, height, "png") for png in encode_pngs(pixels)]
-
-
-def _arranged(array: NDArray[Any], layout: Layout) -> NDArray[Any]:
-    """The array as (N, H, W, C), C in 1, 3, 4."""
-    if layout == "auto":
-        layout = _guess_layout(array.shape, channels_first=False)
-    if array.ndim != len(layout):
-        raise InputError(f"layout {layout} needs {len(layout)} dimensions, the images have {array.ndim}: {array.shape}")
-    order = [layout.index(axis) for axis in "NHWC" if axis in layout]
-    batch = array.transpose(order)
-    if "N" not in layout:
-        batch = batch[None]
-    if "C" not in layout:
-        batch = batch[..., None]
-    if batch.shape[-1] not in _CHANNELS:
-        raise InputError(f"images must have 1, 3 or 4 channels (grey, RGB, RGBA), got {batch.shape[-1]}")
-    if batch.shape[0] == 0:
-        raise InputError("no images: the array is empty")
-    if 0 in batch.shape[1:3]:
-        raise InputError(f"images must be at least 1x1 pixels, got {batch.shape[2]}x{batch.shape[1]}")
-    return batch
 
 
 def _pixel_values(batch: NDArray[Any], value_range: ValueRange) -> NDArray[np.uint8] | NDArray[np.uint16]:
