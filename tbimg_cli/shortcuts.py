@@ -28,6 +28,9 @@ The shortcuts, who uses them, and the way back:
   TensorBoard's own choices.
 - `fork_pool` (logs/readback.py): back: one process.
 - `end_process` (cli/app.py): exit handlers, then `os._exit`; back: `sys.exit`.
+- `quiet_abandoned_requests` (events/storage.py): fsspec's event loop told to drop the
+  "Task exception was never retrieved" reports of network errors in requests a deadline
+  abandoned (aiohttp's, under a connection reset); back: asyncio prints each with its traceback.
 - `before_threads_end` (events/storage.py, images/logger.py): an exit hook run while
   thread pools still take work, so that what is queued at exit can still be
   uploaded (an `atexit` hook runs after `concurrent.futures` has shut its
@@ -446,3 +449,34 @@ def end_process(code: int) -> NoReturn:
         with contextlib.suppress(OSError, ValueError):  # a closed pipe or stream: nothing more can reach it
             stream.flush()
     os._exit(code)
+
+
+# fsspec's event loop: requests abandoned at their deadline
+
+
+def quiet_abandoned_requests(loop: Any) -> None:
+    """Drop asyncio's reports of network errors nobody awaited any more, on fsspec's own loop, in `tbimg`'s process.
+
+    A request cancelled at its deadline, or a connection reset under it, leaves aiohttp tasks whose
+    exception is never retrieved; asyncio prints each with a traceback when it is collected, 7 to 11
+    of them per reset seen in a trial, after the one line that says what failed. Other reports go to
+    the loop's own handler as before. Only in the command's process (`process_wide`): a program that
+    imports tbimg keeps its loops as they were.
+    """
+    if loop is None or not process_wide() or getattr(loop, "_tbimg_quiet", False):
+        return
+    previous = loop.get_exception_handler()
+
+    def handler(running: Any, context: dict[str, Any]) -> None:
+        error = context.get("exception")
+        if "never retrieved" in str(context.get("message", "")) and isinstance(error, OSError | TimeoutError):
+            return
+        if type(error).__module__.startswith("aiohttp") and "never retrieved" in str(context.get("message", "")):
+            return
+        if previous is not None:
+            previous(running, context)
+        else:
+            running.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+    loop._tbimg_quiet = True

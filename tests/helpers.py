@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -212,11 +213,18 @@ class TcpProxy:
     `stop()` refuses new connections and cuts the open ones, as a network
     outage or a stopped server would look to a client; `start()` brings it back
     on the same port, with the server behind it still holding its data.
+    `fail(mode)` breaks the network for good in one of the three ways real ones
+    break: "refuse" (as `stop`), "reset" (every connection accepted, then reset),
+    or "blackhole" (accepted, read, never answered: a partition).
     """
+
+    MODES = ("refuse", "reset", "blackhole")
 
     def __init__(self, target_port: int):
         self.target_port = target_port
         self.port = free_port()
+        self.mode = "forward"
+        self.connections_seen = 0  # accepted while failing: how hard the client retries
         self._listener: socket.socket | None = None
         self._connections: list[socket.socket] = []
 
@@ -224,7 +232,21 @@ class TcpProxy:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def fail(self, mode: str) -> None:
+        assert mode in self.MODES, mode
+        if mode == "refuse":
+            self.stop()
+            return
+        self.mode = mode
+        if mode == "reset":  # what is open now breaks the same way; a blackhole's pipes go silent
+            for connection in self._connections:
+                _reset(connection)
+            self._connections.clear()
+
     def start(self) -> TcpProxy:
+        self.mode = "forward"
+        if self._listener is not None:
+            return self
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
@@ -251,6 +273,14 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:
                 return
+            if self.mode != "forward":
+                self.connections_seen += 1
+                if self.mode == "reset":
+                    _reset(client)
+                else:  # blackhole: take what the client sends, answer nothing
+                    self._connections.append(client)
+                    threading.Thread(target=self._swallow, args=(client,), daemon=True).start()
+                continue
             try:
                 server = socket.create_connection(("127.0.0.1", self.target_port))
             except OSError:
@@ -261,9 +291,16 @@ class TcpProxy:
                 threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
 
     @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    def _swallow(client: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while client.recv(65536):
+                pass
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                if self.mode == "blackhole":
+                    continue  # the partition: nothing crosses either way
                 sink.sendall(data)
         except OSError:
             pass
@@ -271,3 +308,10 @@ class TcpProxy:
             for end in (source, sink):
                 with contextlib.suppress(OSError):
                     end.shutdown(socket.SHUT_RDWR)
+
+
+def _reset(connection: socket.socket) -> None:
+    """Close with a TCP reset (RST), as a middlebox or a crashed peer does, not a polite FIN."""
+    with contextlib.suppress(OSError):
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        connection.close()

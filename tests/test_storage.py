@@ -392,3 +392,90 @@ def test_pieces_end_at_record_boundaries_and_a_record_larger_than_a_piece_goes_w
     ]
     assert read == payloads  # every piece whole, in order; the cut record waits for the rest of it
     assert mirror.pending_bytes() == 7
+
+
+TIMED_WRITER = """
+    import sys, time
+    import numpy as np
+    from tbimg_cli import ImageLogger
+    from tbimg_cli.cli.app import main  # noqa: F401 - as the command's process: its shortcuts apply
+    from tbimg_cli import shortcuts
+
+    shortcuts.claim_process()
+    steps, slowest = int(sys.argv[2]), 0.0
+    logger = ImageLogger(sys.argv[1])
+    for step in range(steps):
+        began = time.perf_counter()
+        logger.log("frames", np.full((32, 32), step % 256, np.uint8), step)
+        logger.flush() if step % 10 == 9 else None  # each epoch's end
+        slowest = max(slowest, time.perf_counter() - began)
+        time.sleep(0.1)
+    print("trained", time.time(), slowest, flush=True)
+    try:
+        logger.close()
+    finally:
+        print("closed", time.time(), flush=True)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", TcpProxy.MODES)
+def test_a_network_that_fails_for_good_ends_within_the_give_up_time(bucket, mode):
+    """Refused, reset, or a black hole that accepts and never answers: training goes on at its speed, the
+    process ends within the give-up time of training's end, exits 1 with the spool's one line and no
+    traceback, and `tbimg upload` later finishes the job, nothing written twice."""
+    proxy = TcpProxy(int(bucket.endpoint.rsplit(":", 1)[1])).start()
+    give_up = 6
+    env = bucket.env(proxy.endpoint, TBIMG_FLUSH_SECONDS="0.5", TBIMG_UPLOAD_GIVE_UP_SECONDS=str(give_up))
+    env["TBIMG_UPLOAD_REQUEST_SECONDS"] = "3"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(TIMED_WRITER), f"s3://{BUCKET}/{mode}", "40"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_until(lambda: bucket.keys(f"{mode}/"), timeout=60, what="the first upload")
+    proxy.fail(mode)
+    out, err = writer.communicate(timeout=give_up + 120)
+    lines = dict(line.split(" ", 1) for line in out.splitlines())
+    trained, slowest = (float(x) for x in lines["trained"].split())
+    closed = float(lines["closed"])
+    assert writer.returncode == 1, err
+    assert closed - trained <= give_up + 4, (closed - trained, err)
+    assert slowest < 1.0, slowest  # log and flush never waited for the network
+    assert err.count("Traceback") <= 1, err  # the script's own UploadError from close(), and nothing else
+    assert "Task exception was never retrieved" not in err, err
+    if mode == "reset":
+        assert proxy.connections_seen < 20, proxy.connections_seen  # backed off, not asked back to back
+    (message,) = [line for line in err.splitlines() if "upload them later with: tbimg upload" in line]
+    spool = Path(message.rsplit("tbimg upload ", 1)[1].strip())
+    proxy.fail("refuse")
+    proxy.start()
+    proc = tbimg("upload", spool, "--json", env=bucket.env(proxy.endpoint))
+    assert proc.returncode == 0, proc.stderr
+    (frames,) = inspected(f"s3://{BUCKET}/{mode}", bucket.env())
+    assert frames["steps"] == {"first": 0, "last": 39, "count": 40}
+    every_object_is_whole(bucket, f"{mode}/")
+    no_second_versions(bucket)
+
+
+@pytest.mark.slow
+def test_train_cm_reports_its_epochs_then_the_spool_when_the_bucket_goes_silent(bucket, data_dir):
+    proxy = TcpProxy(int(bucket.endpoint.rsplit(":", 1)[1])).start()
+    give_up = 5
+    env = bucket.env(proxy.endpoint, TBIMG_FLUSH_SECONDS="0.5", TBIMG_UPLOAD_GIVE_UP_SECONDS=str(give_up))
+    env["TBIMG_UPLOAD_REQUEST_SECONDS"] = "3"
+    args = [
+        sys.executable, "-m", "tbimg_cli", "train-cm", "--epochs", "3", "--batch-size", "1", "--seed", "1",
+        "--data-dir", str(data_dir), "--logdir", f"s3://{BUCKET}/silent",
+    ]  # fmt: skip
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_until(lambda: bucket.keys("silent/"), timeout=180, what="the first upload")
+    proxy.fail("blackhole")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, err[-2000:]
+    assert "final test accuracy" in out, out  # the epochs' results, as when the upload works
+    errors = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "tbimg upload" in errors[0], err[-2000:]
+    assert "Traceback" not in err and "Task exception" not in err, err[-2000:]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from tbimg_cli.cli.app import (
+    EXIT_ERROR,
     app,
     check_bucket,
     download_bars,
@@ -34,6 +35,7 @@ from tbimg_cli.cli.options import (
     Strategy,
     VerboseOpt,
 )
+from tbimg_cli.errors import UploadError
 from tbimg_cli.events.runs import DEFAULT_LOGDIR
 from tbimg_cli.serve import tensorboard as serve
 from tbimg_cli.words import counted
@@ -197,9 +199,16 @@ def train_cm(
         )
         result = train.run(settings, output.TrainingProgress(enabled=not as_json), on_run_created)
     if as_json:
-        emit_json(result.to_json())
+        payload = result.to_json()
+        if result.upload_error:
+            payload.update(error=result.upload_error, exit_code=EXIT_ERROR)
+        emit_json(payload)
     else:
         output.training_summary(result, serving=serving is not None)
+    if result.upload_error:  # after the results, the one line naming the spool folder
+        if as_json:
+            raise typer.Exit(EXIT_ERROR)
+        raise UploadError(result.upload_error)
     if result.interrupted:
         raise KeyboardInterrupt(
             f"Interrupted after {counted(len(result.epochs), 'epoch')}; what was logged is complete and readable."

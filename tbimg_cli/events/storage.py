@@ -18,7 +18,12 @@ keeps names apart where it does not: nothing is ever overwritten.
 
 Flushes come on a timer (`FLUSH_SECONDS`), when a writer asks (each epoch's
 end) and at close. A failed upload is retried with backoff while the writers
-go on; at most `MAX_PIECE_BYTES` of it is in memory at once. What cannot be
+go on (a writer's flush does not cut a backoff short); at most `MAX_PIECE_BYTES`
+of it is in memory at once. Every request has an overall deadline
+(`request_seconds`), not only connect and read timeouts: a store that accepts
+connections and never answers (a network partition; botocore's
+`Expect: 100-continue` waits for an answer with no timeout of its own) fails
+the request like any other error, and `close` ends within its give-up time. What cannot be
 uploaded by close stays in the staging folder, which is then the spool:
 `tbimg upload <folder>` finishes the job (its state file says what is
 uploaded already), as it does after a killed process.
@@ -46,6 +51,7 @@ from tbimg_cli.errors import LogReadError, RunDirError, TbimgError, UploadError
 
 FLUSH_SECONDS = 5.0  # the commands' timer; training also flushes at each epoch's end
 GIVE_UP_SECONDS = 60.0  # at close, how long a store that fails is retried before the spool keeps the rest
+REQUEST_SECONDS = 20.0  # one request's deadline, plus a second per MiB it sends
 MAX_PIECE_BYTES = 64 * 2**20  # one upload's size, and so the memory a mirror holds (or one record, if larger)
 STATE_FILE = "tbimg-upload.json"
 _BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
@@ -94,7 +100,7 @@ def check_destination(url: str) -> None:
     if key in _checked_buckets:
         return
     try:
-        fs.ls(bucket, refresh=True)
+        bounded(fs, "ls", bucket, refresh=True)
     except FileNotFoundError as exc:
         raise UploadError(f"bucket {bucket!r} of {url} does not exist ({_first_line(exc)}); create it first") from None
     except Exception as exc:
@@ -105,6 +111,25 @@ def check_destination(url: str) -> None:
 _checked_buckets: set[str] = set()
 
 
+def bounded(fs: Any, method: str, *args: Any, seconds: float | None = None, **kwargs: Any) -> Any:
+    """`fs.<method>(*args, **kwargs)` with an overall deadline, for an asynchronous file system (s3fs, gcsfs).
+
+    fsspec runs their calls on its own event loop and cancels one that outlives the `timeout`
+    its blocking wrappers take; the cancelled request is then a `TimeoutError` (an `OSError`)
+    with a message that says so. A synchronous file system's call runs as it is.
+    """
+    seconds = _request_seconds() if seconds is None else seconds
+    if not getattr(fs, "async_impl", False):
+        return getattr(fs, method)(*args, **kwargs)
+    shortcuts.quiet_abandoned_requests(getattr(fs, "loop", None))
+    try:
+        return getattr(fs, method)(*args, timeout=seconds, **kwargs)
+    except TimeoutError as exc:  # fsspec's FSTimeoutError says nothing of its own
+        if str(exc):
+            raise
+        raise TimeoutError(f"the store did not answer within {seconds:.0f} s") from None
+
+
 def free_run_url(parent: str, candidates: list[str]) -> str:
     """The first candidate run name with nothing under it in the bucket (a run is never reused).
 
@@ -113,7 +138,7 @@ def free_run_url(parent: str, candidates: list[str]) -> str:
     fs, path = file_system(parent)
     for name in candidates:
         try:
-            taken = bool(fs.ls(f"{path.rstrip('/')}/{name}", refresh=True))
+            taken = bool(bounded(fs, "ls", f"{path.rstrip('/')}/{name}", refresh=True))
         except FileNotFoundError:
             taken = False
         except Exception as exc:
@@ -285,6 +310,8 @@ class Mirror:
         self.destination = destination.rstrip("/")
         self.flush_seconds = flush_seconds
         self.give_up_seconds = _give_up_seconds() if give_up_seconds is None else give_up_seconds
+        self.request_seconds = _request_seconds()
+        self._deadline: float | None = None  # set by close: no request outlives it
         self.uploaded_bytes = 0
         self.uploads = 0
         self.failures = 0
@@ -317,21 +344,30 @@ class Mirror:
         Raises:
             UploadError: naming the spool folder and the command that finishes the upload.
         """
+        deadline = self._deadline = time.monotonic() + self.give_up_seconds
         self._stop.set()
         self._wake.set()
-        self._thread.join()
-        deadline = time.monotonic() + self.give_up_seconds
+        self._thread.join(max(0.0, deadline - time.monotonic()))  # an upload under way ends by its deadline
         attempt = 0
-        while not self._sync(raise_errors=False):
+        while self._thread.is_alive() or not self._sync(raise_errors=False):
             if time.monotonic() >= deadline:
-                pending = self.pending_bytes()
-                raise UploadError(
-                    f"could not upload {pending:,} bytes of logs to {self.destination} ({self._last_error}); "
-                    f"they are kept in {self.staging}: upload them later with: tbimg upload {self.staging}"
-                )
+                raise self._gave_up()
             time.sleep(min(_BACKOFF[min(attempt, len(_BACKOFF) - 1)], max(0.0, deadline - time.monotonic())))
             attempt += 1
         shutil.rmtree(self.staging, ignore_errors=True)
+
+    def _gave_up(self) -> UploadError:
+        return UploadError(
+            f"could not upload {self.pending_bytes():,} bytes of logs to {self.destination} ({self._last_error}); "
+            f"they are kept in {self.staging}: upload them later with: tbimg upload {self.staging}"
+        )
+
+    def _request_timeout(self, size: int = 0) -> float:
+        """A request's deadline: `request_seconds` and a second per MiB, never past close's give-up time."""
+        seconds = self.request_seconds + size / 2**20
+        if self._deadline is not None:
+            seconds = min(seconds, max(1.0, self._deadline - time.monotonic()))
+        return seconds
 
     def pending_bytes(self) -> int:
         total = 0
@@ -346,8 +382,10 @@ class Mirror:
     def _run(self) -> None:
         attempt = 0
         while not self._stop.is_set():
-            delay = self.flush_seconds if attempt == 0 else _BACKOFF[min(attempt - 1, len(_BACKOFF) - 1)]
-            self._wake.wait(delay)
+            if attempt == 0:
+                self._wake.wait(self.flush_seconds)  # a writer's flush wakes it early
+            else:  # backing off: flushes wait too, or a failing store is asked back to back
+                self._stop.wait(_BACKOFF[min(attempt - 1, len(_BACKOFF) - 1)])
             self._wake.clear()
             if self._stop.is_set():
                 return
@@ -397,16 +435,17 @@ class Mirror:
         for _ in range(5):
             name = f"{self._root.rstrip('/')}/{state.stem}.{state.pieces + 1:06d}{_object_suffix(relative)}"
             try:
+                seconds = self._request_timeout(len(data))
                 try:
-                    self._fs.pipe_file(name, data, mode="create")
+                    bounded(self._fs, "pipe_file", name, data, mode="create", seconds=seconds)
                 except TypeError:  # a file system without create-only writes: the random part keeps names apart
-                    if self._fs.exists(name):
+                    if bounded(self._fs, "exists", name, seconds=seconds):
                         raise FileExistsError(name) from None
-                    self._fs.pipe_file(name, data)
+                    bounded(self._fs, "pipe_file", name, data, seconds=seconds)
             except (FileExistsError, OSError) as exc:
                 if not _already_there(exc):
                     raise
-                if self._fs.size(name) == len(data):
+                if bounded(self._fs, "size", name, seconds=self._request_timeout()) == len(data):
                     return  # an earlier attempt's upload did arrive (its answer was lost)
                 state.stem = _object_stem(relative)  # someone else's object: a fresh random part
                 continue
@@ -469,6 +508,10 @@ def _already_there(exc: Exception) -> bool:
 
 def _give_up_seconds() -> float:
     return _seconds("TBIMG_UPLOAD_GIVE_UP_SECONDS", GIVE_UP_SECONDS)
+
+
+def _request_seconds() -> float:
+    return _seconds("TBIMG_UPLOAD_REQUEST_SECONDS", REQUEST_SECONDS)
 
 
 def _flush_seconds() -> float:

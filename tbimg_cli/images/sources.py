@@ -409,8 +409,9 @@ def _already_logged(run_dir: str | Path) -> set[str]:
     if isinstance(run_dir, str) and storage.is_url(run_dir):
         fs, path = storage.file_system(run_dir)
         with contextlib.suppress(FileNotFoundError):
-            for name in fs.glob(f"{path.rstrip('/')}/{SOURCES_PREFIX}*"):
-                logged.update(line for line in fs.cat_file(name).decode("utf-8").splitlines() if line)
+            for name in storage.bounded(fs, "glob", f"{path.rstrip('/')}/{SOURCES_PREFIX}*"):
+                text = storage.bounded(fs, "cat_file", name).decode("utf-8")
+                logged.update(line for line in text.splitlines() if line)
         return logged
     with contextlib.suppress(OSError):
         for listing in Path(run_dir).glob(f"{SOURCES_PREFIX}*"):

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from tbimg_cli import shortcuts
-from tbimg_cli.errors import InputError
+from tbimg_cli.errors import InputError, UploadError
 from tbimg_cli.events import storage
 from tbimg_cli.events.runs import DEFAULT_LOGDIR, TRAINING_FOLDER, new_run_dir
 from tbimg_cli.tutorial import classifier, data
@@ -88,6 +88,8 @@ class TrainResult:
     # Ctrl-C pressed after the last batch, while fit was finishing: too late to interrupt training, and
     # swallowed by `_CtrlCAtBatchEnd`; it still means "stop", so `--serve` must not wait for another.
     ctrl_c_after_training: bool = False
+    # A bucket still unreachable at the end: the one line naming the spool folder (the results still stand).
+    upload_error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -98,6 +100,7 @@ class TrainResult:
             "test_accuracy": self.epochs[-1].val_accuracy if self.epochs else None,
             "interrupted": self.interrupted,
             "writes_logs": self.writes_logs,
+            **({"upload_error": self.upload_error} if self.upload_error else {}),
         }
 
 
@@ -158,7 +161,8 @@ def run(
     logdir = settings.logdir if chief else tempfile.mkdtemp(prefix="tbimg-worker-")
     try:
         reader = ThreadPoolExecutor(1, thread_name_prefix="tbimg-data")
-        with reader, _run_folder(logdir, settings.run_name) as (run_dir, location):
+        upload_failures: list[str] = []
+        with reader, _run_folder(logdir, settings.run_name, upload_failures) as (run_dir, location):
             # Decompressing the images (zlib lets go of the GIL) overlaps TensorFlow's import;
             # only `_train` holds the arrays, so that it can let them go.
             result = _train(
@@ -169,6 +173,7 @@ def run(
                 reader.submit(_read, files, settings.limit_train),
             )
             result.tags = _tags_written(run_dir)
+        result.upload_error = upload_failures[0] if upload_failures else None
     finally:
         if not chief:
             shutil.rmtree(logdir, ignore_errors=True)
@@ -178,11 +183,14 @@ def run(
 
 
 @contextlib.contextmanager
-def _run_folder(logdir: str | Path, run_name: str | None) -> Iterator[tuple[Path, str | Path]]:
+def _run_folder(
+    logdir: str | Path, run_name: str | None, upload_failures: list[str]
+) -> Iterator[tuple[Path, str | Path]]:
     """(the local folder Keras and tbimg write, where the run shows): the same folder, or for a bucket
     a staging folder whose new records are uploaded as new objects every few seconds, at each epoch's
     end and at the end (`storage.Mirror`), since TensorFlow's writer cannot write to most buckets and
-    rewrites whole files on the others."""
+    rewrites whole files on the others. A bucket still failing at the end leaves its line in
+    `upload_failures`, so that training's results are reported before it."""
     with new_run_dir(logdir, TRAINING_FOLDER, run_name) as run_dir:
         if not storage.is_url(run_dir):
             yield run_dir, run_dir
@@ -190,8 +198,14 @@ def _run_folder(logdir: str | Path, run_name: str | None) -> Iterator[tuple[Path
         staging = storage.staged(run_dir)
         try:
             yield staging, run_dir
-        finally:
+        except BaseException:
+            with contextlib.suppress(UploadError):  # the error under way matters more
+                storage.release(run_dir)
+            raise
+        try:
             storage.release(run_dir)
+        except UploadError as exc:
+            upload_failures.append(str(exc))
 
 
 def _train(
