@@ -145,7 +145,7 @@ def log_files(
         file_sources.LogSession(settings, folder, root) as session,
     ):
         with output.LogProgress(enabled=not as_json) as on_progress:
-            result = session.log_present(on_progress)
+            result = session.log_present(on_progress, watching=watch)
         if watch:
             report = output.WatchReport(result, enabled=not as_json)
             if serving is not None:

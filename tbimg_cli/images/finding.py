@@ -57,6 +57,10 @@ class Found(NamedTuple):
     flat: bool = False  # a glob's match: tagged by its own folder, never by subfolders below the root
 
 
+# Images Pillow cannot read without a plugin: named, not skipped like a folder's notes.
+NEEDS_A_PLUGIN = {".heic": "HEIC", ".heif": "HEIF", ".avif": "AVIF"}
+
+
 class FileFinder:
     """The files the paths of one `tbimg log` name, with their tags and steps; it reports through callbacks."""
 
@@ -107,13 +111,17 @@ class FileFinder:
             if _GLOB_CHARACTERS.search(path):
                 yield from self._glob(path, quiet=quiet)
             elif not quiet:
-                self._on_problem(path, _missing(path, exc))
+                self._on_problem(path, missing_path_reason(path, exc))
             return
         if is_folder:
             yield from self._folder(path)
-        elif not quiet:
-            folder = os.path.abspath(os.path.dirname(path) or ".")
-            yield Found(path, folder, os.path.basename(path), os.path.basename(folder))
+        elif not quiet and not self._unreadable(path):
+            name = os.path.basename(path)
+            if os.path.dirname(path):  # `shots/s1.png`: its folder names it
+                folder = os.path.abspath(os.path.dirname(path))
+            else:  # `masks.npy`, in the current folder (whose name says nothing): its own name, less numbers
+                folder = os.path.abspath(re.sub(r"\d+", "", PurePosixPath(name).stem).strip("-_. ") or "images")
+            yield Found(path, folder, name, os.path.basename(folder))
 
     def _glob(self, pattern: str, *, quiet: bool) -> Iterator[Found]:
         """A glob's files, their step rule reading the path below the glob's root (the part before any `*`)."""
@@ -129,6 +137,8 @@ class FileFinder:
             elif _is_image_path(match):
                 relative = Path(os.path.relpath(match, root)).as_posix()
                 yield Found(match, os.path.abspath(root), relative, os.path.basename(os.path.abspath(root)), flat=True)
+            else:
+                self._unreadable(match)  # a HEIC is named; other files a glob matches are left out
 
     def _folder(self, folder: str) -> Iterator[Found]:
         """A folder's image files, recursively (each subfolder a tag below the folder's). Hidden files and
@@ -153,9 +163,25 @@ class FileFinder:
             folders[:] = [name for name in folders if not name.startswith(".")]  # hidden, as `ls` has it
             relative = os.path.relpath(root, folder)
             for name in files:
-                if _is_image_path(name) and not name.startswith("."):  # macOS's ._epoch_1.png is no image
-                    inside = name if relative == "." else Path(relative, name).as_posix()
-                    yield Found(os.path.join(root, name), top, inside, os.path.basename(top))
+                if name.startswith("."):  # hidden, as `ls` has it: macOS's ._epoch_1.png is no image
+                    continue
+                if not _is_image_path(name):
+                    self._unreadable(name, root)  # a HEIC is named; notes and configs are left out
+                    continue
+                inside = name if relative == "." else Path(relative, name).as_posix()
+                yield Found(os.path.join(root, name), top, inside, os.path.basename(top))
+
+    def _unreadable(self, path: str, folder: str = "") -> bool:
+        """True, after saying so, for an image in a format tbimg cannot read (iPhone's HEIC, say)."""
+        kind = NEEDS_A_PLUGIN.get(os.path.splitext(path)[1].lower())
+        if kind is None:
+            return False
+        self._on_problem(
+            os.path.join(folder, path),
+            f"{kind} images cannot be read here: convert them to JPEG or PNG "
+            f"(on a Mac: sips -s format jpeg), or pip install pillow-heif",
+        )
+        return True
 
     def _name_tags(self, folders: set[str]) -> None:
         """Name each new tag folder by its own name, with as many parents as tell it from the session's others.
@@ -233,8 +259,8 @@ def _last_parts(folder: str, depth: int) -> str:
     return "/".join(parts[-depth:])
 
 
-def _missing(path: str, exc: OSError) -> str:
-    """Why a path named cannot be read; a link to nothing says so, with where it points."""
-    if os.path.islink(path):
+def missing_path_reason(path: str, exc: OSError | None = None) -> str:
+    """Why a path cannot be read; a link to nothing says so, with where it points."""
+    if os.path.islink(path) and (exc is None or isinstance(exc, FileNotFoundError)):
         return f"is a broken link (to {os.readlink(path)}, which does not exist)"
-    return exc.strerror or str(exc)
+    return (exc.strerror or str(exc)) if exc is not None else "does not exist"

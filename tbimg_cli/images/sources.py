@@ -44,7 +44,7 @@ from tbimg_cli.events.writer import EventWriter
 from tbimg_cli.images import steps as step_rules
 from tbimg_cli.images import values as image_values
 from tbimg_cli.images.files import DEFAULT_MAX_PIXELS, image_format
-from tbimg_cli.images.finding import STDIN, FileFinder, Source
+from tbimg_cli.images.finding import STDIN, FileFinder, Source, missing_path_reason
 from tbimg_cli.words import counted
 
 if TYPE_CHECKING:
@@ -157,11 +157,17 @@ def run_folder(logdir: str, run_name: str | None, run_dir: str | None) -> Iterat
     folder = Path(run_dir)
     if folder.exists() and not folder.is_dir():
         raise RunDirError(f"--run-dir {folder} is a file, not a folder")
+    created = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunDirError(f"cannot create --run-dir {folder} ({exc.strerror})") from exc
-    yield folder, folder.parent
+    try:
+        yield folder, folder.parent
+    finally:
+        if created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty: a folder made for nothing is not left behind
 
 
 def _identity(path: str) -> tuple[int, int] | tuple[()]:
@@ -210,10 +216,19 @@ class LogSession:
         if self._sources_file is not None:
             self._sources_file.close()
 
-    def log_present(self, on_progress: Callable[[int, int], None] | None = None) -> LogResult:
-        """Log every file the paths hold now; `on_progress(done, total)` after each file."""
+    def log_present(
+        self, on_progress: Callable[[int, int], None] | None = None, *, watching: bool = False
+    ) -> LogResult:
+        """Log every file the paths hold now; `on_progress(done, total)` after each file.
+
+        Paths that hold nothing to log are a problem (exit 1), unless `watching`: a watched
+        folder may well be empty at first.
+        """
         self.log(self.expand(), on_progress)
-        return self.result
+        result = self.result
+        if not watching and not (result.files or result.skipped or result.problems):
+            self._problem(", ".join(self.settings.paths), "no image files here: nothing was logged")
+        return result
 
     def watch(self, on_change: Callable[[LogResult], None] | None = None) -> LogResult:
         """Log new files of the watched folders and globs as they become whole, until Ctrl-C.
@@ -335,7 +350,7 @@ class LogSession:
                 try:
                     yield source, future.result()
                 except (InputError, OSError) as exc:
-                    self._problem(source.path, _reason(exc))
+                    self._problem(source.path, _reason(exc, source.path))
                     yield source, None
 
     def _load(self, source: Source) -> dict[str, list[EncodedImage]]:
@@ -455,7 +470,9 @@ def _interrupts_held() -> Iterator[None]:
             held[signal.Signals(received)](received, frame)
 
 
-def _reason(exc: BaseException) -> str:
+def _reason(exc: BaseException, path: str = "") -> str:
+    if isinstance(exc, FileNotFoundError) and path and os.path.islink(path):
+        return missing_path_reason(path)
     if isinstance(exc, OSError) and not isinstance(exc, InputError):
         return f"cannot read it ({exc.strerror or exc})"
     return str(exc)

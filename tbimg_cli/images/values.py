@@ -63,7 +63,25 @@ def image_file(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, value_range
     if kind is None:
         return _decoded_by_pillow(data, max_pixels, value_range)
     width, height = checked_size(bytes(data), kind, max_pixels)
+    if kind == "jpeg" and _turned_sideways(data):
+        width, height = height, width
     return EncodedImage(bytes(data), width, height, kind)
+
+
+def _turned_sideways(jpeg: bytes) -> bool:
+    """Whether the JPEG's EXIF orientation turns it a quarter (5 to 8): browsers, and so TensorBoard's page,
+    show it turned, so the summary's width and height are the turned ones. The bytes stay as they are."""
+    if b"Exif\x00\x00" not in jpeg[:65536]:
+        return False  # no EXIF block: no Pillow needed
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(jpeg)) as image:
+            return image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return False
 
 
 def load_file(
