@@ -117,3 +117,27 @@ def test_an_exif_rotated_jpeg_reports_the_size_a_browser_shows(cli, tmp_path):
     width, height = (int(v) for v in event.tensor_proto.string_val[:2])
     assert (width, height) == (20, 40)
     assert event.tensor_proto.string_val[2] == buffer.getvalue()  # the bytes as they are, never re-encoded
+
+
+def test_an_idle_watch_does_not_list_its_folders_at_every_poll(tmp_path):
+    """Idle, a watch looks at its folders' times, not at every file: it lists them again only when one
+    changed (or every `RESCAN_SECONDS`). A file added is still logged at the next poll."""
+    import _thread
+    import threading
+
+    from tbimg_cli.images import sources
+
+    for index in range(50):
+        save(tmp_path / "f" / f"frame_{index:03d}.png", index, size=(4, 4))
+    session = sources.LogSession(sources.LogSettings(paths=(str(tmp_path / "f"),)), tmp_path / "run", tmp_path)
+    session.log_present()
+    listings = []
+    expand = session.finder.expand
+    session.finder.expand = lambda **kw: listings.append(time.monotonic()) or expand(**kw)  # counts, and lists
+    threading.Timer(1.2, lambda: save(tmp_path / "f" / "frame_100.png", 7, size=(4, 4))).start()
+    threading.Timer(2.5, _thread.interrupt_main).start()
+    result = session.watch()
+    session.close()
+    polls = 2.5 / sources.POLL_SECONDS
+    assert len(listings) <= 3 < polls, listings  # the start, the new file's folder change, nothing more
+    assert result.files == 51 and 100 in result.steps

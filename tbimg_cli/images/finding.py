@@ -13,7 +13,7 @@ import glob
 import os
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -81,25 +81,32 @@ class FileFinder:
         self._numbered: set[str] = set()  # tags with a numbered file
         self._mixed_noted: set[str] = set()
 
-    def expand(self, *, quiet: bool = False) -> list[Source]:
-        """Every file the paths name now, with tags and steps, in (tag, step, natural) order; problems noted once.
+    def expand(self, *, quiet: bool = False, known: Container[str] = ()) -> tuple[list[Source], int]:
+        """(every file the paths name now that is not `known`, with tags and steps, in (tag, step, natural)
+        order; how many were known). Problems are noted once each.
 
-        `quiet` (the watch's polls) leaves out what only the first pass reports: missing paths,
-        standard input and skipped counts. A file whose path gives no step is a problem either way.
+        `quiet` (the watch's polls) leaves out what only the first pass reports: missing paths and
+        standard input. A file whose path gives no step is a problem either way. A known file (by
+        absolute path: logged into the run already) costs no more than its listing, so that an idle
+        `--watch` over 20,000 logged files stays cheap; its folder still takes part in naming tags.
         """
         found: list[Found] = []
         self.folders_seen = set()
         for path in self.settings.paths:
             found.extend(self._files_of(path, quiet=quiet))
-        placed = [(item.path, *where) for item in found if (where := self._place(item)) is not None]
-        self._name_tags({folder for _, folder, _, _ in placed})
+        fresh = [item for item in found if os.path.abspath(item.path) not in known]
+        placed = [(item.path, *where) for item in fresh if (where := self._place(item)) is not None]
+        self._name_tags({item.folder for item in found} | {folder for _, folder, _, _ in placed})
         sources = [self._source(*item) for item in placed]
         if not quiet and STDIN in self.settings.paths:
             sources.append(
                 Source(STDIN, self.settings.tag or STDIN_TAG, self.rule.fixed if self.rule.mode != "order" else None)
             )
         unique = {source.key: source for source in reversed(sources)}.values()  # a file named twice: its first tag
-        return sorted(unique, key=lambda s: (s.tag, -1 if s.step is None else s.step, natural_key(s.path)))
+        return (
+            sorted(unique, key=lambda s: (s.tag, -1 if s.step is None else s.step, natural_key(s.path))),
+            len(found) - len(fresh),
+        )
 
     def _files_of(self, path: str, *, quiet: bool) -> Iterator[Found]:
         if path == STDIN:

@@ -130,7 +130,8 @@ class ImageLogger:
         self._queued_bytes = 0
         self._space = threading.Condition()
         self._call_lock = threading.Lock()  # one call at a time puts its work in both queues: order kept
-        self._errors: list[BaseException] = []
+        self._errors: list[BaseException] = []  # the writer thread adds, the caller takes: under _errors_lock
+        self._errors_lock = threading.Lock()
         self._buffers = _Buffers()
         self._closed = False
         self._parent: int | None = None  # in a forked child: the process that owns this logger
@@ -245,10 +246,11 @@ class ImageLogger:
         self._raise_background_error()
 
     def _raise_background_error(self) -> None:
-        if not self._errors:
+        with self._errors_lock:  # taken whole: one the writer adds meanwhile is raised next time, never dropped
+            errors, self._errors = self._errors, []
+        if not errors:
             return
-        first, rest = self._errors[0], len(self._errors) - 1
-        self._errors.clear()
+        first, rest = errors[0], len(errors) - 1
         if rest and isinstance(first, TbimgError):
             raise type(first)(f"{first} (and {rest} more call{'s' if rest > 1 else ''} refused)") from first
         raise first
@@ -288,9 +290,13 @@ class ImageLogger:
         except BaseException as exc:
             if isinstance(exc, TbimgError):
                 exc = type(exc)(f"{item.tag!r} at step {item.step}: {exc}")
-            self._errors.append(exc)
+            self._add_error(exc)
         finally:
             self._release(item.size)
+
+    def _add_error(self, exc: BaseException) -> None:
+        with self._errors_lock:
+            self._errors.append(exc)
 
     def _release(self, size: int) -> None:
         with self._space:
@@ -301,7 +307,7 @@ class ImageLogger:
         try:
             self._writer.flush()
         except OSError as exc:
-            self._errors.append(exc)
+            self._add_error(exc)
 
 
 class _Buffers:

@@ -283,10 +283,9 @@ class LogSession:
 
     def expand(self, *, quiet: bool = False) -> list[Source]:
         """The files to log now (`FileFinder.expand`), less those the run holds already (counted as skipped)."""
-        sources = self.finder.expand(quiet=quiet)
-        fresh = [s for s in sources if s.key not in self.logged]
+        fresh, known = self.finder.expand(quiet=quiet, known=self.logged)
         if not quiet:
-            self.result.skipped += len(sources) - len(fresh)
+            self.result.skipped += known
         return fresh
 
     # Which steps, then reading and writing
