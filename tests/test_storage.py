@@ -372,9 +372,10 @@ def test_writing_to_a_bucket_without_the_cloud_extra_is_one_line(tmp_path, data_
 
 def test_pieces_end_at_record_boundaries_and_a_record_larger_than_a_piece_goes_whole(tmp_path, monkeypatch):
     """On fsspec's local file system (the mirror takes any fsspec URL): records split across pieces never."""
+    from tbimg_cli.events import mirror as mirrors
     from tbimg_cli.events import storage
 
-    monkeypatch.setattr(storage, "MAX_PIECE_BYTES", 100)
+    monkeypatch.setattr(mirrors, "MAX_PIECE_BYTES", 100)
     staging, destination = tmp_path / "staging", tmp_path / "bucket"
     staging.mkdir()
     destination.mkdir()

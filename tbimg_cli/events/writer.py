@@ -101,7 +101,7 @@ class EventWriter:
     writing after that raises `WriterClosedError`.
 
     A bucket URL (`s3://bucket/run`, `gs://...`, with the `cloud` extra) is
-    written through a local staging folder that `storage.Mirror` uploads as
+    written through a local staging folder that `mirror.Mirror` uploads as
     new objects at each flush: never rewritten, never appended.
 
     Args:

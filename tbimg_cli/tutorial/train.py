@@ -188,7 +188,7 @@ def _run_folder(
 ) -> Iterator[tuple[Path, str | Path]]:
     """(the local folder Keras and tbimg write, where the run shows): the same folder, or for a bucket
     a staging folder whose new records are uploaded as new objects every few seconds, at each epoch's
-    end and at the end (`storage.Mirror`), since TensorFlow's writer cannot write to most buckets and
+    end and at the end (`mirror.Mirror`), since TensorFlow's writer cannot write to most buckets and
     rewrites whole files on the others. A bucket still failing at the end leaves its line in
     `upload_failures`, so that training's results are reported before it."""
     with new_run_dir(logdir, TRAINING_FOLDER, run_name) as run_dir:
