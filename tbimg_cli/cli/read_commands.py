@@ -1,4 +1,4 @@
-"""Reading any logdir back without TensorFlow: `inspect` and `export`."""
+"""Reading any logdir back without TensorFlow: `inspect`, `export`, and `serve` (TensorBoard with the tbimg tab)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,19 @@ import typer
 from tbimg_cli.cli.app import (
     EXIT_ERROR,
     app,
+    check_bucket,
     emit_json,
+    start_server,
 )
 from tbimg_cli.cli.options import (
+    HostOpt,
     JsonOpt,
     LogdirArg,
+    OpenOpt,
+    PortOpt,
     VerboseOpt,
 )
+from tbimg_cli.serve.tensorboard import DEFAULT_HOST
 
 if TYPE_CHECKING:
     pass
@@ -76,3 +82,25 @@ def export(
         output.exported(result)
     if result.corrupt:
         raise typer.Exit(EXIT_ERROR)  # after exporting what was valid
+
+
+@app.command("serve")
+def serve_logdir(
+    logdir: LogdirArg,
+    host: HostOpt = DEFAULT_HOST,
+    port: PortOpt = None,
+    open_browser: OpenOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """TensorBoard on any logdir, a local folder or a bucket URL, with the tbimg tab: every step of every run.
+
+    Example: tbimg serve logs --port 6006
+    """
+    from tbimg_cli.logs.readback import open_logdir
+    from tbimg_cli.serve import tensorboard as serve
+
+    check_bucket(str(logdir))
+    open_logdir(str(logdir))  # a missing folder, or a file, is one line before the server starts
+    settings = serve.checked_settings(host, port, open_browser=open_browser)
+    start_server(logdir, settings)
+    serve.wait_for_ctrl_c()

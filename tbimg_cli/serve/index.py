@@ -1,0 +1,212 @@
+"""Where every image record of a logdir is, so that the viewer lists every step and reads one image's bytes only.
+
+TensorBoard's image dashboard keeps a sample of 10 steps per tag, in memory, bytes and all. The index
+keeps, for every image summary of every run, a few numbers: run, tag, step, wall time, sample count,
+width, height, the event file and the record's byte offset. Building it reads each event file once,
+a record at a time (`records.iter_records`, both CRCs checked), and keeps none of the bytes; showing an
+image reads that one record again (`sample`). `refresh` goes on from where each file was read to, so a
+run that is still training shows its new steps, and a record still being written is read next time.
+
+Image summaries in both forms count: TF 2's tensor (`tf.summary.image`, tbimg's writer) and TF 1's
+`Summary.Image` (tensorboardX, PyTorch's `SummaryWriter`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from tbimg_cli.errors import LogReadError
+from tbimg_cli.events.records import RecordProblem, iter_records
+from tbimg_cli.logs.readback import IMAGES, FileProblem, open_logdir
+
+MAX_RECORD_BYTES = 1 << 30  # a record claiming more is not read into memory for one image
+
+
+class Entry(NamedTuple):
+    """One image summary: where its record is, and what it holds."""
+
+    step: int
+    wall_time: float
+    samples: int
+    width: int
+    height: int
+    file: int  # index into `Series.files`' owner: `ImageIndex.files`
+    offset: int
+    value: int  # which value of the event's summary
+
+
+@dataclass
+class Series:
+    """Every image summary of one (run, tag), in file order."""
+
+    run: str
+    tag: str
+    entries: list[Entry] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        steps = [entry.step for entry in self.entries]
+        last = self.entries[-1] if self.entries else None
+        return {
+            "run": self.run,
+            "tag": self.tag,
+            "steps": {"count": len(set(steps)), "first": min(steps, default=None), "last": max(steps, default=None)},
+            "samples": max((entry.samples for entry in self.entries), default=0),
+            "width": last.width if last else 0,
+            "height": last.height if last else 0,
+        }
+
+    def at(self, step: int) -> Entry | None:
+        """The summary written last for `step` (as TensorBoard shows a step written twice), or None."""
+        for entry in reversed(self.entries):
+            if entry.step == step:
+                return entry
+        return None
+
+
+class ImageIndex:
+    """The image records of one logdir (a local folder or a bucket URL), kept up to date by `refresh`."""
+
+    def __init__(self, logdir: str) -> None:
+        self.logdir = open_logdir(logdir)
+        self.series: dict[tuple[str, str], Series] = {}
+        self.files: list[str] = []
+        self.problems: list[FileProblem] = []
+        self._read_to: dict[str, int] = {}  # event file -> the byte its next record starts at
+        self._plugin_of: dict[str, dict[str, str]] = {}  # run -> tag -> plugin, from the first value that says
+        self._lock = threading.Lock()
+
+    def refresh(self) -> None:
+        """Read what the event files gained since the last refresh (every file, the first time)."""
+        with self._lock:
+            for run, paths in self.logdir.runs(self.problems).items():
+                for path in paths:
+                    self._read_file(run, path)
+
+    def listing(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [series.to_json() for _, series in sorted(self.series.items())]
+
+    def steps(self, run: str, tag: str) -> list[dict[str, Any]]:
+        """Every step of a series, with its wall time and samples (the last summary of a step written twice)."""
+        series = self._series(run, tag)
+        latest: dict[int, Entry] = {entry.step: entry for entry in series.entries}
+        return [
+            {"step": step, "wall_time": entry.wall_time, "samples": entry.samples}
+            for step, entry in sorted(latest.items())
+        ]
+
+    def sample(self, run: str, tag: str, step: int, sample: int) -> bytes:
+        """The stored bytes of one sample of one step, read from its record alone.
+
+        Raises:
+            LogReadError: for a series, step or sample that is not there, or a record that no longer reads.
+        """
+        series = self._series(run, tag)
+        entry = series.at(step)
+        if entry is None:
+            raise LogReadError(f"{tag!r} of run {run!r} has no step {step}")
+        if not 0 <= sample < entry.samples:
+            raise LogReadError(f"step {step} of {tag!r} has {entry.samples} samples; there is no sample {sample}")
+        blobs = _image_blobs(self._record(entry), entry.value)
+        if blobs is None or sample >= len(blobs):
+            raise LogReadError(f"the record of step {step} of {tag!r} no longer holds that image")
+        return blobs[sample]
+
+    def _series(self, run: str, tag: str) -> Series:
+        with self._lock:
+            series = self.series.get((run, tag))
+        if series is None:
+            raise LogReadError(f"no image series {tag!r} in run {run!r}")
+        return series
+
+    def _record(self, entry: Entry) -> Any:
+        from tensorboard.compat.proto import event_pb2
+
+        path = self.files[entry.file]
+        stream, size = self.logdir.open(path)
+        with stream:
+            for item in iter_records(stream, size, entry.offset, entry.offset + 1):
+                if isinstance(item, RecordProblem):
+                    raise LogReadError(f"{path} at byte {item.offset}: {item.message}")
+                return event_pb2.Event.FromString(item[1])
+        raise LogReadError(f"{path} has no record at byte {entry.offset} any more")
+
+    def _read_file(self, run: str, path: str) -> None:
+        from google.protobuf.message import DecodeError
+        from tensorboard.compat.proto import event_pb2
+
+        start = self._read_to.get(path, 0)
+        try:
+            stream, size = self.logdir.open(path)
+        except OSError as exc:
+            self.problems.append(FileProblem(path, 0, f"cannot read ({exc}); skipped", False))
+            return
+        if size <= start:
+            stream.close()
+            return
+        if path not in self._read_to:
+            self.files.append(path)
+        number = self.files.index(path)
+        plugin_of = self._plugin_of.setdefault(run, {})
+        read_to = start
+        with stream:
+            for item in iter_records(stream, size, start):
+                if isinstance(item, RecordProblem):
+                    if not item.truncated_tail:  # damage: nothing after it can be trusted to be aligned
+                        self.problems.append(FileProblem(path, item.offset, item.message, False))
+                        read_to = size
+                    break
+                offset, payload = item
+                read_to = offset + len(payload) + 16
+                try:
+                    event = event_pb2.Event.FromString(payload)
+                except DecodeError:
+                    self.problems.append(FileProblem(path, offset, "record is not a TensorBoard event", False))
+                    read_to = size
+                    break
+                for found in _image_values(event, plugin_of):
+                    value_number, width, height, samples = found
+                    key = (run, event.summary.value[value_number].tag)
+                    series = self.series.get(key) or self.series.setdefault(key, Series(*key))
+                    series.entries.append(
+                        Entry(event.step, event.wall_time, samples, width, height, number, offset, value_number)
+                    )
+        self._read_to[path] = read_to
+
+
+def _image_values(event: Any, plugin_of: dict[str, str]) -> Iterator[tuple[int, int, int, int]]:
+    """(value number, width, height, samples) of each image value of an event, in either form."""
+    if not event.HasField("summary"):
+        return
+    for number, value in enumerate(event.summary.value):
+        kind = value.WhichOneof("value")
+        plugin = value.metadata.plugin_data.plugin_name
+        if plugin:
+            plugin_of[value.tag] = plugin
+        else:
+            plugin = plugin_of.get(value.tag, "")
+        if kind == "image":
+            yield number, value.image.width, value.image.height, 1
+        elif kind == "tensor" and plugin == IMAGES:
+            strings = value.tensor.string_val
+            try:
+                width, height = int(strings[0]), int(strings[1])
+            except (IndexError, ValueError):
+                continue  # malformed: not listed, so never served
+            if len(strings) > 2:
+                yield number, width, height, len(strings) - 2
+
+
+def _image_blobs(event: Any, number: int) -> list[bytes] | None:
+    if number >= len(event.summary.value):
+        return None
+    value = event.summary.value[number]
+    kind = value.WhichOneof("value")
+    if kind == "image":
+        return [value.image.encoded_image_string]
+    if kind == "tensor":
+        return list(value.tensor.string_val[2:])
+    return None
