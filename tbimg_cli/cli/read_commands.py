@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -101,6 +102,10 @@ def serve_logdir(
 
     check_bucket(str(logdir))
     open_logdir(str(logdir))  # a missing folder, or a file, is one line before the server starts
-    settings = serve.checked_settings(host, port, open_browser=open_browser)
+    # The tbimg tab shows every step from its index; TensorBoard's own image dashboard keeps its default
+    # 10 per tag, so the server's memory is the index, not every image of the logdir.
+    settings = dataclasses.replace(
+        serve.checked_settings(host, port, open_browser=open_browser), image_steps=serve.DASHBOARD_STEPS
+    )
     start_server(logdir, settings)
     serve.wait_for_ctrl_c()

@@ -141,6 +141,27 @@ def record_start_at_or_after(stream: BinaryIO, position: int, size: int) -> int 
     return None
 
 
+def read_record_at(stream: BinaryIO, offset: int, size: int) -> bytes:
+    """The payload of the one record that starts at `offset`, both CRCs checked: what an index points at.
+
+    Reads the record alone (its 12-byte header, then its payload and footer), never a chunk around it.
+
+    Raises:
+        ValueError: when no whole, CRC-valid record starts there (the file changed, or the offset is wrong).
+    """
+    stream.seek(offset)
+    header = stream.read(HEADER_BYTES)
+    if len(header) < HEADER_BYTES or _masked(crc32c(header[:8])) != _CRC.unpack_from(header, 8)[0]:
+        raise ValueError(f"no record starts at byte {offset}")
+    (length,) = _LENGTH.unpack_from(header)
+    if length > size - offset - HEADER_BYTES - FOOTER_BYTES:
+        raise ValueError(f"the record at byte {offset} claims {length} bytes, more than the file holds")
+    payload, footer = stream.read(length), stream.read(FOOTER_BYTES)
+    if len(footer) < FOOTER_BYTES or _masked(crc32c(payload)) != _CRC.unpack(footer)[0]:
+        raise ValueError(f"the record at byte {offset} fails its CRC")
+    return payload
+
+
 def _masked(crc: int) -> int:
     return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
 

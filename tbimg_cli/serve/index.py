@@ -19,10 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from tbimg_cli.errors import LogReadError
-from tbimg_cli.events.records import RecordProblem, iter_records
+from tbimg_cli.events.records import RecordProblem, iter_records, read_record_at
 from tbimg_cli.logs.readback import IMAGES, FileProblem, open_logdir
-
-MAX_RECORD_BYTES = 1 << 30  # a record claiming more is not read into memory for one image
 
 
 class Entry(NamedTuple):
@@ -128,11 +126,10 @@ class ImageIndex:
         path = self.files[entry.file]
         stream, size = self.logdir.open(path)
         with stream:
-            for item in iter_records(stream, size, entry.offset, entry.offset + 1):
-                if isinstance(item, RecordProblem):
-                    raise LogReadError(f"{path} at byte {item.offset}: {item.message}")
-                return event_pb2.Event.FromString(item[1])
-        raise LogReadError(f"{path} has no record at byte {entry.offset} any more")
+            try:
+                return event_pb2.Event.FromString(read_record_at(stream, entry.offset, size))
+            except ValueError as exc:  # the file changed under the index (rewritten, cut)
+                raise LogReadError(f"{path}: {exc}") from None
 
     def _read_file(self, run: str, path: str) -> None:
         from google.protobuf.message import DecodeError
