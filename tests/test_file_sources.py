@@ -343,6 +343,21 @@ def watcher(folder: Path, run: Path, cwd: Path) -> subprocess.Popen:
     )
 
 
+def watched(folder: Path, run: Path, cwd: Path, during, until) -> dict:
+    """`tbimg log FOLDER --watch --run-dir RUN --json` while `during()` writes files, stopped with Ctrl-C
+    once `until()` holds; its JSON result, after checking it exited 0."""
+    proc = watcher(folder, run, cwd)
+    try:
+        during()
+        wait_until(lambda: event_files(run) and until(), timeout=30, what="the watched files")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    return json.loads(out)
+
+
 def write_epochs(folder: Path, first: int, last: int) -> subprocess.Popen:
     """A writer process adding epoch files in two slow halves; it prints each epoch and when it was complete."""
     args = [sys.executable, "-c", WRITER, str(folder), str(first), str(last)]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -16,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from .helpers import event_files, load_run, wait_until
-from .test_file_sources import logged, save, summaries, watcher
+from .helpers import load_run
+from .test_file_sources import logged, save, summaries, watched
 
 
 def test_heic_files_say_why_nothing_was_logged_and_leave_no_run_folder(cli, tmp_path):
@@ -86,20 +85,13 @@ CHUNKED_WRITER = """
 def test_watch_waits_for_files_written_in_chunks(tmp_path, kind):
     folder, run = tmp_path / "frames", tmp_path / "run"
     folder.mkdir()
-    proc = watcher(folder, run, tmp_path)
-    try:
+
+    def write_in_chunks() -> None:
         time.sleep(1)
-        writer = subprocess.run(
-            [sys.executable, "-c", textwrap.dedent(CHUNKED_WRITER), str(folder), kind], timeout=120, check=True
-        )
-        assert writer.returncode == 0
-        wait_until(lambda: event_files(run) and len(summaries(run).get("frames", [])) == 3, timeout=30, what="3")
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-    assert proc.returncode == 0, err
-    payload = json.loads(out)
+        args = [sys.executable, "-c", textwrap.dedent(CHUNKED_WRITER), str(folder), kind]
+        subprocess.run(args, timeout=120, check=True)
+
+    payload = watched(folder, run, tmp_path, write_in_chunks, lambda: len(summaries(run).get("frames", [])) == 3)
     assert payload["problems"] == [] and payload["files"] == 3, payload
     assert [step for step, _ in summaries(run)["frames"]] == [1, 2, 3]
 

@@ -16,7 +16,7 @@ import pytest
 from tbimg_cli.images.steps import StepRefused, StepRule, compile_pattern
 
 from .helpers import event_files, wait_until
-from .test_file_sources import logged, save, summaries, watcher
+from .test_file_sources import logged, save, summaries, watched
 
 
 @pytest.mark.parametrize(
@@ -55,17 +55,13 @@ def test_folder_and_pattern_steps_leave_the_step_folder_out_of_the_tag():
 def test_watching_an_empty_folder_gives_each_new_file_its_own_step(tmp_path):
     folder, run = tmp_path / "w", tmp_path / "r"
     folder.mkdir()
-    proc = watcher(folder, run, tmp_path)
-    try:
+
+    def save_epochs() -> None:
         time.sleep(1.5)  # the first pass has found nothing
         for epoch in range(1, 6):
             save(folder / f"epoch_{epoch:03d}.png", epoch)
-        wait_until(lambda: event_files(run) and len(summaries(run).get("w", [])) == 5, timeout=30, what="5 epochs")
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-    assert proc.returncode == 0, err
+
+    watched(folder, run, tmp_path, save_epochs, lambda: len(summaries(run).get("w", [])) == 5)
     assert [step for step, _ in summaries(run)["w"]] == [1, 2, 3, 4, 5]
 
 
