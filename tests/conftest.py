@@ -33,6 +33,15 @@ REQUIRE_FULL_DATA = os.environ.get("TBIMG_REQUIRE_FULL_DATA") not in (None, "", 
 
 
 @pytest.fixture(scope="session")
+def tf():
+    """TensorFlow, imported once for the tests that compare against the real thing."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow
+
+    return tensorflow
+
+
+@pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The committed subset: real Fashion-MNIST images, the first 2,000 training and 1,000 test."""
     return SUBSET_DIR

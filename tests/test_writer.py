@@ -14,14 +14,6 @@ from tbimg_cli.events.writer import EventWriter
 from .helpers import decode_png, event_files, load_run
 
 
-@pytest.fixture(scope="module")
-def tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow
-
-    return tensorflow
-
-
 def test_crc32c_known_answer():
     from crc32c import crc32c
 

@@ -162,6 +162,21 @@ def read_record_at(stream: BinaryIO, offset: int, size: int) -> bytes:
     return payload
 
 
+def record_length(header: bytes) -> int:
+    """The payload length a 12-byte record header announces, its CRC checked: how a reader that skips
+    payloads stays aligned.
+
+    Raises:
+        ValueError: when the header is short, its CRC fails, or the length is beyond any record's.
+    """
+    if len(header) < HEADER_BYTES or _masked(crc32c(header[:8])) != _CRC.unpack_from(header, 8)[0]:
+        raise ValueError("record length fails its CRC (corrupt data)")
+    (length,) = _LENGTH.unpack_from(header)
+    if length > MAX_RECORD_BYTES:
+        raise ValueError(f"record length {length} is beyond any record's (corrupt data)")
+    return int(length)
+
+
 def _masked(crc: int) -> int:
     return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
 

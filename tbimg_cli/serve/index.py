@@ -3,9 +3,11 @@
 TensorBoard's image dashboard keeps a sample of 10 steps per tag, in memory, bytes and all. The index
 keeps, for every image summary of every run, a few numbers: run, tag, step, wall time, sample count,
 width, height, the event file and the record's byte offset. Building it reads each event file once,
-a record at a time (`records.iter_records`, both CRCs checked), and keeps none of the bytes; showing an
-image reads that one record again (`sample`). `refresh` goes on from where each file was read to, so a
-run that is still training shows its new steps, and a record still being written is read next time.
+a record at a time: each record's header (its length CRC checked, so framing stays aligned), then
+the few bytes of its payload that say what it holds (`logs.headers`, which jumps over image bytes),
+keeping none of the images; showing an image reads that one record again, both CRCs checked (`sample`).
+`refresh` goes on from where each file was read to, so a run that is still training shows its new steps,
+and a record still being written is read next time.
 
 Image summaries in both forms count: TF 2's tensor (`tf.summary.image`, tbimg's writer) and TF 1's
 `Summary.Image` (tensorboardX, PyTorch's `SummaryWriter`).
@@ -13,14 +15,17 @@ Image summaries in both forms count: TF 2's tensor (`tf.summary.image`, tbimg's 
 
 from __future__ import annotations
 
+import mmap
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 from tbimg_cli.errors import LogReadError
-from tbimg_cli.events.records import RecordProblem, iter_records, read_record_at
-from tbimg_cli.logs.readback import IMAGES, FileProblem, open_logdir
+from tbimg_cli.events.records import FOOTER_BYTES, HEADER_BYTES, read_record_at, record_length
+from tbimg_cli.logs.headers import ReadAt, ScannedEvent, decode_with_protobuf, image_values, scan_record
+from tbimg_cli.logs.readback import FileProblem, open_logdir
 
 
 class Entry(NamedTuple):
@@ -132,9 +137,6 @@ class ImageIndex:
                 raise LogReadError(f"{path}: {exc}") from None
 
     def _read_file(self, run: str, path: str) -> None:
-        from google.protobuf.message import DecodeError
-        from tensorboard.compat.proto import event_pb2
-
         start = self._read_to.get(path, 0)
         try:
             stream, size = self.logdir.open(path)
@@ -148,53 +150,55 @@ class ImageIndex:
             self.files.append(path)
         number = self.files.index(path)
         plugin_of = self._plugin_of.setdefault(run, {})
-        read_to = start
-        with stream:
-            for item in iter_records(stream, size, start):
-                if isinstance(item, RecordProblem):
-                    if not item.truncated_tail:  # damage: nothing after it can be trusted to be aligned
-                        self.problems.append(FileProblem(path, item.offset, item.message, False))
-                        read_to = size
-                    break
-                offset, payload = item
-                read_to = offset + len(payload) + 16
+        with stream, _positional(stream, size, local=self.logdir.is_local) as read_at:
+            offset = start
+            while offset + HEADER_BYTES <= size:
                 try:
-                    event = event_pb2.Event.FromString(payload)
-                except DecodeError:
-                    self.problems.append(FileProblem(path, offset, "record is not a TensorBoard event", False))
-                    read_to = size
+                    length = record_length(read_at(offset, HEADER_BYTES))
+                except ValueError as exc:  # damage: nothing after it can be trusted to be aligned
+                    self.problems.append(FileProblem(path, offset, str(exc), False))
+                    offset = size
                     break
-                for found in _image_values(event, plugin_of):
-                    value_number, width, height, samples = found
-                    key = (run, event.summary.value[value_number].tag)
+                if offset + HEADER_BYTES + length + FOOTER_BYTES > size:
+                    break  # a record still being written: read next time
+                event = scan_record(read_at, offset + HEADER_BYTES, length) or self._decoded(stream, offset, size)
+                if event is None:
+                    self.problems.append(FileProblem(path, offset, "record is damaged or not an event", False))
+                    offset = size
+                    break
+                for value in image_values(event, plugin_of):
+                    key = (run, value.tag)
                     series = self.series.get(key) or self.series.setdefault(key, Series(*key))
-                    series.entries.append(
-                        Entry(event.step, event.wall_time, samples, width, height, number, offset, value_number)
-                    )
-        self._read_to[path] = read_to
+                    shape = (value.samples, value.width, value.height)
+                    series.entries.append(Entry(event.step, event.wall_time, *shape, number, offset, value.number))
+                offset += HEADER_BYTES + length + FOOTER_BYTES
+        self._read_to[path] = offset
+
+    @staticmethod
+    def _decoded(stream: BinaryIO, offset: int, size: int) -> ScannedEvent | None:
+        """The protobuf way, for a record the header walk was unsure of: CRC checked, whole payload parsed."""
+        from google.protobuf.message import DecodeError
+
+        try:
+            return decode_with_protobuf(read_record_at(stream, offset, size))
+        except (ValueError, DecodeError):
+            return None
 
 
-def _image_values(event: Any, plugin_of: dict[str, str]) -> Iterator[tuple[int, int, int, int]]:
-    """(value number, width, height, samples) of each image value of an event, in either form."""
-    if not event.HasField("summary"):
+@contextmanager
+def _positional(stream: BinaryIO, size: int, *, local: bool) -> Iterator[ReadAt]:
+    """`read_at(position, count)` over an open event file: a memory map for a local file (pages the walk
+    skips are never read from disk), seek and read otherwise."""
+    if local and size > 0:
+        with mmap.mmap(stream.fileno(), size, access=mmap.ACCESS_READ) as mapped:
+            yield lambda position, count: mapped[position : position + count]
         return
-    for number, value in enumerate(event.summary.value):
-        kind = value.WhichOneof("value")
-        plugin = value.metadata.plugin_data.plugin_name
-        if plugin:
-            plugin_of[value.tag] = plugin
-        else:
-            plugin = plugin_of.get(value.tag, "")
-        if kind == "image":
-            yield number, value.image.width, value.image.height, 1
-        elif kind == "tensor" and plugin == IMAGES:
-            strings = value.tensor.string_val
-            try:
-                width, height = int(strings[0]), int(strings[1])
-            except (IndexError, ValueError):
-                continue  # malformed: not listed, so never served
-            if len(strings) > 2:
-                yield number, width, height, len(strings) - 2
+
+    def read_at(position: int, count: int) -> bytes:
+        stream.seek(position)
+        return stream.read(count)
+
+    yield read_at
 
 
 def _image_blobs(event: Any, number: int) -> list[bytes] | None:
