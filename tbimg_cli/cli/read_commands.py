@@ -105,7 +105,9 @@ def serve_logdir(
     # The tbimg tab shows every step from its index; TensorBoard's own image dashboard keeps its default
     # 10 per tag, so the server's memory is the index, not every image of the logdir.
     settings = dataclasses.replace(
-        serve.checked_settings(host, port, open_browser=open_browser), image_steps=serve.DASHBOARD_STEPS
+        serve.checked_settings(host, port, open_browser=open_browser),
+        image_steps=serve.DASHBOARD_STEPS,
+        load_fast="auto",
     )
     start_server(logdir, settings)
     serve.wait_for_ctrl_c()

@@ -39,6 +39,10 @@ class ServeSettings:
     port: int | None = None
     open_browser: bool = False
     image_steps: int = IMAGE_STEPS_KEPT  # train-cm raises it past its epoch count
+    # TensorBoard's --load_fast. "auto" (`tbimg serve` on a local folder) reads the logdir for TensorBoard's own
+    # dashboards in its Rust data server, a process of its own, when installed: so that reading is not done
+    # in the server's Python process, beside the tbimg tab, under one lock.
+    load_fast: str = "false"
 
 
 def checked_settings(host: str, port: int | None, *, open_browser: bool, image_steps: int = 0) -> ServeSettings:
@@ -97,7 +101,7 @@ def start(logdir: str | Path, settings: ServeSettings) -> str:
         "--samples_per_plugin",
         f"images={settings.image_steps}",
         "--load_fast",
-        "false",
+        "false" if storage.is_url(str(logdir)) else settings.load_fast,
     ]
     if settings.port is not None:
         argv += ["--port", str(settings.port)]
