@@ -141,11 +141,12 @@ def decode_png(png: bytes):
 
 
 class Served:
-    """A `tbimg ... --serve` subprocess whose stderr is watched for TensorBoard's URL."""
+    """A `tbimg ... --serve` subprocess (or `command`, TensorBoard's own, say) whose stderr is watched for
+    TensorBoard's URL."""
 
-    def __init__(self, args: list[str], cwd: Path, env: dict | None = None):
+    def __init__(self, args: list[str], cwd: Path, env: dict | None = None, command: list[str] | None = None):
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tbimg_cli", *map(str, args)],
+            [*(command or [sys.executable, "-m", "tbimg_cli"]), *map(str, args)],
             cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -24,7 +24,12 @@ from tbimg_cli.errors import LogReadError
 PLUGIN_NAME = "tbimg"
 TAB_NAME = "tbimg"
 RELOAD_SECONDS = 5.0  # the index is read further at most this often (TensorBoard's reload interval by default)
-STATIC = {"/index.js": "text/javascript", "/style.css": "text/css"}
+STATIC = {
+    "/index.js": "text/javascript",
+    "/display.js": "text/javascript",
+    "/strip.js": "text/javascript",
+    "/style.css": "text/css",
+}
 MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
     (b"\xff\xd8\xff", "image/jpeg"),

@@ -1,14 +1,23 @@
-// The tbimg tab: every step of every image series, runs side by side on one step slider, swipe, blink and
-// difference between two runs, zoom and pan shared by every pane, the pixel under the cursor.
-// Plain ES module, no build step: TensorBoard's plugin page loads scripts from its own origin only.
+// The tbimg tab: every step of every image series; runs side by side on one step slider, or one run at two
+// steps; swipe, blink and difference; zoom and pan shared by every pane; the pixel under the cursor in the
+// image's own values (16-bit ones too); window, gamma, contrast, brightness and colour maps.
+// Plain ES modules, no build step: TensorBoard's plugin page loads scripts from its own origin only.
 // Its routes (series, steps, image) are relative: the page's <base> is /data/plugin/tbimg/.
 
+import { autoWindow, COLOUR_MAPS, decode, difference, maxValue, NEUTRAL, render as draw, valuesAt } from "./display.js";
+import { Strip } from "./strip.js";
+
 const PANE = 400; // a pane's width in CSS pixels at "fit"
-const state = { tag: null, runs: [], step: null, mode: "side", zoom: null, panX: 0, panY: 0, swipe: 0.5, blink: 0 };
+const state = { tag: null, runs: [], step: null, stepB: null, mode: "side", zoom: null, panX: 0, panY: 0, swipe: 0.5, blink: 0, display: { ...NEUTRAL } };
 let series = []; // from the `series` route
 let stepsOf = {}; // run -> sorted steps of the current tag
-let bitmaps = {}; // "run|step|sample" -> ImageBitmap, the few on screen
+let sources = new Map(); // "run|step|sample" -> Promise of a decoded source: the few on screen
+let drawing = 0; // which show() is current: an older one that finishes late draws nothing
+let autoOfTag = null; // the window "auto" gives the current tag's 16-bit images, from the first one shown
+let strip = null;
 let root;
+const paneSources = new WeakMap(); // pane -> its sources, for the readout and redrawing
+window.tbimgTimings = []; // milliseconds from a step asked for to every visible pane drawn (bench/)
 
 export async function render() {
   const link = document.createElement("link");
@@ -40,6 +49,7 @@ function runsOf(tag) {
 }
 
 async function chooseTag(tag, runs) {
+  if (tag !== state.tag) autoOfTag = null;
   state.tag = tag;
   const available = runsOf(tag);
   state.runs = (runs && runs.length ? runs : available).filter((run) => available.includes(run));
@@ -63,15 +73,25 @@ function allSteps() {
   return [...steps].sort((a, b) => a - b);
 }
 
-// The step a run shows for the chosen one: that step, or its nearest earlier one (marked), or none.
-function stepFor(run) {
+// The step a run shows for the one asked for: that step, or its nearest earlier one (marked), or none.
+function nearest(run, wanted) {
   let found = null;
-  for (const step of stepsOf[run] || []) if (step <= state.step) found = step;
+  for (const step of stepsOf[run] || []) if (step <= wanted) found = step;
   return found;
+}
+
+function samplesOf(run) {
+  return (series.find((s) => s.run === run && s.tag === state.tag) || {}).samples || 1;
+}
+
+function imageUrl(run, step, sample) {
+  return `image?run=${encodeURIComponent(run)}&tag=${encodeURIComponent(state.tag)}&step=${step}&sample=${sample}`;
 }
 
 function layout() {
   const tags = [...new Set(series.map((s) => s.tag))].sort();
+  const slider = (name, label, min, max, step) =>
+    `<label title="${label}">${label} <input type="range" class="${name}" min="${min}" max="${max}" step="${step}"></label>`;
   root.innerHTML = `
     <aside>
       <h3>Tags</h3>${tags.map((t) => `<div class="tag${t === state.tag ? " selected" : ""}" data-tag="${escape(t)}">${escape(t)}</div>`).join("")}
@@ -85,38 +105,58 @@ function layout() {
         <button data-go="next" title="next step (→)">&gt;</button>
         <button data-go="last" title="last step (End)">&gt;|</button>
         <label>step <input type="number" class="exact" min="0"></label>
-        <select class="mode" title="how two runs are compared">
+        <label title="compare the first run at this step with the chosen one; empty compares runs">vs step <input type="number" class="stepb" min="0" placeholder="runs"></label>
+        <select class="mode" title="how two images are compared">
           <option value="side">side by side</option><option value="swipe">swipe</option>
           <option value="blink">blink (B)</option><option value="diff">difference</option>
         </select>
         <button data-zoom="out" title="zoom out (-)">−</button><button data-zoom="in" title="zoom in (+)">+</button>
         <button data-zoom="fit" title="fit (F)">fit</button><button data-zoom="one" title="1:1 (1)">1:1</button>
         <a class="permalink" target="_blank" title="this view, to send to a colleague">link</a>
+      </div>
+      <div class="bar display">
+        ${slider("brightness", "brightness", -1, 1, 0.05)}${slider("contrast", "contrast", 0, 4, 0.05)}${slider("gamma", "gamma", 0.2, 5, 0.05)}
+        <label title="values at or below low are black, at or above high white">window <input type="number" class="low"> – <input type="number" class="high"></label>
+        <button data-window="auto" title="1st to 99th percentile of the first image">auto</button><button data-window="full" title="the whole range">full</button>
+        <select class="cmap" title="colour map for single-channel images">${COLOUR_MAPS.map((m) => `<option>${m}</option>`).join("")}</select>
+        <button data-window="reset" title="brightness, contrast, gamma, window and colour map as stored">reset</button>
         <span class="readout"></span>
       </div>
+      <div class="strip" title="every step of the first run; only those in view are loaded"></div>
       <div class="panes"></div>
     </main>`;
   root.querySelectorAll(".tag").forEach((el) => (el.onclick = () => chooseTag(el.dataset.tag, [])));
-  root.querySelectorAll("[data-run]").forEach(
+  root.querySelectorAll("input[data-run]").forEach(
     (el) =>
       (el.onchange = () => {
-        const checked = [...root.querySelectorAll("[data-run]:checked")].map((c) => c.dataset.run);
-        state.runs = checked;
+        state.runs = [...root.querySelectorAll("input[data-run]:checked")].map((c) => c.dataset.run);
         show();
       }),
   );
   root.querySelectorAll("[data-go]").forEach((el) => (el.onclick = () => go(el.dataset.go)));
   root.querySelectorAll("[data-zoom]").forEach((el) => (el.onclick = () => zoom(el.dataset.zoom)));
-  const slider = root.querySelector(".slider");
-  slider.oninput = () => setStep(allSteps()[Number(slider.value)]);
-  const exact = root.querySelector(".exact");
-  exact.onchange = () => setStep(Number(exact.value), true);
+  root.querySelectorAll("[data-window]").forEach((el) => (el.onclick = () => setWindow(el.dataset.window)));
+  const bar = root.querySelector(".slider");
+  bar.oninput = () => setStep(allSteps()[Number(bar.value)]);
+  root.querySelector(".exact").onchange = (event) => setStep(Number(event.target.value), true);
+  root.querySelector(".stepb").onchange = (event) => {
+    state.stepB = event.target.value === "" ? null : Number(event.target.value);
+    show();
+  };
   const mode = root.querySelector(".mode");
   mode.value = state.mode;
   mode.onchange = () => {
     state.mode = mode.value;
     show();
   };
+  for (const name of ["brightness", "contrast", "gamma"]) {
+    root.querySelector(`.${name}`).oninput = (event) => setDisplay({ [name]: Number(event.target.value) });
+  }
+  for (const name of ["low", "high"]) {
+    root.querySelector(`.${name}`).onchange = (event) => setDisplay({ [name]: event.target.value === "" ? null : Number(event.target.value) });
+  }
+  root.querySelector(".cmap").onchange = (event) => setDisplay({ cmap: event.target.value });
+  strip = new Strip(root.querySelector(".strip"), (step) => setStep(step));
 }
 
 function go(where) {
@@ -142,12 +182,26 @@ function zoom(how) {
   state.zoom = { in: current * 1.25, out: current / 1.25, fit: null, one: 1 }[how];
   if (how === "fit") state.panX = state.panY = 0;
   transform();
-  writeHash();
 }
 
 function fitZoom() {
   const first = series.find((s) => s.tag === state.tag);
   return first && first.width ? Math.min(PANE / first.width, 8) : 1;
+}
+
+function setDisplay(change) {
+  Object.assign(state.display, change);
+  redraw();
+}
+
+function setWindow(how) {
+  if (how === "reset") state.display = { ...NEUTRAL };
+  if (how === "full") Object.assign(state.display, { low: null, high: null });
+  if (how === "auto") {
+    const first = firstSource();
+    if (first) Object.assign(state.display, autoWindow(first));
+  }
+  redraw();
 }
 
 function onKey(event) {
@@ -164,115 +218,185 @@ function onKey(event) {
 
 function syncBar() {
   const all = allSteps();
-  const slider = root.querySelector(".slider");
-  slider.max = String(Math.max(0, all.length - 1));
-  slider.value = String(all.indexOf(state.step));
+  const bar = root.querySelector(".slider");
+  bar.max = String(Math.max(0, all.length - 1));
+  bar.value = String(all.indexOf(state.step));
   root.querySelector(".exact").value = String(state.step);
+  root.querySelector(".stepb").value = state.stepB === null ? "" : String(state.stepB);
+  for (const name of ["brightness", "contrast", "gamma"]) root.querySelector(`.${name}`).value = String(state.display[name]);
+  const range = effectiveWindow();
+  root.querySelector(".low").value = range ? String(range.low) : "";
+  root.querySelector(".high").value = range ? String(range.high) : "";
+  root.querySelector(".cmap").value = state.display.cmap;
+  const first = state.runs.find((run) => nearest(run, state.step) !== null);
+  if (first) strip.show(stepsOf[first], (step) => imageUrl(first, step, 0), nearest(first, state.step));
   writeHash();
 }
 
-async function image(run, step, sample) {
+function source(run, step, sample) {
   const key = `${run}|${step}|${sample}`;
-  if (!bitmaps[key]) {
-    const url = `image?run=${encodeURIComponent(run)}&tag=${encodeURIComponent(state.tag)}&step=${step}&sample=${sample}`;
-    const response = await fetch(url);
-    if (!response.ok) throw new Error(await response.text());
-    bitmaps[key] = await createImageBitmap(await response.blob());
+  if (!sources.has(key)) {
+    const loading = fetch(imageUrl(run, step, sample)).then(async (response) => {
+      if (!response.ok) throw new Error(await response.text());
+      return decode(await response.arrayBuffer());
+    });
+    loading.catch(() => sources.delete(key)); // asked again next time
+    sources.set(key, loading);
   }
-  return bitmaps[key];
+  return sources.get(key);
 }
 
-// Draw what the mode shows for the chosen step. Only these images are fetched: a series of 10,000 steps
-// costs the images of one step per run.
+// The images shown: rows of (run, step) in side-by-side mode, one pair per sample in the others.
+function views() {
+  const rows = state.runs.map((run) => ({ run, step: nearest(run, state.step) })).filter((r) => r.step !== null);
+  if (state.stepB !== null && rows.length) {
+    const step = nearest(rows[0].run, state.stepB);
+    rows.splice(1, 0, { run: rows[0].run, step: step === null ? rows[0].step : step, second: true });
+  }
+  return rows;
+}
+
+// Draw what the mode shows for the chosen step. Only these images are fetched (a pane scrolled out of view
+// is fetched when it comes into view): a series of 10,000 steps costs the images of one step per run.
 async function show() {
+  const started = performance.now();
+  const id = ++drawing;
   syncBar();
   const panes = root.querySelector(".panes");
-  const shown = state.runs.map((run) => ({ run, step: stepFor(run) })).filter((r) => r.step !== null);
-  const samples = Math.max(1, ...shown.map((r) => (series.find((s) => s.run === r.run && s.tag === state.tag) || {}).samples || 1));
-  const wanted = new Set(shown.flatMap((r) => [...Array(samples).keys()].map((k) => `${r.run}|${r.step}|${k}`)));
-  for (const key of Object.keys(bitmaps)) if (!wanted.has(key)) delete bitmaps[key]; // flat memory
+  const rows = views();
+  const samples = Math.max(1, ...rows.map((r) => samplesOf(r.run)));
+  const wanted = new Set(rows.flatMap((r) => [...Array(samples).keys()].map((k) => `${r.run}|${r.step}|${k}`)));
+  for (const key of [...sources.keys()]) if (!wanted.has(key)) sources.delete(key); // flat memory
   const html = [];
-  if (state.mode === "side" || shown.length < 2) {
-    for (const r of shown) {
-      const marked = r.step !== state.step ? `<span class="nearest">step ${r.step} (nearest earlier)</span>` : "";
-      html.push(`<div class="row"><div class="title">${escape(r.run)}${marked}</div><div class="samples">`);
-      for (let k = 0; k < samples; k++) html.push(`<div class="pane" data-run="${escape(r.run)}" data-step="${r.step}" data-sample="${k}"></div>`);
+  const title = (r) => {
+    const mark = r.second ? " (vs step)" : r.step !== state.step ? " (nearest earlier)" : "";
+    return `${escape(r.run)} <span class="${mark ? "nearest" : "at"}">step ${r.step}${mark}</span>`;
+  };
+  if (state.mode === "side" || rows.length < 2) {
+    for (const r of rows) {
+      html.push(`<div class="row"><div class="title">${title(r)}</div><div class="samples">`);
+      for (let k = 0; k < samplesOf(r.run); k++) html.push(`<div class="pane" data-run="${escape(r.run)}" data-step="${r.step}" data-sample="${k}"></div>`);
       html.push("</div></div>");
     }
   } else {
-    const [a, b] = shown;
-    html.push(`<div class="row"><div class="title">${escape(a.run)} (step ${a.step}) · ${escape(b.run)} (step ${b.step})</div>`);
-    html.push(`<div class="pane compare" data-a="${escape(a.run)}" data-b="${escape(b.run)}"></div></div>`);
+    const [a, b] = rows;
+    html.push(`<div class="row"><div class="title">${title(a)} · ${title(b)}</div><div class="samples">`);
+    for (let k = 0; k < Math.min(samplesOf(a.run), samplesOf(b.run)); k++) {
+      html.push(`<div class="pane compare" data-run="${escape(a.run)}" data-step="${a.step}" data-run-b="${escape(b.run)}" data-step-b="${b.step}" data-sample="${k}"></div>`);
+    }
+    html.push("</div></div>");
   }
   panes.innerHTML = html.join("") || '<div class="empty">No run has this step or an earlier one.</div>';
-  const jobs = [...panes.querySelectorAll(".pane")].map(async (pane) => {
-    if (pane.classList.contains("compare")) return drawCompare(pane, shown[0], shown[1]);
-    const bitmap = await image(pane.dataset.run, Number(pane.dataset.step), Number(pane.dataset.sample));
-    pane.appendChild(canvasOf(bitmap));
-  });
-  await Promise.all(jobs);
-  panes.querySelectorAll(".pane").forEach(interact);
+  const all = [...panes.querySelectorAll(".pane")];
+  all.forEach(interact);
+  const box = panes.getBoundingClientRect();
+  const visible = all.filter((pane) => pane.getBoundingClientRect().top < box.bottom + 200);
+  const later = all.filter((pane) => !visible.includes(pane));
+  const results = await Promise.allSettled(visible.map((pane) => fill(pane, id)));
+  if (id !== drawing) return;
+  if (later.length) {
+    const observer = new IntersectionObserver((entries) => {
+      for (const entry of entries) if (entry.isIntersecting) observer.unobserve(entry.target), fill(entry.target, id);
+    }, { root: panes, rootMargin: "200px" });
+    later.forEach((pane) => observer.observe(pane));
+  }
+  const failed = results.find((r) => r.status === "rejected");
+  if (failed) root.querySelector(".readout").textContent = String(failed.reason.message || failed.reason);
+  transform();
+  syncBar();
+  window.tbimgTimings.push(performance.now() - started);
+  root.dataset.shown = `${state.step}`;
+}
+
+function firstSource() {
+  for (const pane of root.querySelectorAll(".pane")) if (paneSources.has(pane)) return paneSources.get(pane)[0];
+  return null;
+}
+
+// A 16-bit image has no useful default window at 0..65535: until one is chosen, the tag's first image's
+// 1st to 99th percentile, the same for every pane so that they compare.
+function effectiveWindow() {
+  const d = state.display;
+  if (d.low !== null || d.high !== null) {
+    const first = firstSource();
+    return { low: d.low ?? 0, high: d.high ?? (first ? maxValue(first) : 255) };
+  }
+  return autoOfTag;
+}
+
+async function fill(pane, id) {
+  const run = pane.dataset.run;
+  const step = Number(pane.dataset.step);
+  const sample = Number(pane.dataset.sample);
+  const compare = pane.classList.contains("compare");
+  const pair = [source(run, step, sample)];
+  if (compare) pair.push(source(pane.dataset.runB, Number(pane.dataset.stepB), sample));
+  const loaded = await Promise.all(pair);
+  if (id !== drawing) return;
+  if (!autoOfTag && loaded[0].bits === 16) autoOfTag = autoWindow(loaded[0]);
+  paneSources.set(pane, loaded);
+  paint(pane);
   transform();
 }
 
-function canvasOf(bitmap) {
-  const canvas = document.createElement("canvas");
-  canvas.width = bitmap.width;
-  canvas.height = bitmap.height;
-  canvas.getContext("2d").drawImage(bitmap, 0, 0);
-  return canvas;
+function displayFor() {
+  const range = effectiveWindow();
+  return { ...state.display, low: range ? range.low : null, high: range ? range.high : null };
 }
 
-async function drawCompare(pane, a, b) {
-  const [first, second] = await Promise.all([image(a.run, a.step, 0), image(b.run, b.step, 0)]);
-  const one = canvasOf(first);
-  const two = canvasOf(second);
-  if (state.mode === "diff") {
-    const w = Math.min(one.width, two.width);
-    const h = Math.min(one.height, two.height);
-    const pa = one.getContext("2d").getImageData(0, 0, w, h).data;
-    const pb = two.getContext("2d").getImageData(0, 0, w, h).data;
-    const out = new ImageData(w, h);
-    let max = 0;
-    for (let i = 0; i < pa.length; i += 4) for (let c = 0; c < 3; c++) max = Math.max(max, Math.abs(pa[i + c] - pb[i + c]));
-    const gain = max ? 255 / max : 1;
-    for (let i = 0; i < pa.length; i += 4) {
-      for (let c = 0; c < 3; c++) out.data[i + c] = Math.abs(pa[i + c] - pb[i + c]) * gain;
-      out.data[i + 3] = 255;
-    }
-    const diff = document.createElement("canvas");
-    diff.width = w;
-    diff.height = h;
-    diff.getContext("2d").putImageData(out, 0, 0);
-    diff.className = "difference";
+function paint(pane) {
+  const loaded = paneSources.get(pane);
+  if (!loaded) return;
+  const display = displayFor();
+  const canvases = [];
+  if (pane.classList.contains("compare") && state.mode === "diff") {
+    const { image, max, gain } = difference(loaded[0], loaded[1]);
+    canvases.push(canvasOf(image, "difference"));
     pane.dataset.max = String(max);
-    pane.appendChild(diff);
     root.querySelector(".readout").textContent = `|a − b| max ${max} (×${gain.toFixed(1)})`;
-    return;
+  } else {
+    loaded.forEach((s, i) => canvases.push(canvasOf(draw(s, display), i ? "b" : "a")));
   }
-  one.className = "a";
-  two.className = "b";
-  pane.append(one, two);
-  if (state.mode === "swipe") {
+  pane.replaceChildren(...canvases);
+  if (pane.classList.contains("compare") && state.mode === "swipe") {
     const divider = document.createElement("div");
     divider.className = "divider";
     pane.appendChild(divider);
   }
+  pane.dataset.bits = String(loaded[0].bits);
+}
+
+function redraw() {
+  root.querySelectorAll(".pane").forEach(paint);
+  transform();
+  syncBar();
+}
+
+function canvasOf(image, name) {
+  const canvas = document.createElement("canvas");
+  canvas.width = image.width;
+  canvas.height = image.height;
+  canvas.className = name;
+  canvas.getContext("2d").putImageData(image, 0, 0);
+  return canvas;
 }
 
 // Zoom and pan, the same transform on every pane; pixels as sharp squares (image-rendering: pixelated).
 function transform() {
   const z = state.zoom || fitZoom();
+  const fit = fitZoom();
   root.querySelectorAll(".pane").forEach((pane) => {
     const canvas = pane.querySelector("canvas");
+    const first = series.find((s) => s.tag === state.tag) || { width: 1, height: 1 };
+    const width = canvas ? canvas.width : first.width;
+    const height = canvas ? canvas.height : first.height;
+    pane.style.width = `${Math.round(width * fit)}px`;
+    pane.style.height = `${Math.round(height * fit)}px`;
     if (!canvas) return;
-    const fit = fitZoom();
-    pane.style.width = `${Math.round(canvas.width * fit)}px`;
-    pane.style.height = `${Math.round(canvas.height * fit)}px`;
     pane.querySelectorAll("canvas").forEach((c) => (c.style.transform = `translate(${state.panX}px, ${state.panY}px) scale(${z})`));
     const b = pane.querySelector("canvas.b");
     if (b && state.mode === "swipe") {
-      const at = state.swipe * canvas.width * fit;
+      const at = state.swipe * width * fit;
       b.style.clipPath = `inset(0 0 0 ${Math.max(0, (at - state.panX) / z)}px)`;
       pane.querySelector(".divider").style.left = `${at}px`;
     }
@@ -306,20 +430,36 @@ function interact(pane) {
   };
 }
 
+// The pixel under the cursor, in the image's own values (a 16-bit image's, not the 8 bits drawn).
 function readPixel(pane, px, py) {
+  const loaded = paneSources.get(pane);
+  if (!loaded) return;
   const z = state.zoom || fitZoom();
   const x = Math.floor((px - state.panX) / z);
   const y = Math.floor((py - state.panY) / z);
-  const canvas = pane.querySelector("canvas");
-  if (!canvas || x < 0 || y < 0 || x >= canvas.width || y >= canvas.height) return;
-  const values = [...pane.querySelectorAll("canvas")].map((c) => [...c.getContext("2d").getImageData(x, y, 1, 1).data.slice(0, 3)].join(","));
-  root.querySelector(".readout").textContent = `x ${x}, y ${y}: ${values.map((v) => `(${v})`).join(" ")}`;
+  const values = loaded.map((s) => valuesAt(s, x, y));
+  if (values[0] === null) return;
+  let text = `x ${x}, y ${y}: ${values.map((v) => `(${v})`).join(" ")}`;
+  if (loaded.length === 2 && values[1] !== null) {
+    const a = values[0].split(",").map(Number);
+    const b = values[1].split(",").map(Number);
+    text += ` |a − b| (${a.map((v, i) => Math.abs(v - (b[i] ?? b[0]))).join(",")})`;
+  }
+  if (loaded[0].bits === 16) text += " 16-bit";
+  root.querySelector(".readout").textContent = text;
 }
 
-// The view in the page's fragment: tag, runs, step, mode and zoom, so a copied URL opens as it was.
+// The view in the page's fragment, so a copied URL opens as it was.
 function writeHash() {
+  const d = state.display;
   const params = new URLSearchParams({ tag: state.tag || "", runs: state.runs.join("\n"), step: String(state.step), mode: state.mode });
+  if (state.stepB !== null) params.set("vs", String(state.stepB));
   if (state.zoom) params.set("zoom", state.zoom.toFixed(3));
+  if (state.panX || state.panY) params.set("pan", `${Math.round(state.panX)},${Math.round(state.panY)}`);
+  if (state.swipe !== 0.5) params.set("swipe", state.swipe.toFixed(3));
+  for (const name of ["brightness", "contrast", "gamma"]) if (d[name] !== NEUTRAL[name]) params.set(name, String(d[name]));
+  if (d.low !== null || d.high !== null) params.set("window", `${d.low ?? ""},${d.high ?? ""}`);
+  if (d.cmap !== "grey") params.set("cmap", d.cmap);
   const address = new URL(location.href); // absolute: the page's <base> would turn "#..." into another path
   address.hash = params.toString();
   history.replaceState(null, "", address.href);
@@ -329,11 +469,22 @@ function writeHash() {
 
 function readHash() {
   const params = new URLSearchParams(location.hash.slice(1));
+  const number = (name) => (params.get(name) !== null && params.get(name) !== "" && !Number.isNaN(Number(params.get(name))) ? Number(params.get(name)) : null);
   if (params.get("tag")) state.tag = params.get("tag");
   if (params.get("runs")) state.runs = params.get("runs").split("\n");
-  if (params.get("step") && !Number.isNaN(Number(params.get("step")))) state.step = Number(params.get("step"));
-  if (params.get("mode")) state.mode = params.get("mode");
-  if (params.get("zoom")) state.zoom = Number(params.get("zoom"));
+  if (number("step") !== null) state.step = number("step");
+  if (number("vs") !== null) state.stepB = number("vs");
+  if (["side", "swipe", "blink", "diff"].includes(params.get("mode"))) state.mode = params.get("mode");
+  if (number("zoom")) state.zoom = number("zoom");
+  if (params.get("pan")) [state.panX, state.panY] = params.get("pan").split(",").map((v) => Number(v) || 0);
+  if (number("swipe") !== null) state.swipe = Math.min(1, Math.max(0, number("swipe")));
+  for (const name of ["brightness", "contrast", "gamma"]) if (number(name) !== null) state.display[name] = number(name);
+  if (params.get("window")) {
+    const [low, high] = params.get("window").split(",");
+    state.display.low = low === "" || Number.isNaN(Number(low)) ? null : Number(low);
+    state.display.high = high === "" || Number.isNaN(Number(high)) ? null : Number(high);
+  }
+  if (COLOUR_MAPS.includes(params.get("cmap"))) state.display.cmap = params.get("cmap");
 }
 
 function escape(text) {
