@@ -140,6 +140,9 @@ def decode_png(png: bytes):
     return np.asarray(Image.open(io.BytesIO(png)))
 
 
+_SERVING = re.compile(r"TensorBoard (\S+ )?at http")  # tbimg's line, or TensorBoard's own ("TensorBoard 2.21.0 at")
+
+
 class Served:
     """A `tbimg ... --serve` subprocess (or `command`, TensorBoard's own, say) whose stderr is watched for
     TensorBoard's URL."""
@@ -162,13 +165,13 @@ class Served:
     def _watch(self):
         for line in self.proc.stderr:
             self.err_lines.append(line)
-            if "TensorBoard at" in line:
+            if _SERVING.search(line):
                 self.url_seen.set()
 
     @property
     def url(self) -> str:
         assert self.url_seen.wait(90), "".join(self.err_lines)
-        line = next(line for line in self.err_lines if "TensorBoard at" in line)
+        line = next(line for line in self.err_lines if _SERVING.search(line))
         return re.search(r"http://\S+?/", line).group(0)
 
     def get(self, path: str, **query) -> bytes:

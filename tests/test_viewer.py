@@ -21,7 +21,7 @@ from tbimg_cli.events.records import frame
 from tbimg_cli.serve.index import ImageIndex
 from tbimg_cli.serve.plugin import TbimgPlugin
 
-from .helpers import free_port
+from .helpers import Served, free_port
 
 
 def png(value: int, size=(6, 5)) -> bytes:
@@ -159,3 +159,27 @@ def test_tbimg_serve_starts_tensorboard_with_the_tab_loaded_by_its_entry_point(s
     assert {(s["run"], s["tag"]) for s in series} >= {("a", "samples"), ("tbx", "legacy")}
     assert served.get("/data/plugin/tbimg/image", run="tbx", tag="legacy", step=19) == png(19)
     assert served.interrupt() == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("load_fast", ["true", "false"])
+def test_tensorboards_own_command_shows_the_tab_with_either_loader(tmp_path, logdir, load_fast):
+    """`tensorboard --logdir` of an environment with tbimg: the entry point loads the tab, whichever loader
+    TensorBoard's own dashboards use (`true`: its Rust data server, a process of its own)."""
+    import sys
+
+    command = [str(Path(sys.executable).parent / "tensorboard")]
+    args = ["--logdir", logdir, "--port", free_port(), "--host", "127.0.0.1", "--load_fast", load_fast]
+    served = Served(args, tmp_path, command=command)
+    try:
+        listing = served.wait_for(lambda: served.get_json("/data/plugins_listing"))
+        assert listing["tbimg"]["tab_name"] == "tbimg"
+        series = served.wait_for(lambda: served.get_json("/data/plugin/tbimg/series"))
+        assert {(s["run"], s["tag"]) for s in series} == {("a", "samples"), ("b", "samples"), ("tbx", "legacy")}
+        steps = served.get_json("/data/plugin/tbimg/steps", run="b", tag="samples")
+        assert [s["step"] for s in steps] == list(range(0, 30, 3))
+        assert served.get("/data/plugin/tbimg/image", run="tbx", tag="legacy", step=7) == png(7)
+        runs = served.wait_for(lambda: served.get_json("/data/runs") or None)  # TensorBoard's own loader ran too
+        assert set(runs) >= {"a", "b", "tbx"}
+    finally:
+        served.close()
