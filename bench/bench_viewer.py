@@ -33,7 +33,7 @@ from pathlib import Path
 RUNS, STEPS, SAMPLES, SIZE = 3, 1000, 4, 256
 
 
-def make_logdir(root: Path, steps: int) -> None:
+def make_logdir(root: Path, steps: int, runs: int = RUNS) -> None:
     import numpy as np
     from PIL import Image
 
@@ -41,7 +41,7 @@ def make_logdir(root: Path, steps: int) -> None:
 
     rng = np.random.default_rng(0)
     base = [rng.random((SIZE // 8, SIZE // 8, 3)) for _ in range(8)]
-    for run in range(RUNS):
+    for run in range(runs):
         with EventWriter(root / f"run{run}") as writer:
             for step in range(steps):
                 images = []
@@ -93,7 +93,7 @@ def wait_listed(check, deadline: float) -> None:
     raise TimeoutError("the server did not list every step in time")
 
 
-def measure_tbimg(logdir: Path, steps: int) -> dict[str, float]:
+def measure_tbimg(logdir: Path, steps: int, runs: int) -> dict[str, float]:
     port = free_port()
     began = time.monotonic()
     proc = subprocess.Popen(
@@ -106,7 +106,7 @@ def measure_tbimg(logdir: Path, steps: int) -> dict[str, float]:
 
         def listed() -> bool:
             series = json.loads(get(base + "series"))
-            if len(series) < RUNS or any(s["steps"]["count"] < steps for s in series):
+            if len(series) < runs or any(s["steps"]["count"] < steps for s in series):
                 return False
             for s in series:
                 query = urllib.parse.urlencode({"run": s["run"], "tag": s["tag"]})
@@ -118,7 +118,7 @@ def measure_tbimg(logdir: Path, steps: int) -> dict[str, float]:
         found = {"listed_s": time.monotonic() - began, "rss_listed_mb": rss_mb(proc.pid)}
         chance = random.Random(1)
         for _ in range(100):
-            query = {"run": f"run{chance.randrange(RUNS)}", "tag": "samples", "step": chance.randrange(steps)}
+            query = {"run": f"run{chance.randrange(runs)}", "tag": "samples", "step": chance.randrange(steps)}
             for sample in range(SAMPLES):
                 get(base + "image?" + urllib.parse.urlencode({**query, "sample": sample}))
         found["rss_shown_mb"] = rss_mb(proc.pid)
@@ -128,7 +128,7 @@ def measure_tbimg(logdir: Path, steps: int) -> dict[str, float]:
         proc.wait(30)
 
 
-def measure_tensorboard(tensorboard: str, logdir: Path, steps: int, load_fast: bool) -> dict[str, float]:
+def measure_tensorboard(tensorboard: str, logdir: Path, steps: int, runs: int, load_fast: bool) -> dict[str, float]:
     port = free_port()
     began = time.monotonic()
     args = [tensorboard, "--logdir", str(logdir), "--port", str(port), "--host", "127.0.0.1"]
@@ -138,7 +138,7 @@ def measure_tensorboard(tensorboard: str, logdir: Path, steps: int, load_fast: b
     try:
 
         def listed() -> bool:
-            for run in range(RUNS):
+            for run in range(runs):
                 query = urllib.parse.urlencode({"run": f"run{run}", "tag": "samples", "sample": 0})
                 if len(json.loads(get(base + "images?" + query))) < steps:
                     return False
@@ -156,20 +156,26 @@ def main() -> None:
     parser.add_argument("--tensorboard", required=True, help="a `tensorboard` script of a venv without TensorFlow")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--steps", type=int, default=STEPS)
+    parser.add_argument("--run-count", type=int, default=RUNS, help="runs in the logdir (30: the 10x log)")
     parser.add_argument("--logdir", type=Path, help="reuse this logdir (made there when missing)")
+    parser.add_argument("--skip", action="append", default=[], choices=["rust", "python"], help="leave a loader out")
     args = parser.parse_args()
     logdir = args.logdir or Path(tempfile.mkdtemp(prefix="tbimg-viewer-bench-"))
     if not any(logdir.glob("run*/events.out.tfevents*")):
         made = time.monotonic()
-        make_logdir(logdir, args.steps)
+        make_logdir(logdir, args.steps, args.run_count)
         size = sum(p.stat().st_size for p in logdir.rglob("*tfevents*")) / 2**20
         took = time.monotonic() - made
-        print(f"logdir: {RUNS} runs x {args.steps} steps x {SAMPLES} JPEGs, {size:.0f} MiB, made in {took:.0f} s")
+        shape = f"{args.run_count} runs x {args.steps} steps x {SAMPLES} JPEGs"
+        print(f"logdir: {shape}, {size:.0f} MiB, made in {took:.0f} s")
+    steps, runs = args.steps, args.run_count
     contenders = {
-        "tbimg serve (tbimg tab)": lambda: measure_tbimg(logdir, args.steps),
-        "TensorBoard, Rust loader": lambda: measure_tensorboard(args.tensorboard, logdir, args.steps, True),
-        "TensorBoard, Python loader": lambda: measure_tensorboard(args.tensorboard, logdir, args.steps, False),
+        "tbimg serve (tbimg tab)": lambda: measure_tbimg(logdir, steps, runs),
+        "TensorBoard, Rust loader": lambda: measure_tensorboard(args.tensorboard, logdir, steps, runs, True),
+        "TensorBoard, Python loader": lambda: measure_tensorboard(args.tensorboard, logdir, steps, runs, False),
     }
+    for skipped in args.skip:
+        contenders.pop(f"TensorBoard, {skipped.capitalize()} loader")
     results: dict[str, list[dict[str, float]]] = {name: [] for name in contenders}
     for _ in range(args.runs):
         for name, run in contenders.items():

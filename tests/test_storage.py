@@ -483,3 +483,50 @@ def test_train_cm_reports_its_epochs_then_the_spool_when_the_bucket_goes_silent(
     errors = [line for line in err.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "tbimg upload" in errors[0], err[-2000:]
     assert "Traceback" not in err and "Task exception" not in err, err[-2000:]
+
+
+WRITE_NOISE = """
+    import sys
+    import numpy as np
+    from tbimg_cli import log_images
+
+    noise = np.random.default_rng(0).integers(0, 256, (40, 4, 64, 64, 3), dtype=np.uint8)  # PNGs that stay large
+    for step in range(40):
+        log_images(sys.argv[1], "samples", noise[step], step)
+"""
+INDEX_A_BUCKET = """
+    import json, sys
+    from tbimg_cli.serve.index import ImageIndex
+
+    index = ImageIndex(sys.argv[1])
+    index.refresh()
+    listed = index.listing()
+    shown = index.sample("tbimg", "samples", 39, 3)
+    legacy = index.sample("tbx", "legacy", 7, 0)
+    print(json.dumps({"listed": listed, "shown": len(shown), "legacy": legacy.hex(), "fetched": index.bytes_fetched}))
+"""
+
+
+@pytest.mark.slow
+def test_the_tab_reads_a_bucket_by_ranged_requests_not_whole_objects(bucket, tmp_path):
+    """The tab's index over a bucket: every step listed, by tbimg's writer and a tensorboardX-style run,
+    from record headers and ranged reads; listing and one image cost a few percent of the run's bytes."""
+    from .test_viewer import legacy_run, png
+
+    legacy_run(tmp_path / "tbx", range(10))
+    for path in (tmp_path / "tbx").iterdir():
+        bucket.client.put_object(Bucket=BUCKET, Key=f"ranged/tbx/{path.name}", Body=path.read_bytes())
+    proc = python(WRITE_NOISE, f"s3://{BUCKET}/ranged/tbimg", env=bucket.env())
+    assert proc.returncode == 0, proc.stderr
+    proc = python(INDEX_A_BUCKET, f"s3://{BUCKET}/ranged", env=bucket.env())
+    assert proc.returncode == 0, proc.stderr
+    found = json.loads(proc.stdout)
+    listed = {(s["run"], s["tag"]): s for s in found["listed"]}
+    assert listed[("tbimg", "samples")]["steps"]["count"] == 40 and listed[("tbimg", "samples")]["samples"] == 4
+    assert listed[("tbx", "legacy")]["steps"]["count"] == 10
+    assert bytes.fromhex(found["legacy"]) == png(7)
+    total = sum(len(bucket.read(key)) for key in bucket.keys("ranged/tbimg/"))
+    assert found["shown"] > 12_000 and total > 40 * 4 * 12_000
+    # 40 objects of one record each: their headers, a few bytes of each record and one step's record (a
+    # run of 1,000 steps in a few objects costs far less: bench/bench_viewer_bucket.py)
+    assert found["fetched"] < 0.08 * total, (found["fetched"], total)

@@ -24,7 +24,7 @@ from typing import Any, BinaryIO, NamedTuple
 
 from tbimg_cli.errors import LogReadError
 from tbimg_cli.events.records import FOOTER_BYTES, HEADER_BYTES, read_record_at, record_length
-from tbimg_cli.logs.headers import ReadAt, ScannedEvent, decode_with_protobuf, image_values, scan_record
+from tbimg_cli.logs.headers import PREFIX_BYTES, ReadAt, ScannedEvent, decode_with_protobuf, image_values, scan_record
 from tbimg_cli.logs.readback import FileProblem, open_logdir
 
 
@@ -80,6 +80,7 @@ class ImageIndex:
         self._read_to: dict[str, int] = {}  # event file -> the byte its next record starts at
         self._plugin_of: dict[str, dict[str, str]] = {}  # run -> tag -> plugin, from the first value that says
         self._lock = threading.Lock()
+        self.bytes_fetched = 0  # from a bucket: what the ranged reads asked of the store (local files: 0)
 
     def refresh(self) -> None:
         """Read what the event files gained since the last refresh (every file, the first time)."""
@@ -129,18 +130,20 @@ class ImageIndex:
         from tensorboard.compat.proto import event_pb2
 
         path = self.files[entry.file]
-        stream, size = self.logdir.open(path)
+        stream, size = self.logdir.open_ranged(path)
         with stream:
             try:
                 return event_pb2.Event.FromString(read_record_at(stream, entry.offset, size))
             except ValueError as exc:  # the file changed under the index (rewritten, cut)
                 raise LogReadError(f"{path}: {exc}") from None
+            finally:
+                self.bytes_fetched += getattr(stream, "fetched", 0)
 
     def _read_file(self, run: str, path: str) -> None:
         start = self._read_to.get(path, 0)
         try:
-            stream, size = self.logdir.open(path)
-        except OSError as exc:
+            stream, size = self.logdir.open_ranged(path)
+        except (OSError, LogReadError) as exc:
             self.problems.append(FileProblem(path, 0, f"cannot read ({exc}); skipped", False))
             return
         if size <= start:
@@ -153,8 +156,8 @@ class ImageIndex:
         with stream, _positional(stream, size, local=self.logdir.is_local) as read_at:
             offset = start
             while offset + HEADER_BYTES <= size:
-                try:
-                    length = record_length(read_at(offset, HEADER_BYTES))
+                try:  # the header and the first payload bytes the walk reads, in one read (a bucket's request)
+                    length = record_length(read_at(offset, HEADER_BYTES + PREFIX_BYTES)[:HEADER_BYTES])
                 except ValueError as exc:  # damage: nothing after it can be trusted to be aligned
                     self.problems.append(FileProblem(path, offset, str(exc), False))
                     offset = size
@@ -172,6 +175,7 @@ class ImageIndex:
                     shape = (value.samples, value.width, value.height)
                     series.entries.append(Entry(event.step, event.wall_time, *shape, number, offset, value.number))
                 offset += HEADER_BYTES + length + FOOTER_BYTES
+        self.bytes_fetched += getattr(stream, "fetched", 0)
         self._read_to[path] = offset
 
     @staticmethod
@@ -188,7 +192,8 @@ class ImageIndex:
 @contextmanager
 def _positional(stream: BinaryIO, size: int, *, local: bool) -> Iterator[ReadAt]:
     """`read_at(position, count)` over an open event file: a memory map for a local file (pages the walk
-    skips are never read from disk), seek and read otherwise."""
+    skips are never read from disk), seek and read otherwise (a bucket's `RangedFile`: a request per
+    record, for its header and first bytes, the image bytes it jumps over never fetched)."""
     if local and size > 0:
         with mmap.mmap(stream.fileno(), size, access=mmap.ACCESS_READ) as mapped:
             yield lambda position, count: mapped[position : position + count]
