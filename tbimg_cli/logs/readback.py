@@ -24,7 +24,7 @@ import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple, TypeVar
+from typing import Any, BinaryIO, NamedTuple, TypeVar, cast
 
 from tbimg_cli import shortcuts
 from tbimg_cli.errors import LogReadError, TbimgError
@@ -99,7 +99,8 @@ class Logdir:
         if self._fs is None:
             return self.open(path)
         try:
-            return RangedFile(self._fs, path, self._fs.size(path)), self._fs.size(path)
+            size = self._fs.size(path)
+            return cast(BinaryIO, RangedFile(self._fs, path, size)), size  # read, seek and close: all it takes
         except Exception as exc:
             raise _remote_error(self.location, exc) from exc
 
