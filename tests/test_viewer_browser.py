@@ -6,7 +6,7 @@ work on these machines). Without them the tests are skipped locally, and CI fail
 
 The logdir: runs `a` (every step of 30) and `b` (every third), 8-bit gradients whose level says run and
 step; `torch`, written by PyTorch's `SummaryWriter` (TF 1 `Summary.Image`, as tensorboardX writes);
-`depth`, 16-bit single-channel images; `long`, 3,000 steps.
+a `depth` tag of 16-bit single-channel images in run `a`; `long`, 3,000 steps.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def write_logs(logs: Path) -> None:
         for step in (0, 10, 20):
             writer.add_image("samples", picture("torch", step)[None], step)  # CHW, as PyTorch users hold it
     ys, xs = np.mgrid[0:32, 0:40]
-    log_images(logs / "depth", "depth", depth(xs, ys).astype(np.uint16), 0)
+    log_images(logs / "a", "depth", depth(xs, ys).astype(np.uint16), 0)  # a's step 0 holds two tags
     with EventWriter(logs / "long") as writer:
         for step in range(LONG_STEPS):
             writer.image("many", np.full((8, 8), step % 256, np.uint8), step)
@@ -103,7 +103,7 @@ def frame_of(page, tag: str = "samples"):
     page.goto(page.served_url + "#tbimg")
     frame = page.frame_locator("iframe")
     frame.locator(".pane canvas").first.wait_for(timeout=60_000)
-    if tag != "samples":
+    if frame.locator(".tag.selected").inner_text() != tag:
         frame.locator(f".tag[data-tag='{tag}']").click()
         frame.locator(".tag.selected", has_text=tag).wait_for()
         frame.locator(".pane canvas").first.wait_for()
@@ -253,6 +253,14 @@ def test_16_bit_values_window_gamma_and_colour_maps(page):
     frame.locator("[data-window='auto']").click()
     assert int(frame.locator(".low").input_value()) == low
     save_screenshot(page, "viewer-16bit.png")
+
+    frame.locator("[data-window='reset']").click()
+    frame.locator(".tag[data-tag='samples']").click()  # the same run and step, an 8-bit tag: no 16-bit window
+    go_to_step(frame, 0)
+    frame.locator(".pane[data-bits='8'] canvas").first.wait_for()
+    assert frame.locator(".low").input_value() == "" and frame.locator(".high").input_value() == ""
+    step = int(frame.locator(".pane").first.get_attribute("data-step"))
+    assert canvas_pixel(frame, 0, 5, 0) == (picture("a", step)[0, 5],) * 3  # drawn as stored
 
 
 def test_a_tag_of_3000_steps_loads_only_what_is_in_view(page):

@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 ReadAt = Callable[[int, int], bytes]  # (position, count) -> up to count bytes from position
 
+WINDOW_BYTES = 32  # read past the prefix at once: a string's key and length (two varints), then jumped over
 PREFIX_BYTES = 512  # read at a record's start: an event's step, time, tag and an image's size fit
 IMAGES = "images"
 
@@ -55,21 +56,26 @@ class _Malformed(Exception):
 class _Payload:
     """One record's payload, read on demand: its first bytes at once, the rest only where asked."""
 
-    __slots__ = ("length", "prefix", "read_at", "start")
+    __slots__ = ("length", "prefix", "read_at", "start", "window", "window_at")
 
     def __init__(self, read_at: ReadAt, start: int, length: int) -> None:
         self.start, self.length, self.read_at = start, length, read_at
         self.prefix = read_at(start, min(length, PREFIX_BYTES))
+        self.window_at, self.window = 0, b""  # the last read past the prefix: a field's key and length
 
     def bytes(self, at: int, count: int) -> bytes:
         if at + count > self.length:
             raise _Malformed("field runs past the record")
         if at + count <= len(self.prefix):
             return self.prefix[at : at + count]
-        got = self.read_at(self.start + at, count)
+        offset = at - self.window_at
+        if offset >= 0 and offset + count <= len(self.window):
+            return self.window[offset : offset + count]
+        got = self.read_at(self.start + at, min(self.length - at, max(count, WINDOW_BYTES)))
         if len(got) < count:
             raise _Malformed("record shorter than its header says")
-        return got
+        self.window_at, self.window = at, got
+        return got[:count]
 
     def varint(self, at: int) -> tuple[int, int]:
         """(value, position after it)."""

@@ -11,9 +11,9 @@ const PANE = 400; // a pane's width in CSS pixels at "fit"
 const state = { tag: null, runs: [], step: null, stepB: null, mode: "side", zoom: null, panX: 0, panY: 0, swipe: 0.5, blink: 0, display: { ...NEUTRAL } };
 let series = []; // from the `series` route
 let stepsOf = {}; // run -> sorted steps of the current tag
-let sources = new Map(); // "run|step|sample" -> Promise of a decoded source: the few on screen
+let sources = new Map(); // "tag|run|step|sample" -> Promise of a decoded source: the few on screen
 let drawing = 0; // which show() is current: an older one that finishes late draws nothing
-let autoOfTag = null; // the window "auto" gives the current tag's 16-bit images, from the first one shown
+let autoOfTag = null; // { tag, low, high }: the window of a tag's 16-bit images, from the first one shown
 let strip = null;
 let root;
 const paneSources = new WeakMap(); // pane -> its sources, for the readout and redrawing
@@ -49,7 +49,7 @@ function runsOf(tag) {
 }
 
 async function chooseTag(tag, runs) {
-  if (tag !== state.tag) autoOfTag = null;
+  drawing++; // what the last tag still has in flight draws nothing now
   state.tag = tag;
   const available = runsOf(tag);
   state.runs = (runs && runs.length ? runs : available).filter((run) => available.includes(run));
@@ -234,7 +234,7 @@ function syncBar() {
 }
 
 function source(run, step, sample) {
-  const key = `${run}|${step}|${sample}`;
+  const key = `${state.tag}|${run}|${step}|${sample}`;
   if (!sources.has(key)) {
     const loading = fetch(imageUrl(run, step, sample)).then(async (response) => {
       if (!response.ok) throw new Error(await response.text());
@@ -265,7 +265,7 @@ async function show() {
   const panes = root.querySelector(".panes");
   const rows = views();
   const samples = Math.max(1, ...rows.map((r) => samplesOf(r.run)));
-  const wanted = new Set(rows.flatMap((r) => [...Array(samples).keys()].map((k) => `${r.run}|${r.step}|${k}`)));
+  const wanted = new Set(rows.flatMap((r) => [...Array(samples).keys()].map((k) => `${state.tag}|${r.run}|${r.step}|${k}`)));
   for (const key of [...sources.keys()]) if (!wanted.has(key)) sources.delete(key); // flat memory
   const html = [];
   const title = (r) => {
@@ -321,7 +321,7 @@ function effectiveWindow() {
     const first = firstSource();
     return { low: d.low ?? 0, high: d.high ?? (first ? maxValue(first) : 255) };
   }
-  return autoOfTag;
+  return autoOfTag && autoOfTag.tag === state.tag ? autoOfTag : null;
 }
 
 async function fill(pane, id) {
@@ -333,7 +333,7 @@ async function fill(pane, id) {
   if (compare) pair.push(source(pane.dataset.runB, Number(pane.dataset.stepB), sample));
   const loaded = await Promise.all(pair);
   if (id !== drawing) return;
-  if (!autoOfTag && loaded[0].bits === 16) autoOfTag = autoWindow(loaded[0]);
+  if (loaded[0].bits === 16 && !(autoOfTag && autoOfTag.tag === state.tag)) autoOfTag = { tag: state.tag, ...autoWindow(loaded[0]) };
   paneSources.set(pane, loaded);
   paint(pane);
   transform();
