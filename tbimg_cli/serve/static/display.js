@@ -36,11 +36,18 @@ export async function decode(buffer) {
   const bytes = new Uint8Array(buffer);
   const png16 = isPng(bytes) && bytes[24] === 16 && bytes[28] === 0; // 16 bits, not interlaced
   if (png16) return decodePng16(bytes);
+  // An 8-bit image is drawn by the browser as it is; its values are read from it only when asked for.
   const bitmap = await createImageBitmap(new Blob([bytes]));
-  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+  return { width: bitmap.width, height: bitmap.height, channels: null, bits: 8, values: null, bitmap };
+}
+
+// The values of an 8-bit source, read from its bitmap the first time they are needed (a readout, a
+// difference, a window or colour map): a step change that only draws never pays for them.
+export function valuesOf(source) {
+  if (source.values) return source;
+  const canvas = new OffscreenCanvas(source.width, source.height);
   const context = canvas.getContext("2d");
-  context.drawImage(bitmap, 0, 0);
-  bitmap.close();
+  context.drawImage(source.bitmap, 0, 0);
   const rgba = context.getImageData(0, 0, canvas.width, canvas.height).data;
   let grey = true;
   let opaque = true;
@@ -52,7 +59,15 @@ export async function decode(buffer) {
   const values = new Uint8Array((rgba.length / 4) * channels);
   const pick = { 1: [0], 2: [0, 3], 3: [0, 1, 2], 4: [0, 1, 2, 3] }[channels];
   for (let p = 0, o = 0; p < rgba.length; p += 4) for (const c of pick) values[o++] = rgba[p + c];
-  return { width: canvas.width, height: canvas.height, channels, bits: 8, values };
+  source.channels = channels;
+  source.values = values;
+  return source;
+}
+
+// True when the display settings change nothing: an 8-bit source is then drawn straight from its bitmap.
+export function unchanged(source, display) {
+  const d = display;
+  return source.bits === 8 && d.brightness === 0 && d.contrast === 1 && d.gamma === 1 && d.cmap === "grey" && d.low === null && d.high === null;
 }
 
 function isPng(bytes) {
@@ -110,6 +125,7 @@ async function decodePng16(bytes) {
 
 // The window a "auto" asks for: the 1st and 99th percentiles of the colour values (alpha left out).
 export function autoWindow(source) {
+  valuesOf(source);
   const colours = source.channels === 2 || source.channels === 4 ? source.channels - 1 : source.channels;
   const counts = new Uint32Array(source.bits === 16 ? 65536 : 256);
   let n = 0;
@@ -145,6 +161,7 @@ function curve(source, display) {
 
 // The source drawn for the screen. A colour map applies to single-channel images only.
 export function render(source, display) {
+  valuesOf(source);
   const lut = curve(source, display);
   const out = new ImageData(source.width, source.height);
   const d = out.data;
@@ -171,6 +188,8 @@ export function render(source, display) {
 // |a - b| per colour channel over the overlap, amplified so that the largest difference is white; the
 // largest difference in the images' own units comes back with it.
 export function difference(a, b) {
+  valuesOf(a);
+  valuesOf(b);
   const width = Math.min(a.width, b.width);
   const height = Math.min(a.height, b.height);
   const colour = (s, x, y, c) => {
@@ -199,6 +218,7 @@ export function difference(a, b) {
 
 // The values of one pixel, as the image holds them: "12" for grey, "12,40,255" for colour.
 export function valuesAt(source, x, y) {
+  valuesOf(source);
   if (x < 0 || y < 0 || x >= source.width || y >= source.height) return null;
   const base = (y * source.width + x) * source.channels;
   return [...source.values.subarray(base, base + source.channels)].join(",");

@@ -4,7 +4,7 @@
 // Plain ES modules, no build step: TensorBoard's plugin page loads scripts from its own origin only.
 // Its routes (series, steps, image) are relative: the page's <base> is /data/plugin/tbimg/.
 
-import { autoWindow, COLOUR_MAPS, decode, difference, maxValue, NEUTRAL, render as draw, valuesAt } from "./display.js";
+import { autoWindow, COLOUR_MAPS, decode, difference, maxValue, NEUTRAL, render as draw, unchanged, valuesAt } from "./display.js";
 import { Strip } from "./strip.js";
 
 const PANE = 400; // a pane's width in CSS pixels at "fit"
@@ -266,7 +266,11 @@ async function show() {
   const rows = views();
   const samples = Math.max(1, ...rows.map((r) => samplesOf(r.run)));
   const wanted = new Set(rows.flatMap((r) => [...Array(samples).keys()].map((k) => `${state.tag}|${r.run}|${r.step}|${k}`)));
-  for (const key of [...sources.keys()]) if (!wanted.has(key)) sources.delete(key); // flat memory
+  for (const [key, loading] of [...sources]) {
+    if (wanted.has(key)) continue;
+    sources.delete(key); // flat memory: the bitmaps of steps no longer shown are let go at once
+    loading.then((s) => s.bitmap && s.bitmap.close(), () => {});
+  }
   const html = [];
   const title = (r) => {
     const mark = r.second ? " (vs step)" : r.step !== state.step ? " (nearest earlier)" : "";
@@ -355,7 +359,7 @@ function paint(pane) {
     pane.dataset.max = String(max);
     root.querySelector(".readout").textContent = `|a − b| max ${max} (×${gain.toFixed(1)})`;
   } else {
-    loaded.forEach((s, i) => canvases.push(canvasOf(draw(s, display), i ? "b" : "a")));
+    loaded.forEach((s, i) => canvases.push(unchanged(s, display) ? canvasOfBitmap(s.bitmap, i ? "b" : "a") : canvasOf(draw(s, display), i ? "b" : "a")));
   }
   pane.replaceChildren(...canvases);
   if (pane.classList.contains("compare") && state.mode === "swipe") {
@@ -370,6 +374,15 @@ function redraw() {
   root.querySelectorAll(".pane").forEach(paint);
   transform();
   syncBar();
+}
+
+function canvasOfBitmap(bitmap, name) {
+  const canvas = document.createElement("canvas");
+  canvas.width = bitmap.width;
+  canvas.height = bitmap.height;
+  canvas.className = name;
+  canvas.getContext("2d").drawImage(bitmap, 0, 0);
+  return canvas;
 }
 
 function canvasOf(image, name) {
