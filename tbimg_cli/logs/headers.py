@@ -194,20 +194,41 @@ def _image(payload: _Payload, start: int, size: int) -> tuple[int, int]:
 def _image_tensor(payload: _Payload, start: int, size: int) -> tuple[int, int, int]:
     """(width, height, samples) of an image summary's string tensor: [width, height, image, image, ...].
 
-    A tensor that is not of that shape gives samples 0 (and is then not listed).
+    The tensor's shape (field 2, written before the strings) gives the count, so the walk stops after the
+    first two strings instead of reading every image's key and length: in a bucket, one request per record
+    instead of one per sample. A tensor without a 1-d shape ahead of its strings is counted string by
+    string. A tensor that is not of that shape gives samples 0 (and is then not listed).
     """
     strings: list[bytes] = []
     count = 0
+    declared: int | None = None
     for field, wire, value in payload.fields(start, start + size):
-        if field == 8 and wire == _LENGTH_DELIMITED:
+        if field == 2 and wire == _LENGTH_DELIMITED and not strings:
+            declared = _vector_length(payload, *value)
+        elif field == 8 and wire == _LENGTH_DELIMITED:
             if count < 2:
                 strings.append(payload.bytes(*value))
             count += 1
+            if declared is not None and count == 2:
+                count = declared
+                break
     try:
         width, height = int(strings[0]), int(strings[1])
     except (IndexError, ValueError):
         return 0, 0, 0
     return width, height, max(0, count - 2)
+
+
+def _vector_length(payload: _Payload, start: int, size: int) -> int | None:
+    """The length a TensorShapeProto of one dimension states, or None for any other shape."""
+    sizes = []
+    for field, wire, value in payload.fields(start, start + size):
+        if field == 2 and wire == _LENGTH_DELIMITED:  # Dim
+            dim = [v for f, w, v in payload.fields(*_span(value)) if f == 1 and w == _VARINT]
+            sizes.append(dim[0] if dim else 0)
+        elif field == 3:  # unknown_rank
+            return None
+    return sizes[0] if len(sizes) == 1 and sizes[0] >= 2 else None
 
 
 def _plugin_name(payload: _Payload, start: int, size: int) -> str:
