@@ -359,7 +359,7 @@ function paint(pane) {
     pane.dataset.max = String(max);
     root.querySelector(".readout").textContent = `|a − b| max ${max} (×${gain.toFixed(1)})`;
   } else {
-    loaded.forEach((s, i) => canvases.push(unchanged(s, display) ? canvasOfBitmap(s.bitmap, i ? "b" : "a") : canvasOf(draw(s, display), i ? "b" : "a")));
+    loaded.forEach((s, i) => canvases.push(canvasOf(unchanged(s, display) ? s.bitmap : draw(s, display), i ? "b" : "a")));
   }
   pane.replaceChildren(...canvases);
   if (pane.classList.contains("compare") && state.mode === "swipe") {
@@ -376,21 +376,15 @@ function redraw() {
   syncBar();
 }
 
-function canvasOfBitmap(bitmap, name) {
+// A pane's canvas at the image's own size: drawn from a bitmap as it is, or from mapped pixels.
+function canvasOf(picture, name) {
   const canvas = document.createElement("canvas");
-  canvas.width = bitmap.width;
-  canvas.height = bitmap.height;
+  canvas.width = picture.width;
+  canvas.height = picture.height;
   canvas.className = name;
-  canvas.getContext("2d").drawImage(bitmap, 0, 0);
-  return canvas;
-}
-
-function canvasOf(image, name) {
-  const canvas = document.createElement("canvas");
-  canvas.width = image.width;
-  canvas.height = image.height;
-  canvas.className = name;
-  canvas.getContext("2d").putImageData(image, 0, 0);
+  const context = canvas.getContext("2d");
+  if (picture instanceof ImageData) context.putImageData(picture, 0, 0);
+  else context.drawImage(picture, 0, 0);
   return canvas;
 }
 
