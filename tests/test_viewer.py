@@ -17,7 +17,9 @@ import pytest
 from PIL import Image
 
 from tbimg_cli import log_images
+from tbimg_cli.errors import LogReadError
 from tbimg_cli.events.records import frame
+from tbimg_cli.events.writer import EventWriter
 from tbimg_cli.serve.index import ImageIndex
 from tbimg_cli.serve.plugin import TbimgPlugin
 
@@ -90,6 +92,88 @@ def test_the_index_follows_a_growing_file_and_waits_for_a_record_still_being_wri
     index.refresh()
     assert [s["step"] for s in index.steps("run", "legacy")] == [0, 1, 2, 3, 4]
     assert index.sample("run", "legacy", 4, 0) == png(4)
+
+
+def write_indexed_run(folder: Path, steps: range, writer: EventWriter | None = None) -> EventWriter:
+    """Images of two tags with scalars between them, a flush (a drain, and index lines) after each step."""
+    writer = writer or EventWriter(folder)
+    for step in steps:
+        writer.image("samples", np.full((3, 4, 5), step, np.uint8), step)
+        writer.scalar("loss", 1.0 / (step + 1), step)
+        if step % 2:
+            writer.image("other", np.full((7, 8), step, np.uint8), step)
+        writer.flush()
+    return writer
+
+
+def listed_by(logdir: Path) -> tuple[list, dict]:
+    index = ImageIndex(str(logdir))
+    index.refresh()
+    return index.listing(), {key: index.steps(*key) for key in index.series}
+
+
+def test_tbimgs_image_index_lists_what_the_walk_finds_as_the_file_grows(tmp_path):
+    writer = write_indexed_run(tmp_path / "run", range(6))
+    index = ImageIndex(str(tmp_path))
+    index.refresh()
+    write_indexed_run(tmp_path / "run", range(6, 12), writer)  # still writing: the index follows
+    index.refresh()
+    writer.close()
+    (event_file,) = (tmp_path / "run").glob("*tfevents*")
+    (index_file,) = (tmp_path / "run").glob("*tbimgindex*")
+    assert "tfevents" not in index_file.name  # TensorBoard reads only files whose names hold it
+    from_index = index.listing(), {key: index.steps(*key) for key in index.series}
+    assert event_file.stat().st_size > 12 * 3 * 60 and index_file.stat().st_size < 1200
+    index_file.unlink()
+    walked = ImageIndex(str(tmp_path))
+    walked.refresh()
+    assert from_index == (walked.listing(), {key: walked.steps(*key) for key in walked.series})  # the same
+    assert [s["step"] for s in from_index[1][("run", "other")]] == list(range(1, 12, 2))
+    assert index.sample("run", "other", 11, 0) == walked.sample("run", "other", 11, 0)
+    assert np.asarray(Image.open(io.BytesIO(index.sample("run", "other", 11, 0)))).max() == 11
+
+
+def test_an_image_index_is_a_hint_checked_against_the_records(tmp_path):
+    write_indexed_run(tmp_path / "run", range(8)).close()
+    (event_file,) = (tmp_path / "run").glob("*tfevents*")
+    (index_file,) = (tmp_path / "run").glob("*tbimgindex*")
+    index = ImageIndex(str(tmp_path))
+    index.refresh()
+    # A record's length damaged: the walk would stop there, the index still lists the later steps, and
+    # the damaged one gives a clear answer when asked for.
+    offset = next(e.offset for e in index.series[("run", "samples")].entries if e.step == 3)
+    data = bytearray(event_file.read_bytes())
+    data[offset] ^= 0xFF
+    event_file.write_bytes(bytes(data))
+    damaged = ImageIndex(str(tmp_path))
+    damaged.refresh()
+    assert [s["step"] for s in damaged.steps("run", "samples")] == list(range(8))
+    with pytest.raises(LogReadError, match="no record starts"):
+        damaged.sample("run", "samples", 3, 0)
+    assert np.asarray(Image.open(io.BytesIO(damaged.sample("run", "samples", 7, 2)))).max() == 7
+    # An index that claims more than its file holds is not this file's: the file is walked instead.
+    index_file.write_bytes(b'[12,99,1.0,1,2,2,"forged"]\n{"to":%d}\n' % (len(data) + 1))
+    event_file.write_bytes(bytes(data[:offset]))  # and cut before the damage, so the walk reads it all
+    forged = ImageIndex(str(tmp_path))
+    forged.refresh()
+    assert {tag for _, tag in forged.series} == {"samples", "other"}
+    assert [s["step"] for s in forged.steps("run", "samples")] == [0, 1, 2]
+    # Forged offsets inside the file: listed, and each a clear error when asked for; no crash.
+    index_file.write_bytes(b'[12,99,1.0,1,2,2,"forged"]\n{"to":%d}\n' % offset)
+    forged = ImageIndex(str(tmp_path))
+    forged.refresh()
+    with pytest.raises(LogReadError):
+        forged.sample("run", "forged", 99, 0)
+
+
+def test_appending_to_an_event_file_without_an_index_starts_none(tmp_path):
+    legacy_run(tmp_path / "run", range(3))
+    (event_file,) = (tmp_path / "run").iterdir()
+    write_indexed_run(tmp_path / "run", range(3, 5), EventWriter(tmp_path / "run", append_to=event_file)).close()
+    assert list((tmp_path / "run").iterdir()) == [event_file]  # an index from here on would hide steps 0-2
+    _, steps = listed_by(tmp_path)
+    assert [s["step"] for s in steps[("run", "legacy")]] == [0, 1, 2]
+    assert [s["step"] for s in steps[("run", "samples")]] == [3, 4]
 
 
 def client_for(logdir: Path):

@@ -3,7 +3,8 @@
 `storage.py` says where logs go and keeps one mirror per bucket folder in a process; this module does the
 uploading. Each piece ends at a record boundary (`_whole_part`), every request has an overall deadline
 (`bounded`), and the state file (`STATE_FILE`) says what is uploaded already, so that `tbimg upload` can
-finish a spool folder a process left behind.
+finish a spool folder a process left behind. An event file's image index (`records.index_name`) is not
+uploaded as it is: each event piece gets an index of its own, its offsets the piece's, uploaded after it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 from tbimg_cli import shortcuts
 from tbimg_cli.errors import LogReadError, UploadError
+from tbimg_cli.events.records import EVENT_FILE_MARKER, INDEX_MARKER, index_name, index_piece
 
 FLUSH_SECONDS = 5.0  # the commands' timer; training also flushes at each epoch's end
 GIVE_UP_SECONDS = 60.0  # at close, how long a store that fails is retried before the spool keeps the rest
@@ -215,7 +217,11 @@ class Mirror:
             attempt = 0 if self._sync(raise_errors=False) else attempt + 1
 
     def _local_files(self) -> list[Path]:
-        return sorted(p for p in self.staging.rglob("*") if p.is_file() and not p.name.endswith((STATE_FILE, ".tmp")))
+        return sorted(
+            p
+            for p in self.staging.rglob("*")
+            if p.is_file() and not p.name.endswith((STATE_FILE, ".tmp")) and INDEX_MARKER not in p.name
+        )
 
     def _sync(self, *, raise_errors: bool) -> bool:
         """Upload every file's new whole records (or lines); True when all is uploaded."""
@@ -236,7 +242,7 @@ class Mirror:
     def _upload_new(self, local: Path) -> None:
         relative = local.relative_to(self.staging).as_posix()
         state = self._state.files.setdefault(relative, _FileState(stem=_object_stem(relative)))
-        events = "tfevents" in local.name
+        events = EVENT_FILE_MARKER in local.name
         while True:
             with open(local, "rb") as file:
                 file.seek(state.offset)
@@ -246,15 +252,28 @@ class Mirror:
             whole = _whole_part(chunk, events=events)
             if not whole:
                 return
-            self._put(state, relative, chunk[:whole])
+            name = self._put(state, relative, chunk[:whole])
+            if events:
+                self._put_index(local, name, state.offset, state.offset + whole)
             state.offset += whole
             state.pieces += 1
             self._state.save(self.staging)
             if len(chunk) < MAX_PIECE_BYTES:
                 return
 
-    def _put(self, state: _FileState, relative: str, data: bytes) -> None:
-        """One new object; create-only where the store can, and never over another object."""
+    def _put_index(self, local: Path, piece: str, start: int, end: int) -> None:
+        """The image index of the piece just uploaded, when its event file has one (a hint: none is no harm)."""
+        index = local.with_name(index_name(local.name))
+        try:
+            lines = index.read_bytes()
+        except OSError:
+            return
+        folder, _, name = piece.rpartition("/")
+        data = index_piece(lines, start, end)
+        bounded(self._fs, "pipe_file", f"{folder}/{index_name(name)}", data, seconds=self._request_timeout(len(data)))
+
+    def _put(self, state: _FileState, relative: str, data: bytes) -> str:
+        """One new object, and its name; create-only where the store can, and never over another object."""
         for _ in range(5):
             name = f"{self._root.rstrip('/')}/{state.stem}.{state.pieces + 1:06d}{_object_suffix(relative)}"
             try:
@@ -269,12 +288,12 @@ class Mirror:
                 if not _already_there(exc):
                     raise
                 if bounded(self._fs, "size", name, seconds=self._request_timeout()) == len(data):
-                    return  # an earlier attempt's upload did arrive (its answer was lost)
+                    return name  # an earlier attempt's upload did arrive (its answer was lost)
                 state.stem = _object_stem(relative)  # someone else's object: a fresh random part
                 continue
             self.uploads += 1
             self.uploaded_bytes += len(data)
-            return
+            return name
         raise UploadError(f"could not find a free object name for {relative} under {self.destination}")
 
 

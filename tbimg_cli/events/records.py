@@ -5,16 +5,26 @@ Each record is: uint64 length (little-endian), uint32 masked CRC-32C of those
 are spelled with '<' so the bytes do not depend on the machine's endianness.
 The writer frames with `frame`; `inspect`/`export` read back with
 `read_records`, which checks both CRCs instead of trusting the file.
+
+Beside each event file it writes, tbimg's writer keeps an **image index**: where each image record is
+(`index_name`: the event file's name with `tfevents` made `tbimgindex`, so TensorBoard, which reads
+files whose names hold `tfevents`, never opens it). A viewer lists every step of a run from it without
+reading the event file (in a bucket, one small object instead of a request per record). It is a hint,
+never the truth: a record it points at is read with both CRCs checked, and a file without one, or the
+part of a file it does not cover, is read record by record. Lines of JSON, each whole or not yet there:
+`[offset, step, wall_time, samples, width, height, tag]` for an image record (value 0 of its event), and
+`{"to": n}` once the event file's first n bytes are written and every image record in them listed.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from crc32c import crc32c
 
@@ -27,6 +37,8 @@ FOOTER_BYTES = _CRC.size
 # a longer length is damage, not a record a writer is still writing.
 MAX_RECORD_BYTES = 2**31 - 1
 CHUNK_BYTES = 1 << 20
+EVENT_FILE_MARKER = "tfevents"  # what TensorBoard (both loaders) looks for in an event file's name
+INDEX_MARKER = "tbimgindex"
 
 
 def masked_crc32c(data: bytes) -> int:
@@ -190,3 +202,72 @@ def read_records(path: Path) -> tuple[list[bytes], RecordProblem | None]:
                 return payloads, item
             payloads.append(item[1])
     return payloads, None
+
+
+class IndexedImage(NamedTuple):
+    """One image record as the image index lists it."""
+
+    offset: int
+    step: int
+    wall_time: float
+    samples: int
+    width: int
+    height: int
+    tag: str
+
+
+def index_name(event_file_name: str) -> str:
+    """The image index's name for an event file's (or a bucket piece's) name."""
+    return event_file_name.replace(EVENT_FILE_MARKER, INDEX_MARKER, 1)
+
+
+def index_line(image: IndexedImage) -> bytes:
+    return json.dumps(list(image), separators=(",", ":")).encode() + b"\n"
+
+
+def covered_line(size: int) -> bytes:
+    return b'{"to":%d}\n' % size
+
+
+def parse_index(data: bytes) -> tuple[list[IndexedImage], int, int]:
+    """(images listed, bytes of the event file covered, bytes of `data` read) from an index's text.
+
+    Read up to its last `{"to": n}` line: the images listed after it are not yet known to be in the
+    event file, and are read again next time. Only whole lines count (a writer may be mid-line); a line
+    that is not what the index writes ends the reading there, so a damaged or forged index can only
+    leave records to be read the slow way.
+    """
+    images: list[IndexedImage] = []
+    pending: list[IndexedImage] = []
+    covered = read = position = 0
+    while (end := data.find(b"\n", position)) >= 0:
+        try:
+            item = json.loads(data[position:end])
+            if isinstance(item, dict):
+                covered = max(covered, _whole(item["to"]))
+                images += (image for image in pending if image.offset < covered)
+                pending, read = [], end + 1
+            else:
+                offset, step, wall_time, samples, width, height, tag = item
+                if not isinstance(tag, str):
+                    raise ValueError(tag)
+                sizes = (_whole(samples), _whole(width), _whole(height))
+                pending.append(IndexedImage(_whole(offset), _whole(step), float(wall_time), *sizes, tag))
+        except (ValueError, TypeError, KeyError):
+            break
+        position = end + 1
+    return images, covered, read
+
+
+def _whole(number: object) -> int:
+    if isinstance(number, bool) or not isinstance(number, int) or not 0 <= number < 2**63:
+        raise ValueError(number)
+    return number
+
+
+def index_piece(index: bytes, start: int, end: int) -> bytes:
+    """The index of one piece of an event file (bytes `start` to `end`, as the mirror uploads it),
+    its offsets made the piece's own; covering no more of the piece than the file's index did."""
+    images, covered, _ = parse_index(index)
+    lines = [index_line(image._replace(offset=image.offset - start)) for image in images if start <= image.offset < end]
+    return b"".join(lines) + covered_line(max(0, min(covered, end) - start))

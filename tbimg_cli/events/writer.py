@@ -20,6 +20,10 @@ The buffer is the writer's and not the file object's so that a forked child
 (a PyTorch `DataLoader` worker) can drop it: a child never writes what its
 parent wrote (`os.register_at_fork`), and its writers refuse to write.
 Pixels become PNGs in `png.py`.
+
+Beside the event file, once it holds an image, the writer keeps its image index (`records.index_name`):
+a line per image record saying where it is, written after the record itself, so that a viewer lists every
+step without reading the images (a bucket's log: one small object per piece, not a request per record).
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from typing import IO, TYPE_CHECKING, Any
 from tbimg_cli.errors import InputError, InputTypeError, WriterClosedError
 from tbimg_cli.events import storage
 from tbimg_cli.events.png import encode_pngs, png_size, to_uint8_batch
-from tbimg_cli.events.records import frame
+from tbimg_cli.events.records import IndexedImage, covered_line, frame, index_line, index_name, parse_index
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -126,6 +130,10 @@ class EventWriter:
         self._append_to = append_to
         self._file: IO[bytes] | None = None
         self._pending = bytearray()  # whole records not yet in the file
+        self._file_bytes = 0  # what the event file holds
+        self._index: IO[bytes] | None = None  # the image index, opened at the first image record
+        self._index_path: Path | None = None  # None: no index is kept (appending to a file without a whole one)
+        self._index_pending: list[IndexedImage] = []  # image records in `_pending`
         self._closed = False
         self._parent: int | None = None  # in a forked child: the pid of the process that owns this writer
         _live_writers.add(self)
@@ -215,7 +223,7 @@ class EventWriter:
         tensor.tensor_shape.dim.add(size=len(blobs) + 2)
         tensor.string_val.extend((str(size[0]).encode(), str(size[1]).encode()))
         tensor.string_val.extend(blobs)
-        self._write_event(event)
+        self._write_event(event, (tag, len(blobs), *size))
 
     def scalar(self, tag: str, value: float, step: int, description: str | None = None) -> None:
         """A float32 scalar in TF 2's tensor form (what `tf.summary.scalar` writes).
@@ -278,6 +286,8 @@ class EventWriter:
             finally:
                 file, self._file = self._file, None
                 file.close()
+                if self._index is not None:
+                    self._index.close()
         if self.destination is not None:
             storage.release(self.destination)
 
@@ -285,8 +295,9 @@ class EventWriter:
         """In a forked child: drop the parent's unwritten records and refuse to write (the parent owns the file)."""
         self._parent = parent
         self._pending = bytearray()
+        self._index_pending = []
         self._closed = True
-        self._file = None  # the child's copy of the descriptor closes with it; nothing was buffered in it
+        self._file = self._index = None  # the child's copies of the descriptors close with it; nothing was buffered
 
     def _check_open(self) -> None:
         if self._parent is not None:
@@ -311,24 +322,49 @@ class EventWriter:
         value.metadata.CopyFrom(summary_metadata)
         return event, value.tensor
 
-    def _write_event(self, event: Any) -> None:
+    def _write_event(self, event: Any, image: tuple[str, int, int, int] | None = None) -> None:
+        """Gather one event's record; `image` (tag, samples, width, height) lists an image record in the index."""
         if self._file is None:
             self._open()
+        if image is not None and self._index_path is not None:
+            tag, samples, width, height = image
+            offset = self._file_bytes + len(self._pending)
+            self._index_pending.append(IndexedImage(offset, event.step, event.wall_time, samples, width, height, tag))
         self._pending += frame(event.SerializeToString())
         if len(self._pending) >= BUFFER_BYTES:
             self._drain()
 
     def _drain(self) -> None:
-        """Write the gathered records; an unbuffered file takes them in as few calls as it needs."""
+        """Write the gathered records, then their index lines; an unbuffered file takes them in as few calls
+        as it needs. A failed write ends the index (it would claim records that are not whole)."""
         if not self._pending or self._file is None:
             return
         view, written = memoryview(self._pending), 0
         try:
             while written < len(view):
                 written += self._file.write(view[written:]) or 0
+        except BaseException:
+            self._index_path = None
+            raise
         finally:
             view.release()
             del self._pending[:written]
+            self._file_bytes += written
+        self._write_index()
+
+    def _write_index(self) -> None:
+        """The index lines of the records just written, and how far the event file is covered."""
+        if self._index_path is None or (self._index is None and not self._index_pending):
+            return
+        try:
+            if self._index is None:
+                self._index = open(self._index_path, "ab", buffering=0)  # noqa: SIM115 - closed by close()
+            lines = b"".join(map(index_line, self._index_pending))
+            self._index.write(lines + covered_line(self._file_bytes))
+        except OSError:  # a hint only: the viewer reads the event file itself without one
+            self._index_path = None
+        finally:
+            self._index_pending = []
 
     def _open(self) -> IO[bytes]:
         from tensorboard.compat.proto import event_pb2
@@ -336,12 +372,19 @@ class EventWriter:
         if self._append_to is not None and self._append_to.is_file():
             self.path = self._append_to
             self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - held open across calls, closed by close()
+            self._file_bytes = os.fstat(self._file.fileno()).st_size
+            index = self.path.with_name(index_name(self.path.name))
+            # Go on with the index only where it covers the whole file: else it would hide the images before.
+            with contextlib.suppress(OSError):
+                if not index.exists() or parse_index(index.read_bytes())[1] == self._file_bytes:
+                    self._index_path = index if index.exists() or self._file_bytes == 0 else None
             return self._file
         now = time.time()
         name = f"events.out.tfevents.{int(now):010d}.{socket.gethostname()}.{os.getpid()}.{next(_file_counter)}.v2"
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / name
         file = self._file = open(self.path, "wb", buffering=0)  # noqa: SIM115 - held open, closed by close()
+        self._index_path = self.path.with_name(index_name(name))
         self._pending += frame(event_pb2.Event(wall_time=now, file_version=FILE_VERSION).SerializeToString())
         return file
 

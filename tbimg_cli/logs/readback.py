@@ -29,9 +29,8 @@ from typing import Any, BinaryIO, NamedTuple, TypeVar, cast
 from tbimg_cli import shortcuts
 from tbimg_cli.errors import LogReadError, TbimgError
 from tbimg_cli.events import storage
-from tbimg_cli.events.records import RecordProblem, iter_records
+from tbimg_cli.events.records import EVENT_FILE_MARKER, INDEX_MARKER, RecordProblem, index_name, iter_records
 
-EVENT_FILE_MARKER = "tfevents"
 PARALLEL_BYTES = 16 << 20  # below this a log reads faster in one process than a pool starts
 PIECE_BYTES = 4 << 20  # no smaller pieces of a file: finding where a piece's records start has a cost
 IMAGES, SCALARS, TEXT = "images", "scalars", "text"
@@ -72,6 +71,7 @@ class Logdir:
     def __init__(self, location: str | Path):
         self.location = str(location)
         self._fs, self._root = _file_system(self.location)
+        self._indexes: set[str] = set()  # in a bucket: the image indexes its last listing found
 
     @property
     def is_local(self) -> bool:
@@ -104,6 +104,25 @@ class Logdir:
         except Exception as exc:
             raise _remote_error(self.location, exc) from exc
 
+    def index_of(self, path: str) -> str | None:
+        """The image index tbimg's writer left beside an event file (or piece), if there is one."""
+        folder, _, name = path.rpartition("/") if self._fs is not None else path.rpartition(os.sep)
+        index = f"{folder}{'/' if self._fs is not None else os.sep}{index_name(name)}"
+        if self._fs is not None:
+            return index if index in self._indexes else None
+        return index if os.path.isfile(index) else None
+
+    def read_from(self, path: str, start: int) -> bytes:
+        """A small file's bytes from `start` on (an image index): one request in a bucket."""
+        if self._fs is None:
+            with open(path, "rb") as stream:
+                stream.seek(start)
+                return stream.read()
+        try:
+            return bytes(self._fs.cat_file(path, start=start or None))
+        except Exception as exc:
+            raise _remote_error(self.location, exc) from exc
+
     def _remote_runs(self) -> dict[str, list[str]]:
         try:
             found = self._fs.find(self._root, withdirs=False)
@@ -114,6 +133,7 @@ class Logdir:
             raise LogReadError(f"log directory {self.location} does not exist")
         runs: dict[str, list[str]] = {}
         root = self._root.rstrip("/")
+        self._indexes = {path for path in found if INDEX_MARKER in path.rpartition("/")[2]}
         for path in sorted(found):
             folder, _, name = path.rpartition("/")
             if EVENT_FILE_MARKER in name:

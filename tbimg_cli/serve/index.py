@@ -9,6 +9,11 @@ keeping none of the images; showing an image reads that one record again, both C
 `refresh` goes on from where each file was read to, so a run that is still training shows its new steps,
 and a record still being written is read next time.
 
+Where tbimg's writer left an image index beside an event file (`events.records.index_name`), the
+part of the file it covers is listed from it and not walked at all: in a bucket, one small object per
+piece instead of a request per record. Its entries are hints: an image is read from its record, CRCs
+checked, and an index that claims more than its file holds is set aside for the walk.
+
 Image summaries in both forms count: TF 2's tensor (`tf.summary.image`, tbimg's writer) and TF 1's
 `Summary.Image` (tensorboardX, PyTorch's `SummaryWriter`).
 """
@@ -23,8 +28,23 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, NamedTuple
 
 from tbimg_cli.errors import LogReadError
-from tbimg_cli.events.records import FOOTER_BYTES, HEADER_BYTES, read_record_at, record_length
-from tbimg_cli.logs.headers import PREFIX_BYTES, ReadAt, ScannedEvent, decode_with_protobuf, image_values, scan_record
+from tbimg_cli.events.records import (
+    FOOTER_BYTES,
+    HEADER_BYTES,
+    IndexedImage,
+    parse_index,
+    read_record_at,
+    record_length,
+)
+from tbimg_cli.logs.headers import (
+    IMAGES,
+    PREFIX_BYTES,
+    ReadAt,
+    ScannedEvent,
+    decode_with_protobuf,
+    image_values,
+    scan_record,
+)
 from tbimg_cli.logs.readback import FileProblem, open_logdir
 
 
@@ -78,6 +98,7 @@ class ImageIndex:
         self.files: list[str] = []
         self.problems: list[FileProblem] = []
         self._read_to: dict[str, int] = {}  # event file -> the byte its next record starts at
+        self._index_read_to: dict[str, int] = {}  # image index -> the byte its next line starts at (-1: set aside)
         self._plugin_of: dict[str, dict[str, str]] = {}  # run -> tag -> plugin, from the first value that says
         self._lock = threading.Lock()
         self.bytes_fetched = 0  # from a bucket: what the ranged reads asked of the store (local files: 0)
@@ -141,6 +162,7 @@ class ImageIndex:
 
     def _read_file(self, run: str, path: str) -> None:
         start = self._read_to.get(path, 0)
+        listed = self._listed(path)  # before the file's size: the writer writes the index after the records
         try:
             stream, size = self.logdir.open_ranged(path)
         except (OSError, LogReadError) as exc:
@@ -153,6 +175,17 @@ class ImageIndex:
             self.files.append(path)
         number = self.files.index(path)
         plugin_of = self._plugin_of.setdefault(run, {})
+        if listed is not None and listed[1] <= size:
+            for image in listed[0]:
+                if image.offset >= start:
+                    plugin_of.setdefault(image.tag, IMAGES)
+                    key = (run, image.tag)
+                    series = self.series.get(key) or self.series.setdefault(key, Series(*key))
+                    shape = (image.samples, image.width, image.height)
+                    series.entries.append(Entry(image.step, image.wall_time, *shape, number, image.offset, 0))
+            start = max(start, listed[1])
+        elif listed is not None:  # not this file's index (the file was cut or replaced): walk it instead
+            self._index_read_to[self.logdir.index_of(path) or ""] = -1
         with stream, _positional(stream, size, local=self.logdir.is_local) as read_at:
             offset = start
             while offset + HEADER_BYTES <= size:
@@ -177,6 +210,22 @@ class ImageIndex:
                 offset += HEADER_BYTES + length + FOOTER_BYTES
         self.bytes_fetched += getattr(stream, "fetched", 0)
         self._read_to[path] = offset
+
+    def _listed(self, path: str) -> tuple[list[IndexedImage], int] | None:
+        """The image records an event file's index lists since the last refresh, and how far it covers."""
+        index = self.logdir.index_of(path)
+        at = self._index_read_to.get(index or "", 0)
+        if index is None or at < 0:
+            return None
+        try:
+            data = self.logdir.read_from(index, at)
+        except (OSError, LogReadError):
+            return None
+        if not self.logdir.is_local:
+            self.bytes_fetched += len(data)
+        images, covered, read = parse_index(data)
+        self._index_read_to[index] = at + read
+        return images, covered
 
     @staticmethod
     def _decoded(stream: BinaryIO, offset: int, size: int) -> ScannedEvent | None:
