@@ -32,12 +32,18 @@ function table(name) {
 
 // A source: { width, height, channels (1, 2, 3 or 4: grey, grey+alpha, RGB, RGBA), bits (8 or 16),
 // values (Uint8Array or Uint16Array, interleaved) }.
-export async function decode(buffer) {
-  const bytes = new Uint8Array(buffer);
-  const png16 = isPng(bytes) && bytes[24] === 16 && bytes[28] === 0; // 16 bits, not interlaced
-  if (png16) return decodePng16(bytes);
-  // An 8-bit image is drawn by the browser as it is; its values are read from it only when asked for.
-  const bitmap = await createImageBitmap(new Blob([bytes]));
+// A stored image (a Blob, as fetched): a 16-bit PNG decoded here, anything else by the browser.
+export async function decode(blob) {
+  if (blob.type && blob.type !== "image/png") return bitmapSource(blob); // the server's type, from the bytes
+  const head = new Uint8Array(await blob.slice(0, 34).arrayBuffer());
+  const png16 = isPng(head) && head[24] === 16 && head[28] === 0; // 16 bits, not interlaced
+  if (png16) return decodePng16(new Uint8Array(await blob.arrayBuffer()));
+  return bitmapSource(blob);
+}
+
+// An 8-bit image is drawn by the browser as it is; its values are read from it only when asked for.
+async function bitmapSource(blob) {
+  const bitmap = await createImageBitmap(blob);
   return { width: bitmap.width, height: bitmap.height, channels: null, bits: 8, values: null, bitmap };
 }
 

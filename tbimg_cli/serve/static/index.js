@@ -216,7 +216,9 @@ function onKey(event) {
   }
 }
 
-function syncBar() {
+// The slider, inputs and URL for the chosen step; the strip of thumbnails too once `withStrip` (after the
+// panes are drawn: its few dozen images would otherwise take the browser's connections ahead of the panes').
+function syncBar(withStrip = false) {
   const all = allSteps();
   const bar = root.querySelector(".slider");
   bar.max = String(Math.max(0, all.length - 1));
@@ -229,18 +231,20 @@ function syncBar() {
   root.querySelector(".high").value = range ? String(range.high) : "";
   root.querySelector(".cmap").value = state.display.cmap;
   const first = state.runs.find((run) => nearest(run, state.step) !== null);
-  if (first) strip.show(stepsOf[first], (step) => imageUrl(first, step, 0), nearest(first, state.step));
+  if (first && withStrip) strip.show(stepsOf[first], (step) => imageUrl(first, step, 0), nearest(first, state.step));
   writeHash();
 }
 
 function source(run, step, sample) {
   const key = `${state.tag}|${run}|${step}|${sample}`;
   if (!sources.has(key)) {
-    const loading = fetch(imageUrl(run, step, sample)).then(async (response) => {
+    const controller = new AbortController();
+    const loading = fetch(imageUrl(run, step, sample), { signal: controller.signal }).then(async (response) => {
       if (!response.ok) throw new Error(await response.text());
-      return decode(await response.arrayBuffer());
+      return decode(await response.blob());
     });
-    loading.catch(() => sources.delete(key)); // asked again next time
+    loading.catch(() => sources.get(key) === loading && sources.delete(key)); // asked again next time
+    loading.abort = () => controller.abort();
     sources.set(key, loading);
   }
   return sources.get(key);
@@ -269,9 +273,11 @@ async function show() {
   for (const [key, loading] of [...sources]) {
     if (wanted.has(key)) continue;
     sources.delete(key); // flat memory: the bitmaps of steps no longer shown are let go at once
+    loading.abort(); // and a step dragged past is not fetched to the end, ahead of the one asked for now
     loading.then((s) => s.bitmap && s.bitmap.close(), () => {});
   }
   const html = [];
+  const layout = JSON.stringify([state.tag, state.mode, rows.map((r) => [r.run, !!r.second, samplesOf(r.run)])]);
   const title = (r) => {
     const mark = r.second ? " (vs step)" : r.step !== state.step ? " (nearest earlier)" : "";
     return `${escape(r.run)} <span class="${mark ? "nearest" : "at"}">step ${r.step}${mark}</span>`;
@@ -290,9 +296,21 @@ async function show() {
     }
     html.push("</div></div>");
   }
-  panes.innerHTML = html.join("") || '<div class="empty">No run has this step or an earlier one.</div>';
+  if (layout === panes.dataset.layout && rows.length) {
+    // The same rows and samples at another step: the panes stay (no new layout, no blank frame) and their
+    // canvases are replaced as the new step's images arrive.
+    const fresh = document.createElement("div");
+    fresh.innerHTML = html.join("");
+    const titles = fresh.querySelectorAll(".title");
+    panes.querySelectorAll(".title").forEach((t, i) => (t.innerHTML = titles[i].innerHTML));
+    const next = fresh.querySelectorAll(".pane");
+    panes.querySelectorAll(".pane").forEach((pane, i) => Object.assign(pane.dataset, next[i].dataset));
+  } else {
+    panes.innerHTML = html.join("") || '<div class="empty">No run has this step or an earlier one.</div>';
+    panes.dataset.layout = layout;
+    panes.querySelectorAll(".pane").forEach(interact);
+  }
   const all = [...panes.querySelectorAll(".pane")];
-  all.forEach(interact);
   const box = panes.getBoundingClientRect();
   const visible = all.filter((pane) => pane.getBoundingClientRect().top < box.bottom + 200);
   const later = all.filter((pane) => !visible.includes(pane));
@@ -307,7 +325,8 @@ async function show() {
   const failed = results.find((r) => r.status === "rejected");
   if (failed) root.querySelector(".readout").textContent = String(failed.reason.message || failed.reason);
   transform();
-  syncBar();
+  syncBar(true);
+  writeHashNow(); // the URL is right the moment the step is shown (a copied link opens this very view)
   window.tbimgTimings.push(performance.now() - started);
   root.dataset.shown = `${state.step}`;
 }
@@ -373,7 +392,7 @@ function paint(pane) {
 function redraw() {
   root.querySelectorAll(".pane").forEach(paint);
   transform();
-  syncBar();
+  syncBar(true);
 }
 
 // A pane's canvas at the image's own size: drawn from a bitmap as it is, or from mapped pixels.
@@ -457,7 +476,19 @@ function readPixel(pane, px, py) {
 }
 
 // The view in the page's fragment, so a copied URL opens as it was.
+// The URL follows the state, written at most once a frame: `history.replaceState` costs about a millisecond,
+// and a step change used to call it once per pane.
+let hashPending = false;
 function writeHash() {
+  if (hashPending) return;
+  hashPending = true;
+  requestAnimationFrame(() => {
+    hashPending = false;
+    writeHashNow();
+  });
+}
+
+function writeHashNow() {
   const d = state.display;
   const params = new URLSearchParams({ tag: state.tag || "", runs: state.runs.join("\n"), step: String(state.step), mode: state.mode });
   if (state.stepB !== null) params.set("vs", String(state.stepB));
@@ -469,6 +500,7 @@ function writeHash() {
   if (d.cmap !== "grey") params.set("cmap", d.cmap);
   const address = new URL(location.href); // absolute: the page's <base> would turn "#..." into another path
   address.hash = params.toString();
+  if (address.href === location.href) return;
   history.replaceState(null, "", address.href);
   const link = root.querySelector(".permalink");
   if (link) link.href = address.href; // TensorBoard's own address does not carry it: this link does

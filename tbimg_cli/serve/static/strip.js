@@ -2,6 +2,7 @@
 // of 10,000 steps makes a few dozen <img> elements and fetches their images, never 10,000.
 
 const THUMB = 56; // CSS pixels per thumbnail, its margin included
+const SETTLE_MS = 250; // thumbnails load once the strip has been still this long: a drag fetches none
 
 export class Strip {
   constructor(element, onPick) {
@@ -13,6 +14,7 @@ export class Strip {
     this.track = document.createElement("div");
     this.track.className = "track";
     element.appendChild(this.track);
+    this.timer = 0;
     element.addEventListener("scroll", () => this.draw(), { passive: true });
   }
 
@@ -49,7 +51,7 @@ export class Strip {
         item.style.left = `${i * THUMB}px`;
         item.title = `step ${step}`;
         const picture = document.createElement("img");
-        picture.src = this.url(step);
+        picture.dataset.src = this.url(step);
         picture.alt = `step ${step}`;
         const label = document.createElement("span");
         label.textContent = String(step);
@@ -59,5 +61,12 @@ export class Strip {
       }
     }
     for (const item of this.track.children) item.classList.toggle("current", Number(item.dataset.step) === this.current);
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      for (const picture of this.track.querySelectorAll("img[data-src]")) {
+        picture.src = picture.dataset.src;
+        delete picture.dataset.src;
+      }
+    }, SETTLE_MS);
   }
 }
