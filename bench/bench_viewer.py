@@ -7,7 +7,8 @@ A logdir of 3 runs x 1,000 steps x 4 JPEG samples of 256x256 (made once, by tbim
 so the JPEGs are of a real size), then, alternating, medians over `--runs`:
 
 - `tbimg serve LOGDIR`: from the process's start until `series` and every run's `steps` list all 1,000
-  steps; then the server's RSS, and again after 100 random steps' images were fetched;
+  steps; then the server's RSS, and again after 100 random steps' images were fetched; the same on hard
+  links of the event files without tbimg's image indexes (a log another writer wrote: every record walked);
 - TensorBoard with every step kept (`--samples_per_plugin images=1000`), its Rust loader
   (`--load_fast=true`) and its Python one (`--load_fast=false`): from start until its images route lists
   1,000 steps for every run; its RSS (the data server's added for the Rust loader).
@@ -151,6 +152,17 @@ def measure_tensorboard(tensorboard: str, logdir: Path, steps: int, runs: int, l
         proc.wait(30)
 
 
+def without_index(logdir: Path) -> Path:
+    """The same event files (hard links) without tbimg's image indexes: what a log of another writer costs."""
+    walked = logdir.with_name(logdir.name + "-no-index")
+    for event_file in logdir.rglob("*tfevents*"):
+        linked = walked / event_file.relative_to(logdir)
+        if not linked.exists():
+            linked.parent.mkdir(parents=True, exist_ok=True)
+            os.link(event_file, linked)
+    return walked
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tensorboard", required=True, help="a `tensorboard` script of a venv without TensorFlow")
@@ -169,8 +181,10 @@ def main() -> None:
         shape = f"{args.run_count} runs x {args.steps} steps x {SAMPLES} JPEGs"
         print(f"logdir: {shape}, {size:.0f} MiB, made in {took:.0f} s")
     steps, runs = args.steps, args.run_count
+    walked = without_index(logdir)
     contenders = {
         "tbimg serve (tbimg tab)": lambda: measure_tbimg(logdir, steps, runs),
+        "tbimg serve, no image index (another writer's log)": lambda: measure_tbimg(walked, steps, runs),
         "TensorBoard, Rust loader": lambda: measure_tensorboard(args.tensorboard, logdir, steps, runs, True),
         "TensorBoard, Python loader": lambda: measure_tensorboard(args.tensorboard, logdir, steps, runs, False),
     }

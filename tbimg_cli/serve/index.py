@@ -43,6 +43,7 @@ from tbimg_cli.logs.headers import (
     ScannedEvent,
     decode_with_protobuf,
     image_values,
+    own_data_values,
     scan_record,
 )
 from tbimg_cli.logs.readback import FileProblem, open_logdir
@@ -95,6 +96,8 @@ class ImageIndex:
     def __init__(self, logdir: str) -> None:
         self.logdir = open_logdir(logdir)
         self.series: dict[tuple[str, str], Series] = {}
+        self.data: dict[tuple[str, str], Series] = {}  # tbimg's own tensors (`own_data_values`), by run and tag
+        self.plugins: dict[tuple[str, str], str] = {}  # their plugin names
         self.files: list[str] = []
         self.problems: list[FileProblem] = []
         self._read_to: dict[str, int] = {}  # event file -> the byte its next record starts at
@@ -178,11 +181,10 @@ class ImageIndex:
         if listed is not None and listed[1] <= size:
             for image in listed[0]:
                 if image.offset >= start:
-                    plugin_of.setdefault(image.tag, IMAGES)
-                    key = (run, image.tag)
-                    series = self.series.get(key) or self.series.setdefault(key, Series(*key))
+                    plugin_of.setdefault(image.tag, image.plugin)
                     shape = (image.samples, image.width, image.height)
-                    series.entries.append(Entry(image.step, image.wall_time, *shape, number, image.offset, 0))
+                    entry = Entry(image.step, image.wall_time, *shape, number, image.offset, 0)
+                    self._add(run, image.tag, image.plugin, entry)
             start = max(start, listed[1])
         elif listed is not None:  # not this file's index (the file was cut or replaced): walk it instead
             self._index_read_to[self.logdir.index_of(path) or ""] = -1
@@ -203,13 +205,44 @@ class ImageIndex:
                     offset = size
                     break
                 for value in image_values(event, plugin_of):
-                    key = (run, value.tag)
-                    series = self.series.get(key) or self.series.setdefault(key, Series(*key))
                     shape = (value.samples, value.width, value.height)
-                    series.entries.append(Entry(event.step, event.wall_time, *shape, number, offset, value.number))
+                    self._add(
+                        run, value.tag, IMAGES, Entry(event.step, event.wall_time, *shape, number, offset, value.number)
+                    )
+                for value_number, tag, plugin in own_data_values(event, plugin_of):
+                    self._add(
+                        run, tag, plugin, Entry(event.step, event.wall_time, 0, 0, 0, number, offset, value_number)
+                    )
                 offset += HEADER_BYTES + length + FOOTER_BYTES
         self.bytes_fetched += getattr(stream, "fetched", 0)
         self._read_to[path] = offset
+
+    def _add(self, run: str, tag: str, plugin: str, entry: Entry) -> None:
+        key = (run, tag)
+        kept = self.series if plugin == IMAGES else self.data
+        series = kept.get(key) or kept.setdefault(key, Series(*key))
+        series.entries.append(entry)
+        if plugin != IMAGES:
+            self.plugins[key] = plugin
+
+    def data_record(self, run: str, tag: str, step: int) -> tuple[Any, int]:
+        """(event, value number) of tbimg's own tensor `tag` at `step`, or at the nearest earlier step (the
+        explorer's thumbnails are written once, at the first step of a run).
+
+        Raises:
+            LogReadError: for a series that is not there, or no such step or earlier one.
+        """
+        with self._lock:
+            series = self.data.get((run, tag))
+        if series is None:
+            raise LogReadError(f"no {tag!r} in run {run!r}")
+        entry = None
+        for candidate in series.entries:  # the last written of the latest step at or before `step`
+            if candidate.step <= step and (entry is None or candidate.step >= entry.step):
+                entry = candidate
+        if entry is None:
+            raise LogReadError(f"{tag!r} of run {run!r} has no step {step} or earlier")
+        return self._record(entry), entry.value
 
     def _listed(self, path: str) -> tuple[list[IndexedImage], int] | None:
         """The image records an event file's index lists since the last refresh, and how far it covers."""

@@ -30,7 +30,7 @@ RELOAD_SECONDS = 2  # short, so each epoch's confusion matrix shows up while tra
 # TensorBoard keeps 10 steps per image tag by default; keep every epoch.
 # An explicit count, because `images=0` ("keep all") has been reported to show nothing.
 IMAGE_STEPS_KEPT = 1000
-DASHBOARD_STEPS = 10  # `tbimg serve`: TensorBoard's default, since the tbimg tab shows every step
+DASHBOARD_STEPS = 3  # `tbimg serve`: TensorBoard's own image dashboard keeps a few; the tbimg tab shows every step
 
 
 @dataclass(frozen=True)
