@@ -90,15 +90,15 @@ def wait_listed(check, deadline: float) -> None:
                 return
         except (OSError, ValueError, KeyError):
             pass
-        time.sleep(0.05)
+        time.sleep(0.01)  # finer than the differences measured
     raise TimeoutError("the server did not list every step in time")
 
 
-def measure_tbimg(logdir: Path, steps: int, runs: int) -> dict[str, float]:
+def measure_tbimg(logdir: Path, steps: int, runs: int, python: str = sys.executable) -> dict[str, float]:
     port = free_port()
     began = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tbimg_cli", "serve", str(logdir), "--port", str(port)],
+        [python, "-m", "tbimg_cli", "serve", str(logdir), "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -170,6 +170,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--run-count", type=int, default=RUNS, help="runs in the logdir (30: the 10x log)")
     parser.add_argument("--logdir", type=Path, help="reuse this logdir (made there when missing)")
+    parser.add_argument("--python", default=sys.executable, help="the interpreter of the tbimg install to serve with")
     parser.add_argument("--skip", action="append", default=[], choices=["rust", "python"], help="leave a loader out")
     args = parser.parse_args()
     logdir = args.logdir or Path(tempfile.mkdtemp(prefix="tbimg-viewer-bench-"))
@@ -183,8 +184,8 @@ def main() -> None:
     steps, runs = args.steps, args.run_count
     walked = without_index(logdir)
     contenders = {
-        "tbimg serve (tbimg tab)": lambda: measure_tbimg(logdir, steps, runs),
-        "tbimg serve, no image index (another writer's log)": lambda: measure_tbimg(walked, steps, runs),
+        "tbimg serve (tbimg tab)": lambda: measure_tbimg(logdir, steps, runs, args.python),
+        "tbimg serve, no image index (another writer's log)": lambda: measure_tbimg(walked, steps, runs, args.python),
         "TensorBoard, Rust loader": lambda: measure_tensorboard(args.tensorboard, logdir, steps, runs, True),
         "TensorBoard, Python loader": lambda: measure_tensorboard(args.tensorboard, logdir, steps, runs, False),
     }

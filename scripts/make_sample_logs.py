@@ -23,7 +23,19 @@ RUNS = [
     ("plots/plot-25", ["plot", "--count", "25", "--run-name", "plot-25"]),
     (
         "image/train-cm",
-        ["train-cm", "--epochs", "3", "--limit-train", "6000", "--seed", "0", "--run-name", "train-cm"],
+        [
+            "train-cm",
+            "--epochs",
+            "3",
+            "--limit-train",
+            "6000",
+            "--limit-test",
+            "500",
+            "--seed",
+            "0",
+            "--run-name",
+            "train-cm",
+        ],
     ),
 ]
 

@@ -61,6 +61,7 @@ def test_every_tag_from_plain_arrays_agrees_with_scikit_learn(tmp_path):
         "Misclassified",
         *(f"per_class_accuracy/{n}" for n in NAMES),
         *(f"per_class_precision/{n}" for n in NAMES),
+        *(f"Confusion Matrix ({kind})" for kind in ("counts", "examples", "thumbnails")),  # the explorer's
     }
     (table,) = _text(folder)
     assert np.array_equal(_table_counts(table), expected) and "| true \\ predicted | cat | dog | bird |" in table

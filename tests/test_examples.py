@@ -36,7 +36,9 @@ def test_sklearn_example(tmp_path, data_dir):
     assert "pass 2: accuracy" in proc.stdout
     cm = load_run(tmp_path / "cm")
     assert [e.step for e in cm.Tensors("Confusion Matrix")] == [0, 1]
-    assert len(cm.Tags()["tensors"]) == 3 + 20  # matrix, table, gallery, accuracy and precision of 10 classes
+    assert (
+        len(cm.Tags()["tensors"]) == 3 + 20 + 4
+    )  # matrix, table, gallery, 10 accuracies and precisions, the explorer's 4
 
 
 def test_numpy_training_loop_example(tmp_path, data_dir):

@@ -150,6 +150,10 @@ def train_cm(
         int | None,
         typer.Option("--limit-train", help="Train on the first N images only (quick runs).", min=1, show_default=False),
     ] = None,
+    limit_test: Annotated[
+        int | None,
+        typer.Option("--limit-test", help="Validate on the first N test images only.", min=1, show_default=False),
+    ] = None,
     max_misclassified: Annotated[
         int, typer.Option("--max-misclassified", help="Images in the per-epoch gallery of mistakes.", min=0)
     ] = 25,
@@ -188,6 +192,7 @@ def train_cm(
             batch_size=batch_size,
             seed=seed,
             limit_train=limit_train,
+            limit_test=limit_test,
             max_misclassified=max_misclassified,
             data_dir=data_dir,
             offline=offline,

@@ -106,6 +106,9 @@ class ConfusionMatrixCallback(NoKerasBatchHooks, keras.callbacks.Callback):
         self._arrays = _checked_arrays(validation_data, self.class_names)
         self._dataset: BatchedDataset | None = None if self._arrays else _batched(validation_data, batch_size)
         self._logger: BackgroundLogger | None = None
+        # A dataset's inputs are kept for one pass, the first logged, for the explorer's thumbnails (written
+        # once while they stay the same); arrays are there already.
+        self._inputs_for_thumbnails = self._dataset is not None
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         """Check what needs the model (its outputs and inputs) before the first epoch trains."""
@@ -141,6 +144,9 @@ class ConfusionMatrixCallback(NoKerasBatchHooks, keras.callbacks.Callback):
         every_input: NDArray[Any] | None,
     ) -> None:
         """Queue one epoch's predictions for drawing and writing on the worker thread."""
+        if every_input is None and self._arrays is not None:
+            every_input = self._arrays[0]  # for the thumbnails: the explorer writes them once, unchanged
+        self._inputs_for_thumbnails = False
         evaluation = evaluate(y_true, scores, self.class_names, every_input, self.max_misclassified)
         if mistakes:  # the gallery, from the inputs kept while predicting
             indices = [index for index, _ in mistakes]
@@ -192,7 +198,7 @@ class ConfusionMatrixCallback(NoKerasBatchHooks, keras.callbacks.Callback):
             batch_labels = keras.ops.convert_to_numpy(y_batch)
             scores.append(batch_scores)
             labels.append(batch_labels)
-            if batch_scores.ndim != 2 or batch_scores.shape[1] < 2:
+            if batch_scores.ndim != 2 or batch_scores.shape[1] < 2 or self._inputs_for_thumbnails:
                 every_input.append(keras.ops.convert_to_numpy(x_batch))
             elif len(mistakes) < self.max_misclassified:
                 wrong = np.flatnonzero(class_ids_from_labels(batch_labels) != batch_scores.argmax(axis=1))

@@ -43,6 +43,9 @@ class Evaluation:
     class_names: list[str]
     gallery: NDArray[np.uint8] | None  # (k, H, W) or (k, H, W, 3): the first misclassified inputs
     gallery_indices: list[int]
+    inputs: Any = None  # every input as given (numpy), for the explorer's thumbnails; None without images
+    channels_first: bool = False
+    scores: NDArray[np.float32] | None = None  # (N,): the predicted class's probability, when predictions had one
 
     @property
     def accuracy(self) -> float:
@@ -75,14 +78,40 @@ def evaluate(
     else:
         true_ids, pred_ids, names = _ids_of_numbers(truth, pred, names)
     wrong = np.flatnonzero(true_ids != pred_ids)[:max_misclassified]
-    gallery = None
+    gallery = inputs = None
+    channels_first = False
     if images is not None:
         inputs, channels_first = as_numpy(images)
         if len(inputs) != len(truth):
             raise InputError(f"images must have one entry per example, got {len(inputs)} for {len(truth)} labels")
         if len(wrong):
             gallery = displayable_images(inputs[wrong], channels_first=channels_first)
-    return Evaluation(true_ids, pred_ids, names, gallery, wrong.tolist() if gallery is not None else [])
+    indices = wrong.tolist() if gallery is not None else []
+    scores = None if _is_text(pred) else predicted_class_scores(pred)
+    return Evaluation(true_ids, pred_ids, names, gallery, indices, inputs, channels_first, scores)
+
+
+def predicted_class_scores(predictions: NDArray[Any]) -> NDArray[np.float32] | None:
+    """The predicted class's probability per example, from probabilities or logits; None for class ids."""
+    import numpy as np
+
+    scores = np.asarray(predictions)
+    if scores.dtype.kind != "f":
+        return None
+    if scores.ndim == 2 and scores.shape[1] == 1:
+        scores = scores[:, 0]
+    if scores.ndim == 1:
+        if np.all(np.mod(scores, 1) == 0) and scores.max(initial=0) > 1:
+            return None  # class ids in a float array
+        p = scores if scores.min(initial=0) >= 0 and scores.max(initial=0) <= 1 else 1 / (1 + np.exp(-scores))
+        return np.maximum(p, 1 - p).astype(np.float32)
+    if scores.ndim != 2:
+        return None
+    rows = scores.astype(np.float64)
+    if not (rows.min() >= 0 and np.allclose(rows.sum(axis=1), 1, atol=1e-3)):  # logits: a softmax
+        rows = np.exp(rows - rows.max(axis=1, keepdims=True))
+        rows /= rows.sum(axis=1, keepdims=True)
+    return rows.max(axis=1).astype(np.float32)
 
 
 def checked_class_names(class_names: Sequence[object] | None) -> list[str] | None:

@@ -14,6 +14,8 @@ What one step writes, into `<log_dir>/cm` unless told otherwise:
                                   (only when the inputs are images)
     per_class_accuracy/<class>    scalar: the fraction of each class predicted right (recall)
     per_class_precision/<class>   scalar: the fraction of each class's predictions that are right
+    Confusion Matrix (counts), (examples), (thumbnails)
+                                  tensors for the tbimg tab's confusion explorer (`explorer.py`)
 
 `BackgroundLogger` draws and writes on one worker thread, so matplotlib's
 drawing overlaps training instead of stalling it; it is the only
@@ -27,6 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tbimg_cli.confusion.explorer import write_explorer_data
 from tbimg_cli.confusion.labels import Evaluation, evaluate
 from tbimg_cli.errors import InputError, InputTypeError
 from tbimg_cli.events.writer import EventWriter, appending, check_step, run_folder
@@ -72,6 +75,7 @@ def write_summaries(writer: EventWriter, evaluation: Evaluation, step: int, when
         description=_CM_DESCRIPTION[normalize],
     )
     writer.text(TABLE_TAG, confusion_table(matrix, names), step=step, description=TABLE_DESCRIPTION)
+    write_explorer_data(writer, evaluation, matrix, step, CM_TAG)
     if evaluation.gallery is not None:
         titles = [f"{names[evaluation.y_true[i]]} → {names[evaluation.y_pred[i]]}" for i in evaluation.gallery_indices]
         gallery = misclassified_png(evaluation.gallery, titles)

@@ -12,8 +12,10 @@ files whose names hold `tfevents`, never opens it). A viewer lists every step of
 reading the event file (in a bucket, one small object instead of a request per record). It is a hint,
 never the truth: a record it points at is read with both CRCs checked, and a file without one, or the
 part of a file it does not cover, is read record by record. Lines of JSON, each whole or not yet there:
-`[offset, step, wall_time, samples, width, height, tag]` for an image record (value 0 of its event), and
-`{"to": n}` once the event file's first n bytes are written and every image record in them listed.
+`[offset, step, wall_time, samples, width, height, tag]` for an image record (value 0 of its event),
+`[offset, step, wall_time, 0, 0, 0, tag, plugin]` for a record of tbimg's own data (the confusion
+explorer's counts and examples), and `{"to": n}` once the event file's first n bytes are written and every
+such record in them listed.
 """
 
 from __future__ import annotations
@@ -205,7 +207,7 @@ def read_records(path: Path) -> tuple[list[bytes], RecordProblem | None]:
 
 
 class IndexedImage(NamedTuple):
-    """One image record as the image index lists it."""
+    """One image record (or, with its `plugin`, a record of tbimg's own data) as the image index lists it."""
 
     offset: int
     step: int
@@ -214,6 +216,7 @@ class IndexedImage(NamedTuple):
     width: int
     height: int
     tag: str
+    plugin: str = "images"
 
 
 def index_name(event_file_name: str) -> str:
@@ -222,7 +225,8 @@ def index_name(event_file_name: str) -> str:
 
 
 def index_line(image: IndexedImage) -> bytes:
-    return json.dumps(list(image), separators=(",", ":")).encode() + b"\n"
+    fields = list(image) if image.plugin != "images" else list(image)[:-1]
+    return json.dumps(fields, separators=(",", ":")).encode() + b"\n"
 
 
 def covered_line(size: int) -> bytes:
@@ -248,11 +252,12 @@ def parse_index(data: bytes) -> tuple[list[IndexedImage], int, int]:
                 images += (image for image in pending if image.offset < covered)
                 pending, read = [], end + 1
             else:
-                offset, step, wall_time, samples, width, height, tag = item
-                if not isinstance(tag, str):
+                offset, step, wall_time, samples, width, height, tag, *plugin = item
+                if not isinstance(tag, str) or not all(isinstance(name, str) for name in plugin[:1]):
                     raise ValueError(tag)
                 sizes = (_whole(samples), _whole(width), _whole(height))
-                pending.append(IndexedImage(_whole(offset), _whole(step), float(wall_time), *sizes, tag))
+                at = (_whole(offset), _whole(step), float(wall_time))
+                pending.append(IndexedImage(*at, *sizes, tag, *plugin[:1]))
         except (ValueError, TypeError, KeyError):
             break
         position = end + 1

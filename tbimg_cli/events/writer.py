@@ -262,6 +262,34 @@ class EventWriter:
         tensor.string_val.append(markdown.encode())
         self._write_event(event)
 
+    def tensor(self, tag: str, array: ArrayLike, step: int, plugin: str, content: bytes = b"") -> None:
+        """A numeric array as a tensor summary of `plugin` (tbimg's own data: the confusion explorer's).
+
+        TensorBoard's dashboards show no plugin they do not know, so these stay out of their way; a plugin
+        whose name starts with "tbimg" is listed in the image index, for the tbimg tab.
+
+        Raises:
+            InputError: for a dtype other than uint8, int32, int64 or float32, or a negative step.
+            WriterClosedError: after `close()`.
+        """
+        import numpy as np
+        from tensorboard.compat.proto import summary_pb2, types_pb2
+
+        self._check_open()
+        data = np.ascontiguousarray(array)
+        dtypes = {"uint8": types_pb2.DT_UINT8, "int32": types_pb2.DT_INT32, "int64": types_pb2.DT_INT64}
+        dtypes["float32"] = types_pb2.DT_FLOAT
+        if data.dtype.name not in dtypes:
+            raise InputError(f"a tensor summary of {data.dtype} is not written; give uint8, int32, int64 or float32")
+        plugin_data = summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin, content=content)
+        event, tensor = self._new_value(tag, summary_pb2.SummaryMetadata(plugin_data=plugin_data), step)
+        tensor.dtype = dtypes[data.dtype.name]
+        tensor.tensor_shape.SetInParent()
+        for size in data.shape:
+            tensor.tensor_shape.dim.add(size=size)
+        tensor.tensor_content = data.astype(data.dtype.newbyteorder("<"), copy=False).tobytes()
+        self._write_event(event, (tag, 0, 0, 0) if plugin.startswith("tbimg") else None, plugin)
+
     def flush(self) -> None:
         """Hand what was written to the operating system, so a TensorBoard reading the run sees it."""
         if self._parent is not None:
@@ -322,14 +350,15 @@ class EventWriter:
         value.metadata.CopyFrom(summary_metadata)
         return event, value.tensor
 
-    def _write_event(self, event: Any, image: tuple[str, int, int, int] | None = None) -> None:
-        """Gather one event's record; `image` (tag, samples, width, height) lists an image record in the index."""
+    def _write_event(self, event: Any, image: tuple[str, int, int, int] | None = None, plugin: str = "images") -> None:
+        """Gather one event's record; `image` (tag, samples, width, height) lists it in the index."""
         if self._file is None:
             self._open()
         if image is not None and self._index_path is not None:
             tag, samples, width, height = image
             offset = self._file_bytes + len(self._pending)
-            self._index_pending.append(IndexedImage(offset, event.step, event.wall_time, samples, width, height, tag))
+            at = (offset, event.step, event.wall_time)
+            self._index_pending.append(IndexedImage(*at, samples, width, height, tag, plugin))
         self._pending += frame(event.SerializeToString())
         if len(self._pending) >= BUFFER_BYTES:
             self._drain()

@@ -27,6 +27,7 @@ ReadAt = Callable[[int, int], bytes]  # (position, count) -> up to count bytes f
 WINDOW_BYTES = 32  # read past the prefix at once: a string's key and length (two varints), then jumped over
 PREFIX_BYTES = 512  # read at a record's start: an event's step, time, tag and an image's size fit
 IMAGES = "images"
+OWN_PLUGIN_PREFIX = "tbimg."  # tbimg's own tensor summaries (the confusion explorer's), listed by the index
 
 _DOUBLE = struct.Struct("<d")
 _VARINT, _FIXED64, _LENGTH_DELIMITED, _FIXED32 = 0, 1, 2, 5
@@ -259,6 +260,17 @@ def image_values(event: ScannedEvent, plugin_of: dict[str, str]) -> list[ImageVa
             plugin = plugin_of.get(tag, "")
         if kind == "image" or (kind == "tensor" and plugin == IMAGES and samples > 0):
             found.append(ImageValue(number, tag, width, height, samples))
+    return found
+
+
+def own_data_values(event: ScannedEvent, plugin_of: dict[str, str]) -> list[tuple[int, str, str]]:
+    """(value number, tag, plugin) of the event's tensors of tbimg's own plugins (`tbimg.*`): the confusion
+    explorer's counts, examples and thumbnails. Call after `image_values`, which keeps `plugin_of`."""
+    found = []
+    for number, tag, plugin, kind, *_ in event.values:
+        plugin = plugin or plugin_of.get(tag, "")
+        if kind == "tensor" and plugin.startswith(OWN_PLUGIN_PREFIX):
+            found.append((number, tag, plugin))
     return found
 
 

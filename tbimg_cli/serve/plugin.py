@@ -28,6 +28,7 @@ STATIC = {
     "/index.js": "text/javascript",
     "/display.js": "text/javascript",
     "/strip.js": "text/javascript",
+    "/confusion.js": "text/javascript",
     "/style.css": "text/css",
 }
 MAGIC = (
@@ -66,6 +67,15 @@ class TbimgPlugin(_base_plugin().TBPlugin):  # type: ignore[misc]  # TensorBoard
         self._index: Any = None
         self._refreshed_at = 0.0
         self._lock = threading.Lock()
+        if self._logdir:  # the index is read while TensorBoard starts up, not at the page's first request
+            threading.Thread(target=self._read_ahead, name="tbimg-index", daemon=True).start()
+
+    def _read_ahead(self) -> None:
+        try:
+            self._current()
+        except Exception:
+            with self._lock:
+                self._index, self._refreshed_at = None, 0.0
 
     def is_active(self) -> bool:
         return bool(self._logdir)
@@ -77,6 +87,8 @@ class TbimgPlugin(_base_plugin().TBPlugin):  # type: ignore[misc]  # TensorBoard
         from werkzeug import wrappers
 
         routes = {"/series": self._series, "/steps": self._steps, "/image": self._image}
+        routes.update({"/confusions": self._confusions, "/confusion": self._confusion, "/cell": self._cell})
+        routes.update({"/counts": self._counts, "/thumbnail": self._thumbnail})
         apps = {path: wrappers.Request.application(route) for path, route in routes.items()}
         apps.update({path: wrappers.Request.application(self._static) for path in STATIC})
         return apps
@@ -106,6 +118,66 @@ class TbimgPlugin(_base_plugin().TBPlugin):  # type: ignore[misc]  # TensorBoard
             return http_util.Respond(request, "this sample is not an image format a browser shows", "text/plain", 415)
         return http_util.Respond(request, data, kind)  # not cached: a step written again shows its last record
 
+    def _confusions(self, request: Any) -> Any:
+        from tbimg_cli.serve import confusion
+
+        def both() -> dict[str, Any]:
+            index = self._current()
+            return {"matrices": confusion.listing(index), "pictures_only": confusion.pictures_only(index)}
+
+        return self._answer(request, both)
+
+    def _confusion(self, request: Any) -> Any:
+        from tbimg_cli.serve import confusion
+
+        run, tag = request.args.get("run", ""), request.args.get("tag", "")
+        with_counts = not request.args.get("classes_only")
+        return self._answer(
+            request,
+            lambda: confusion.counts(self._current(), run, tag, _number(request, "step"), with_counts=with_counts),
+        )
+
+    def _counts(self, request: Any) -> Any:
+        from tensorboard.backend import http_util
+
+        from tbimg_cli.serve import confusion
+
+        try:
+            run, tag = request.args.get("run", ""), request.args.get("tag", "")
+            data = confusion.counts_bytes(self._current(), run, tag, _number(request, "step"))
+        except _BadNumber as exc:
+            return http_util.Respond(request, str(exc), "text/plain", code=400)
+        except LogReadError as exc:
+            return http_util.Respond(request, str(exc), "text/plain", code=404)
+        return http_util.Respond(request, data, "application/octet-stream")
+
+    def _cell(self, request: Any) -> Any:
+        from tbimg_cli.serve import confusion
+
+        run, tag = request.args.get("run", ""), request.args.get("tag", "")
+
+        def examples() -> dict[str, Any]:
+            true = _number(request, "true") if request.args.get("true", "") != "" else None
+            pred = _number(request, "pred") if request.args.get("pred", "") != "" else None
+            return confusion.cell(self._current(), run, tag, _number(request, "step"), true, pred)
+
+        return self._answer(request, examples)
+
+    def _thumbnail(self, request: Any) -> Any:
+        from tensorboard.backend import http_util
+
+        from tbimg_cli.serve import confusion
+
+        try:
+            run, tag = request.args.get("run", ""), request.args.get("tag", "")
+            step, example = _number(request, "step"), _number(request, "index")
+            data = confusion.thumbnail(self._current(), run, tag, step, example)
+        except _BadNumber as exc:
+            return http_util.Respond(request, str(exc), "text/plain", code=400)
+        except LogReadError as exc:
+            return http_util.Respond(request, str(exc), "text/plain", code=404)
+        return http_util.Respond(request, data, "image/png")
+
     def _static(self, request: Any) -> Any:
         from tensorboard.backend import http_util
 
@@ -118,6 +190,8 @@ class TbimgPlugin(_base_plugin().TBPlugin):  # type: ignore[misc]  # TensorBoard
 
         try:
             payload = work()
+        except _BadNumber as exc:
+            return http_util.Respond(request, json.dumps({"error": str(exc)}), "application/json", code=400)
         except LogReadError as exc:
             return http_util.Respond(request, json.dumps({"error": str(exc)}), "application/json", code=404)
         return http_util.Respond(request, json.dumps(payload), "application/json")
@@ -135,3 +209,14 @@ class TbimgPlugin(_base_plugin().TBPlugin):  # type: ignore[misc]  # TensorBoard
                 self._index.refresh()
                 self._refreshed_at = time.monotonic()
             return self._index
+
+
+class _BadNumber(LogReadError):
+    """A query argument that should be a whole number is not (400, not 404)."""
+
+
+def _number(request: Any, name: str) -> int:
+    try:
+        return int(request.args.get(name, ""))
+    except ValueError:
+        raise _BadNumber(f"{name} must be a whole number") from None

@@ -56,6 +56,7 @@ class TrainSettings:
     batch_size: int = 32
     seed: int | None = None
     limit_train: int | None = None
+    limit_test: int | None = None  # validate (and explore) on the first N test images only
     max_misclassified: int = 25
     data_dir: Path | None = None
     offline: bool = False
@@ -170,7 +171,7 @@ def run(
                 observer,
                 on_run_created if chief else None,
                 (run_dir, location),
-                reader.submit(_read, files, settings.limit_train),
+                reader.submit(_read, files, settings.limit_train, settings.limit_test),
             )
             result.tags = _tags_written(run_dir)
         result.upload_error = upload_failures[0] if upload_failures else None
@@ -392,8 +393,10 @@ def _locate(settings: TrainSettings) -> tuple[data.SplitFiles, data.SplitFiles]:
     return train, test
 
 
-def _read(files: tuple[data.SplitFiles, data.SplitFiles], limit_train: int | None) -> TrainingArrays:
+def _read(
+    files: tuple[data.SplitFiles, data.SplitFiles], limit_train: int | None, limit_test: int | None = None
+) -> TrainingArrays:
     """(train images, train labels, test images, test labels) of the located files."""
     train, test = files
-    train_images = train.images(limit_train)
-    return train_images, train.labels()[: len(train_images)], test.images(), test.labels()
+    train_images, test_images = train.images(limit_train), test.images(limit_test)
+    return train_images, train.labels()[: len(train_images)], test_images, test.labels()[: len(test_images)]

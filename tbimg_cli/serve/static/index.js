@@ -6,6 +6,7 @@
 
 import { autoWindow, COLOUR_MAPS, decode, difference, maxValue, NEUTRAL, render as draw, unchanged, valuesAt } from "./display.js";
 import { Strip } from "./strip.js";
+import { closeConfusion, openConfusion, params as confusionParams } from "./confusion.js";
 
 const PANE = 400; // a pane's width in CSS pixels at "fit"
 const state = { tag: null, runs: [], step: null, stepB: null, mode: "side", zoom: null, panX: 0, panY: 0, swipe: 0.5, blink: 0, display: { ...NEUTRAL } };
@@ -16,6 +17,9 @@ let drawing = 0; // which show() is current: an older one that finishes late dra
 let autoOfTag = null; // { tag, low, high }: the window of a tag's 16-bit images, from the first one shown
 let strip = null;
 let root;
+let confusions = { matrices: [], pictures_only: [] }; // from the `confusions` route
+let view = "images"; // or "confusion": the explorer, in a root of its own
+let cmRoot = null;
 const paneSources = new WeakMap(); // pane -> its sources, for the readout and redrawing
 window.tbimgTimings = []; // milliseconds from a step asked for to every visible pane drawn (bench/)
 
@@ -28,14 +32,46 @@ export async function render() {
   root.className = "tbimg";
   document.body.appendChild(root);
   readHash();
-  series = await getJson("series");
+  const none = { matrices: [], pictures_only: [] };
+  [series, confusions] = await Promise.all([getJson("series"), getJson("confusions").catch(() => none)]);
+  const anyMatrix = confusions.matrices.length + confusions.pictures_only.length > 0;
+  document.addEventListener("keydown", onKey);
+  if (anyMatrix && (view === "confusion" || !series.some((s) => !s.tag.endsWith("Confusion Matrix")))) return showConfusion();
   if (!series.length) {
     root.innerHTML = '<div class="empty">No image summaries in this logdir yet.</div>';
     return;
   }
+  await showImages();
+}
+
+async function showImages() {
+  view = "images";
   if (!state.tag || !series.some((s) => s.tag === state.tag)) state.tag = series[0].tag;
-  document.addEventListener("keydown", onKey);
   await chooseTag(state.tag, state.runs);
+}
+
+// The confusion explorer, in place of the image view; its state goes into the URL as the image view's does.
+async function showConfusion() {
+  view = "confusion";
+  root.style.display = "none";
+  cmRoot = document.createElement("div");
+  cmRoot.className = "tbimg cm";
+  document.body.appendChild(cmRoot);
+  const back = () => {
+    closeConfusion();
+    cmRoot.remove();
+    root.style.display = "";
+    view = "images";
+    if (!series.length) root.innerHTML = '<div class="empty">No image summaries in this logdir yet.</div>';
+    else if (!root.querySelector(".panes")) showImages();
+    else writeHashNow();
+  };
+  const write = () => {
+    const address = new URL(location.href);
+    address.hash = new URLSearchParams(confusionParams()).toString();
+    if (address.href !== location.href) history.replaceState(null, "", address.href);
+  };
+  await openConfusion(cmRoot, confusions, new URLSearchParams(location.hash.slice(1)), write, back);
 }
 
 async function getJson(url) {
@@ -96,6 +132,7 @@ function layout() {
     <aside>
       <h3>Tags</h3>${tags.map((t) => `<div class="tag${t === state.tag ? " selected" : ""}" data-tag="${escape(t)}">${escape(t)}</div>`).join("")}
       <h3>Runs</h3>${runsOf(state.tag).map((r) => `<label><input type="checkbox" data-run="${escape(r)}"${state.runs.includes(r) ? " checked" : ""}> ${escape(r)}</label>`).join("")}
+      ${confusions.matrices.length + confusions.pictures_only.length ? `<h3>Confusion matrices</h3><div class="tag cm-open" title="every cell's examples, every step, two steps or runs compared">explore ${confusions.matrices.length + confusions.pictures_only.length} →</div>` : ""}
     </aside>
     <main>
       <div class="bar">
@@ -125,7 +162,9 @@ function layout() {
       <div class="strip" title="every step of the first run; only those in view are loaded"></div>
       <div class="panes"></div>
     </main>`;
-  root.querySelectorAll(".tag").forEach((el) => (el.onclick = () => chooseTag(el.dataset.tag, [])));
+  root.querySelectorAll(".tag[data-tag]").forEach((el) => (el.onclick = () => chooseTag(el.dataset.tag, [])));
+  const explore = root.querySelector(".cm-open");
+  if (explore) explore.onclick = () => showConfusion();
   root.querySelectorAll("input[data-run]").forEach(
     (el) =>
       (el.onchange = () => {
@@ -205,7 +244,7 @@ function setWindow(how) {
 }
 
 function onKey(event) {
-  if (event.target.tagName === "INPUT" && event.target.type === "number") return;
+  if (view !== "images" || (event.target.tagName === "INPUT" && event.target.type === "number")) return;
   const keys = { ArrowLeft: () => go("prev"), ArrowRight: () => go("next"), Home: () => go("first"), End: () => go("last"),
     "+": () => zoom("in"), "=": () => zoom("in"), "-": () => zoom("out"), f: () => zoom("fit"), 1: () => zoom("one"),
     b: () => { state.blink = 1 - state.blink; transform(); } };
@@ -489,6 +528,7 @@ function writeHash() {
 }
 
 function writeHashNow() {
+  if (view !== "images") return;
   const d = state.display;
   const params = new URLSearchParams({ tag: state.tag || "", runs: state.runs.join("\n"), step: String(state.step), mode: state.mode });
   if (state.stepB !== null) params.set("vs", String(state.stepB));
@@ -508,6 +548,7 @@ function writeHashNow() {
 
 function readHash() {
   const params = new URLSearchParams(location.hash.slice(1));
+  if (params.get("view") === "confusion") view = "confusion";
   const number = (name) => (params.get(name) !== null && params.get(name) !== "" && !Number.isNaN(Number(params.get(name))) ? Number(params.get(name)) : null);
   if (params.get("tag")) state.tag = params.get("tag");
   if (params.get("runs")) state.runs = params.get("runs").split("\n");
