@@ -87,8 +87,9 @@ def test_click_a_cell_to_see_its_examples_and_switch_normalisation(served):
     thumb = frame.locator(".cm-cell figure img").first
     thumb.evaluate("img => img.complete || new Promise(r => (img.onload = r))")
     level = thumb.evaluate(
-        "img => { const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;"
-        " const x = c.getContext('2d'); x.drawImage(img, 0, 0); return [img.naturalWidth, x.getImageData(3, 3, 1, 1).data[0]]; }"
+        "img => { const c = document.createElement('canvas'); c.width = img.naturalWidth;"
+        " c.height = img.naturalHeight; const x = c.getContext('2d'); x.drawImage(img, 0, 0);"
+        " return [img.naturalWidth, x.getImageData(3, 3, 1, 1).data[0]]; }"
     )
     first = int(frame.locator(".cm-cell figure").first.get_attribute("data-index"))
     assert level == [10, first % 256]  # the thumbnail is that example's input
@@ -97,7 +98,8 @@ def test_click_a_cell_to_see_its_examples_and_switch_normalisation(served):
     drawn = frame.locator("body").evaluate("() => window.tbimgCmTimings.length")
     frame.locator(".norm").select_option("counts")
     frame.locator("body").evaluate(
-        f"() => new Promise(r => {{ const t = () => window.tbimgCmTimings.length > {drawn} ? r() : setTimeout(t, 20); t(); }})"
+        "n => new Promise(r => { const t = () => (window.tbimgCmTimings.length > n ? r() : setTimeout(t, 20)); t(); })",
+        drawn,
     )
     assert frame.locator(".cm-canvas").evaluate("c => c.toDataURL()") != before
     click_cell(frame, i, None)  # a row label: every example of one true class
