@@ -116,3 +116,25 @@ def test_a_log_from_before_the_explorer_is_listed_as_a_picture(tmp_path):
         )
     listed = json.loads(client_for(tmp_path).get("/data/plugin/tbimg/confusions").get_data())
     assert listed == {"matrices": [], "pictures_only": [{"run": "old/cm", "tag": "Confusion Matrix"}]}
+
+
+def test_export_writes_each_steps_counts_as_a_csv(tmp_path):
+    import csv
+
+    from typer.testing import CliRunner
+
+    from tbimg_cli.cli.app import app
+
+    truth, logits, _ = evaluation_set()
+    for step in (0, 4):
+        log_confusion_matrix(tmp_path / "logs", truth, logits + step * np.eye(4)[truth], step, NAMES)
+    result = CliRunner().invoke(app, ["export", str(tmp_path / "logs"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "2 confusion matrices" in result.output
+    folder = tmp_path / "out" / "cm" / "Confusion Matrix"
+    for step in (0, 4):
+        rows = list(csv.reader((folder / f"confusion-{step}.csv").open(encoding="utf-8")))
+        assert rows[0] == ["true \\ predicted", *NAMES] and [row[0] for row in rows[1:]] == NAMES
+        expected = confusion_matrix(truth, (logits + step * np.eye(4)[truth]).argmax(axis=1), labels=range(4))
+        assert [[int(v) for v in row[1:]] for row in rows[1:]] == expected.tolist()
+    assert not list(folder.parent.glob("*examples*"))  # the explorer's other tensors are not exported

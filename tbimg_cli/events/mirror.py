@@ -253,11 +253,12 @@ class Mirror:
             if not whole:
                 return
             name = self._put(state, relative, chunk[:whole])
-            if events:
-                self._put_index(local, name, state.offset, state.offset + whole)
+            start = state.offset
             state.offset += whole
             state.pieces += 1
-            self._state.save(self.staging)
+            self._state.save(self.staging)  # before the index: a retry must never upload these records again
+            if events:
+                self._put_index(local, name, start, state.offset)
             if len(chunk) < MAX_PIECE_BYTES:
                 return
 
@@ -270,7 +271,11 @@ class Mirror:
             return
         folder, _, name = piece.rpartition("/")
         data = index_piece(lines, start, end)
-        bounded(self._fs, "pipe_file", f"{folder}/{index_name(name)}", data, seconds=self._request_timeout(len(data)))
+        seconds = self._request_timeout(len(data))
+        try:
+            bounded(self._fs, "pipe_file", f"{folder}/{index_name(name)}", data, seconds=seconds)
+        except Exception:  # a piece without its index is read record by record: slower, never lost
+            self.failures += 1
 
     def _put(self, state: _FileState, relative: str, data: bytes) -> str:
         """One new object, and its name; create-only where the store can, and never over another object."""

@@ -6,6 +6,8 @@ Per run (the logdir's own events go straight into `--out`):
     <out>/<run>/<tag>/step-<step>.md               each text summary (the confusion matrix's table...)
     <out>/<run>/scalars.csv                        tag,step,wall_time,value: one row per scalar event
     <out>/<run>/<tag>.gif                          with --animate: sample 0 of every step, in step order
+    <out>/<run>/<matrix tag>/confusion-<step>.csv  a confusion matrix's counts (tbimg's explorer data): a
+                                                   header of predicted classes, a row per true class
 
 Filters compose: `--run` and `--tag` are regular expressions searched in the
 name, as TensorBoard's filter boxes do (a string that is not a valid
@@ -23,37 +25,34 @@ anything is written.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import re
-import unicodedata
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
 from tbimg_cli.errors import InputError, LogReadError
-from tbimg_cli.logs.readback import IMAGES, SCALARS, TEXT, FileProblem, Logdir, map_runs, open_logdir, run_values
+from tbimg_cli.logs.export_paths import SCALARS_FILE, ExportPaths, distinct_run_folders, safe_component
+from tbimg_cli.logs.readback import (
+    CONFUSION,
+    COUNTS_SUFFIX,
+    IMAGES,
+    SCALARS,
+    TEXT,
+    FileProblem,
+    Logdir,
+    map_runs,
+    open_logdir,
+    run_values,
+)
 from tbimg_cli.words import counted
 
-MAX_COMPONENT = 100  # characters in one exported folder or file name
-MAX_COMPONENT_BYTES = 200  # and its UTF-8 bytes: file systems count bytes (255), and a suffix may follow
-SCALARS_FILE = "scalars.csv"
+__all__ = ["SCALARS_FILE", "ExportPaths", "distinct_run_folders", "export_logdir", "safe_component"]
+
 GIF_FRAME_MS = 500  # two frames a second: an epoch at a glance
 GIF_LAST_FRAME_MS = 2000  # hold the final state before the loop starts again
-# What no common file system takes in a name (Windows' set, which includes the others'), and control
-# characters. Everything else stays as it is, so 日本 and café remain readable.
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f"*/:<>?\\|]')
-# Names Windows reserves whatever the extension.
-_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
-_MAGIC = (
-    (b"\x89PNG\r\n\x1a\n", ".png"),
-    (b"\xff\xd8\xff", ".jpg"),
-    (b"GIF87a", ".gif"),
-    (b"GIF89a", ".gif"),
-    (b"BM", ".bmp"),
-)
 
 
 @dataclass(frozen=True)
@@ -100,6 +99,7 @@ class RunExport:
     files: list[Path] = field(default_factory=list)
     images: int = 0
     texts: int = 0
+    matrices: int = 0  # confusion-<step>.csv files
     scalar_rows: int = 0
     animations: int = 0
     tags: set[str] = field(default_factory=set)
@@ -123,6 +123,7 @@ class ExportResult(RunExport):
         self.files += part.files
         self.images += part.images
         self.texts += part.texts
+        self.matrices += part.matrices
         self.scalar_rows += part.scalar_rows
         self.animations += part.animations
         self.problems += part.problems
@@ -138,6 +139,8 @@ class ExportResult(RunExport):
         parts = [counted(self.images, "image")]
         if self.texts:
             parts.append(counted(self.texts, "text"))
+        if self.matrices:
+            parts.append(f"{self.matrices} confusion matri{'x' if self.matrices == 1 else 'ces'}")
         if self.scalar_rows:
             parts.append(counted(self.scalar_rows, "scalar"))
         if self.animations:
@@ -149,6 +152,7 @@ class ExportResult(RunExport):
             "out": str(self.out),
             "images": self.images,
             "texts": self.texts,
+            "matrices": self.matrices,
             "scalar_rows": self.scalar_rows,
             "animations": self.animations,
             "runs": sorted(self.runs),
@@ -255,11 +259,11 @@ def _export_run(
     keep_tag: dict[str, bool] = {}
     low, high = job.wanted.steps
     try:
-        for value in run_values(Logdir(location), run, files, part.problems, {IMAGES, SCALARS, TEXT}):
+        for value in run_values(Logdir(location), run, files, part.problems, {IMAGES, SCALARS, TEXT, CONFUSION}):
             tag, step = value.tag, value.step
             keep = keep_tag.get(tag)
             if keep is None:
-                keep = keep_tag[tag] = value.plugin in (IMAGES, SCALARS, TEXT) and _matches(job.wanted.tag, tag)
+                keep = keep_tag[tag] = _exported(value.plugin, tag, job.wanted.tag)
             if not keep or (low is not None and step < low) or (high is not None and step > high):
                 continue
             part.tags.add(tag)
@@ -268,6 +272,11 @@ def _export_run(
                     scalars = _ScalarsFile(paths.for_scalars(run), write, planning=planning)
                 scalars.add(tag, step, value.wall_time, value.data)
                 part.scalar_rows += 1
+            elif value.plugin == CONFUSION:
+                if value.data is not None:
+                    matrix_tag = tag.removesuffix(COUNTS_SUFFIX)
+                    write(paths.for_confusion(run, matrix_tag, step), partial(_write_confusion, counts=value.data))
+                    part.matrices += 1
             elif value.plugin == IMAGES:
                 _, _, samples = value.data
                 for index, data in enumerate(samples):
@@ -281,11 +290,7 @@ def _export_run(
     finally:
         if scalars is not None:
             scalars.close()
-    for tag, by_step in frames.items():
-        if len(by_step) > 1:
-            ordered = [by_step[s] for s in sorted(by_step)]
-            write(paths.for_animation(run, tag), partial(_write_gif, frames=ordered))
-            part.animations += 1
+    part.animations += _write_animations(run, frames, paths, write)
     part.tag_folders = {tag: folder for tag in part.tags if (folder := paths.tag_folder(run, tag)) is not None}
     return part
 
@@ -334,6 +339,36 @@ def _csv_field(text: str) -> str:
     return buffer.getvalue().rstrip("\r\n")
 
 
+def _write_animations(
+    run: str, frames: dict[str, dict[int, bytes]], paths: ExportPaths, write: Callable[[Path, Any], None]
+) -> int:
+    """A GIF of sample 0 of every step, per tag of more than one step; how many."""
+    written = 0
+    for tag, by_step in frames.items():
+        if len(by_step) > 1:
+            ordered = [by_step[s] for s in sorted(by_step)]
+            write(paths.for_animation(run, tag), partial(_write_gif, frames=ordered))
+            written += 1
+    return written
+
+
+def _exported(plugin: str, tag: str, pattern: str | None) -> bool:
+    """Whether a tag's values are exported: images, scalars, text, a confusion matrix's counts (by its
+    matrix's tag, as `--tag` names it)."""
+    if plugin not in (IMAGES, SCALARS, TEXT) and not (plugin == CONFUSION and tag.endswith(COUNTS_SUFFIX)):
+        return False
+    return _matches(pattern, tag.removesuffix(COUNTS_SUFFIX) if plugin == CONFUSION else tag)
+
+
+def _write_confusion(path: Path, counts: tuple[list[str], Any]) -> None:
+    names, matrix = counts
+    with open(path, "w", newline="", encoding="utf-8") as stream:
+        rows = csv.writer(stream)
+        rows.writerow(["true \\ predicted", *names])
+        for name, row in zip(names, matrix.tolist(), strict=True):
+            rows.writerow([name, *row])
+
+
 def _write_gif(path: Path, frames: list[bytes]) -> None:
     """An animated GIF of the frames (any format Pillow reads), same size as the first, looping forever."""
     from PIL import Image
@@ -350,118 +385,6 @@ def _write_gif(path: Path, frames: list[bytes]) -> None:
 
 
 # Safe export paths
-
-
-def distinct_run_folders(out: Path, runs: Iterable[str]) -> dict[str, Path]:
-    """A folder under `out` for each run, never one for two runs: names that clean up alike (or differ
-    only in case, as two runs would on a case-insensitive disk) get `~2`, `~3`... The logdir's own
-    events (run ".") go straight into `out`."""
-    folders: dict[str, Path] = {}
-    taken: set[str] = set()
-    for run in runs:
-        wanted = out if run == "." else out / safe_relative(run)
-        folder, n = wanted, 1
-        while str(folder).casefold() in taken:
-            n += 1
-            folder = wanted.with_name(f"{wanted.name}~{n}")
-        taken.add(str(folder).casefold())
-        folders[run] = folder
-    return folders
-
-
-def safe_component(text: str) -> str:
-    """One folder or file name: no character a common file system refuses, never '.', '..' or a device
-    name, and short enough for any of them; letters of every script stay as they are."""
-    cleaned = _UNSAFE.sub("_", unicodedata.normalize("NFC", text)).strip(" .")
-    if not cleaned:  # "", ".", ".." and the like
-        cleaned = "_"
-    if cleaned.split(".")[0].lower() in _RESERVED:
-        cleaned = "_" + cleaned
-    if len(cleaned) > MAX_COMPONENT or len(cleaned.encode()) > MAX_COMPONENT_BYTES:
-        digest = hashlib.sha1(text.encode()).hexdigest()[:10]
-        kept = cleaned[: MAX_COMPONENT - 11]
-        while len(kept.encode()) > MAX_COMPONENT_BYTES - 11:
-            kept = kept[:-1]
-        cleaned = kept + "-" + digest
-    return cleaned
-
-
-def safe_relative(text: str) -> Path:
-    """A tag or run ("a/b/c") as nested safe folders; empty parts and '..' cannot climb."""
-    parts = [safe_component(p) for p in text.split("/") if p not in ("", ".")]
-    return Path(*parts) if parts else Path("_")
-
-
-def extension(data: bytes) -> str:
-    """Keep the format a writer stored (PNG, JPEG, GIF...): bytes are never re-encoded."""
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return ".webp"
-    for magic, ext in _MAGIC:
-        if data.startswith(magic):
-            return ext
-    return ".bin"
-
-
-class ExportPaths:
-    """Hands out distinct, safe paths under one output folder.
-
-    Distinct also means no file where another output needs a folder: tags `a`
-    and `a/step-0-0.png` would otherwise claim `a/step-0-0.png` as both.
-    """
-
-    def __init__(self, out: Path, run_folders: dict[str, Path]):
-        self.out = Path(out)
-        self.run_folders = run_folders
-        self._root = self.out.resolve()
-        self._files: set[Path] = set()
-        self._folders: set[Path] = set()
-        self._folder_of: dict[tuple[str, str], Path] = {}
-
-    def for_sample(self, run: str, tag: str, step: int, index: int, data: bytes) -> Path:
-        return self._claim(self._tag_folder(run, tag), f"step-{step}-{index}", extension(data))
-
-    def for_text(self, run: str, tag: str, step: int) -> Path:
-        return self._claim(self._tag_folder(run, tag), f"step-{step}", ".md")
-
-    def for_scalars(self, run: str) -> Path:
-        stem, ext = SCALARS_FILE.rsplit(".", 1)
-        return self._claim(self._free_folder(self._run_folder(run)), stem, "." + ext)
-
-    def for_animation(self, run: str, tag: str) -> Path:
-        tag_path = self._run_folder(run) / safe_relative(tag)
-        return self._claim(self._free_folder(tag_path.parent), tag_path.name, ".gif")
-
-    def tag_folder(self, run: str, tag: str) -> Path | None:
-        return self._folder_of.get((run, tag))
-
-    def _run_folder(self, run: str) -> Path:
-        return self.run_folders[run]
-
-    def _tag_folder(self, run: str, tag: str) -> Path:
-        folder = self._folder_of.get((run, tag))
-        if folder is None:
-            folder = self._folder_of[(run, tag)] = self._free_folder(self._run_folder(run) / safe_relative(tag))
-        return folder
-
-    def _free_folder(self, folder: Path) -> Path:
-        """`folder`, renamed where one of its parts is already a file."""
-        n = 1
-        while clash := next((p for p in (*reversed(folder.parents), folder) if p in self._files), None):
-            n += 1  # rename the part that is already a file, keep what is below it
-            folder = clash.with_name(f"{clash.name}~{n}") / folder.relative_to(clash)
-        return folder
-
-    def _claim(self, folder: Path, stem: str, ext: str) -> Path:
-        path = folder / f"{stem}{ext}"
-        n = 1
-        while path in self._files or path in self._folders:
-            n += 1
-            path = folder / f"{stem}~{n}{ext}"
-        if not path.resolve().is_relative_to(self._root):  # belt and braces: never outside --out
-            raise ValueError(f"export path {path} escapes {self.out}")
-        self._files.add(path)
-        self._folders.update(p for p in path.parents if p.is_relative_to(self.out) and p != self.out)
-        return path
 
 
 def _matches(pattern: str | None, name: str) -> bool:

@@ -34,6 +34,8 @@ from tbimg_cli.events.records import EVENT_FILE_MARKER, INDEX_MARKER, RecordProb
 PARALLEL_BYTES = 16 << 20  # below this a log reads faster in one process than a pool starts
 PIECE_BYTES = 4 << 20  # no smaller pieces of a file: finding where a piece's records start has a cost
 IMAGES, SCALARS, TEXT = "images", "scalars", "text"
+CONFUSION = "tbimg.confusion"  # the confusion explorer's tensors; read back: a matrix's counts and class names
+COUNTS_SUFFIX = " (counts)"
 # TensorProto dtypes whose scalar value is read directly (DT_FLOAT, DT_DOUBLE, DT_INT32, DT_INT64, DT_HALF).
 _FLOAT, _DOUBLE, _INT32, _INT64, _HALF = 1, 2, 3, 9, 19
 _SCALAR_FORMATS = {_FLOAT: "<f", _DOUBLE: "<d", _INT32: "<i", _INT64: "<q", _HALF: "<e"}
@@ -369,7 +371,27 @@ def _decode(kind: str | None, plugin: str, value: Any) -> Any:
         if not strings:
             raise ValueError("a text summary holds no string")
         return "\n\n".join(s.decode("utf-8", "replace") for s in strings)
+    if plugin == CONFUSION and value.tag.endswith(COUNTS_SUFFIX):
+        return _confusion_counts(value)
     return None
+
+
+def _confusion_counts(value: Any) -> tuple[list[str], Any]:
+    """(class names, int64 [classes, classes] counts) of the confusion explorer's counts tensor."""
+    import json
+
+    from tensorboard.util import tensor_util
+
+    matrix = tensor_util.make_ndarray(value.tensor)
+    try:
+        names = json.loads(value.metadata.plugin_data.content or b"{}").get("classes") or []
+    except (ValueError, AttributeError):
+        names = []
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"a confusion matrix's counts must be square, this one is {matrix.shape}")
+    if len(names) != len(matrix):
+        names = [str(i) for i in range(len(matrix))]
+    return [str(name) for name in names], matrix
 
 
 def _scalar(tensor: Any) -> float:
