@@ -76,8 +76,8 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(30)
-    size = sum(p.stat().st_size for p in (logs / "fashion" / "cm").glob("*")) / 2**20
-    print(f"the cm run: {size:.1f} MiB")
+    for folder in sorted(logs.rglob("cm")):
+        print(f"{folder.relative_to(logs)}: {sum(p.stat().st_size for p in folder.glob('*')) / 2**20:.1f} MiB")
 
 
 if __name__ == "__main__":

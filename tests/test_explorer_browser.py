@@ -98,7 +98,7 @@ def test_click_a_cell_to_see_its_examples_and_switch_normalisation(served):
     drawn = frame.locator("body").evaluate("() => window.tbimgCmTimings.length")
     frame.locator(".norm").select_option("counts")
     frame.locator("body").evaluate(
-        "n => new Promise(r => { const t = () => (window.tbimgCmTimings.length > n ? r() : setTimeout(t, 20)); t(); })",
+        "(_, n) => new Promise(r => { const t = () => (tbimgCmTimings.length > n ? r() : setTimeout(t, 20)); t(); })",
         drawn,
     )
     assert frame.locator(".cm-canvas").evaluate("c => c.toDataURL()") != before

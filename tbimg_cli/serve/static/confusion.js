@@ -6,7 +6,8 @@
 
 const SIDE = 560; // the matrix's drawn size in CSS pixels at zoom 1
 const MARGIN = 96; // room for class names left of and above the matrix, when they fit
-const KEPT = 8; // counts of this many (run, step)s kept in memory: a slider moved back and forth fetches nothing
+const KEPT_BYTES = 64 << 20; // counts kept in memory (every step of a 1,000-class matrix over 16 epochs)
+const KEPT_LEAST = 4; // steps kept however large the matrix
 const state = { run: null, tag: null, step: null, norm: "true", vsRun: null, vsStep: null, cell: null, zoom: 1, sort: "class" };
 let matrices = [];
 let picturesOnly = [];
@@ -181,9 +182,33 @@ function load(run, step) {
     })();
     loading.catch(() => counts.delete(key));
     counts.set(key, loading);
-    while (counts.size > KEPT) counts.delete(counts.keys().next().value);
+    while (counts.size > kept()) counts.delete(counts.keys().next().value);
   }
   return counts.get(key);
+}
+
+function kept() {
+  const classes = (classesOf[`${state.run}|${state.tag}`] || []).length || 1;
+  return Math.max(KEPT_LEAST, Math.floor(KEPT_BYTES / (classes * classes * 4)));
+}
+
+// After a step is drawn, the run's other steps are fetched one at a time while they fit in memory: a
+// slider moved anywhere then draws without waiting for the network.
+let prefetching = null;
+async function prefetch() {
+  const key = `${state.run}|${state.tag}`;
+  if (prefetching === key) return;
+  prefetching = key;
+  const all = steps();
+  if (all.length > kept()) return;
+  for (const step of all) {
+    if (prefetching !== key) return;
+    try {
+      await load(state.run, step);
+    } catch {
+      return;
+    }
+  }
 }
 
 async function json(url) {
@@ -243,6 +268,7 @@ async function draw() {
   readout.textContent = shown.diff ? `difference: step ${state.step} − ${state.vsRun} step ${vsStep} (blue grew, red shrank)` : "";
   window.tbimgCmTimings.push(performance.now() - started);
   host.dataset.shown = `${state.step}`;
+  prefetch();
   if (state.cell) showCell(...state.cell);
 }
 
@@ -261,24 +287,22 @@ function paintMatrix(shown) {
   canvas.style.width = `${(margin + side) * (named ? state.zoom : scale)}px`;
   const context = canvas.getContext("2d");
   const image = context.createImageData(side, side);
-  const pixels = image.data;
+  const pixels = new Uint32Array(image.data.buffer); // one write a pixel; colours from tables, not per cell
   const data = shown.diff || shown.values;
   let top = 0;
   for (let i = 0; i < n * n; i++) if (Math.abs(data[i]) > top) top = Math.abs(data[i]);
   const worst = worstCells(shown.values, n, 3);
+  const [onDiagonal, offDiagonal, signed] = palettes();
+  const levels = top ? 255 / top : 0;
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < n; j++) {
-      const v = top ? data[i * n + j] / top : 0;
-      const rgb = shown.diff ? diverging(v) : i === j ? [255 - 200 * v, 255 - 80 * v, 255 - 200 * v] : [255 - 10 * v, 255 - 160 * v, 255 - 220 * v];
-      for (let y = 0; y < cell; y++) {
-        let at = ((i * cell + y) * side + j * cell) * 4;
-        for (let x = 0; x < cell; x++, at += 4) {
-          pixels[at] = rgb[0];
-          pixels[at + 1] = rgb[1];
-          pixels[at + 2] = rgb[2];
-          pixels[at + 3] = 255;
-        }
+      const level = Math.round(data[i * n + j] * levels); // -255..255
+      const colour = shown.diff ? signed[level + 255] : i === j ? onDiagonal[level] : offDiagonal[level];
+      if (cell === 1) {
+        pixels[i * side + j] = colour;
+        continue;
       }
+      for (let y = 0; y < cell; y++) pixels.fill(colour, (i * cell + y) * side + j * cell, (i * cell + y) * side + (j + 1) * cell);
     }
   }
   context.putImageData(image, margin, margin);
@@ -299,7 +323,8 @@ function paintMatrix(shown) {
       context.font = `${Math.min(11, cell / 3)}px sans-serif`;
       for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) {
         const v = data[i * n + j];
-        const text = state.norm === "counts" && !shown.diff ? String(v) : (shown.diff ? (v > 0 ? "+" : "") : "") + (state.norm === "counts" ? String(v) : (100 * v).toFixed(0));
+        const number = state.norm === "counts" ? v : Math.round(100 * v); // counts, or percent
+        const text = shown.diff && number > 0 ? `+${number}` : String(number === 0 ? 0 : number); // never "-0"
         context.fillStyle = Math.abs(top ? v / top : 0) > 0.6 ? "#fff" : "#212121";
         context.fillText(text, margin + j * cell + cell / 2, margin + i * cell + cell / 2);
       }
@@ -317,19 +342,49 @@ function paintMatrix(shown) {
   Object.assign(canvas.dataset, { margin: String(margin), cell: String(cell), classes: String(n) }); // for tests
 }
 
-function diverging(v) {
-  return v >= 0 ? [255 - 200 * v, 255 - 130 * v, 255] : [255, 255 + 170 * v, 255 + 200 * v];
+let palettesMade = null;
+// Colour tables as little-endian RGBA words: the diagonal green, the rest orange, a difference blue/red.
+function palettes() {
+  if (palettesMade) return palettesMade;
+  const word = ([r, g, b]) => ((255 << 24) | (Math.round(b) << 16) | (Math.round(g) << 8) | Math.round(r)) >>> 0;
+  const table = (count, colour) => Uint32Array.from({ length: count }, (_, k) => word(colour(k)));
+  palettesMade = [
+    table(256, (k) => [255 - (200 * k) / 255, 255 - (80 * k) / 255, 255 - (200 * k) / 255]),
+    table(256, (k) => [255 - (10 * k) / 255, 255 - (160 * k) / 255, 255 - (220 * k) / 255]),
+    table(511, (k) => {
+      const v = (k - 255) / 255;
+      return v >= 0 ? [255 - 200 * v, 255 - 130 * v, 255] : [255, 255 + 170 * v, 255 + 200 * v];
+    }),
+  ];
+  return palettesMade;
 }
 
 function shortName(name) {
   return name.length > 14 ? `${name.slice(0, 13)}…` : name;
 }
 
+// The `count` largest off-diagonal cells as [count, true, pred], largest first: one pass that keeps a short
+// sorted list, not a sort of a million cells (a 1,000-class matrix).
+function topCells(values, n, count) {
+  const top = [];
+  let floor = 0;
+  for (let i = 0; i < n; i++) {
+    const row = i * n;
+    for (let j = 0; j < n; j++) {
+      const v = values[row + j];
+      if (i === j || v <= floor) continue;
+      let at = top.length;
+      while (at > 0 && top[at - 1][0] < v) at--;
+      top.splice(at, 0, [v, i, j]);
+      if (top.length > count) top.pop();
+      if (top.length === count) floor = top[count - 1][0];
+    }
+  }
+  return top;
+}
+
 function worstCells(values, n, count) {
-  const found = [];
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) if (i !== j && values[i * n + j] > 0) found.push([values[i * n + j], i, j]);
-  found.sort((x, y) => y[0] - x[0]);
-  return found.slice(0, count).map(([, i, j]) => [i, j]);
+  return topCells(values, n, count).map(([, i, j]) => [i, j]);
 }
 
 // Which cell (or row / column label) the mouse is over: [true, pred], with null for "every".
@@ -398,10 +453,8 @@ function classTable(values, classes) {
 function pairs(values, classes) {
   const n = classes.length;
   const list = host.querySelector(".cm-pairs");
-  const found = [];
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) if (i !== j && values[i * n + j] > 0) found.push([values[i * n + j], i, j]);
-  found.sort((x, y) => y[0] - x[0]);
-  list.innerHTML = found.slice(0, 20).map(([c, i, j]) => `<li data-cell="${i},${j}">${escape(classes[i])} → ${escape(classes[j])}: ${c}</li>`).join("");
+  const found = topCells(values, n, 20);
+  list.innerHTML = found.map(([c, i, j]) => `<li data-cell="${i},${j}">${escape(classes[i])} → ${escape(classes[j])}: ${c}</li>`).join("");
   list.querySelectorAll("li").forEach((li) => (li.onclick = () => {
     state.cell = li.dataset.cell.split(",").map(Number);
     paintMatrix(last);
