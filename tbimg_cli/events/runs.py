@@ -145,3 +145,45 @@ def _claim(parent: Path, run_name: str | None) -> Path:
     if run_name is not None:
         raise RunDirError(f"run directory {parent / run_name} already exists: choose another --run-name")
     raise RunDirError(f"could not find a free run name under {parent}")
+
+
+RANK_CHOICES = ("zero", "all")
+
+
+def process_rank() -> int | None:
+    """This process's rank in a distributed job, or None when it is not one.
+
+    `torch.distributed`'s own rank when it is initialised (looked up only when PyTorch is already imported:
+    never imported for this), else the `RANK` that launchers (torchrun, Lightning, SLURM wrappers) set, else
+    `LOCAL_RANK`. A rank that does not read as a whole number counts as none.
+    """
+    import sys
+
+    distributed = sys.modules.get("torch.distributed")
+    if distributed is not None:
+        with contextlib.suppress(Exception):
+            if distributed.is_available() and distributed.is_initialized():
+                return int(distributed.get_rank())
+    for variable in ("RANK", "LOCAL_RANK"):
+        with contextlib.suppress(KeyError, ValueError):
+            return int(os.environ[variable])
+    return None
+
+
+def ranked_tag(tag: str, ranks: str) -> str | None:
+    """The tag this process logs `tag` under, or None when it logs nothing.
+
+    `ranks="zero"` (the default of `log_images` and `ImageLogger`): in a distributed job only rank 0 logs,
+    so no rank's images silently replace another's at the same tag and step. `ranks="all"`: every rank
+    logs, under `<tag>/rank<k>`. Outside a distributed job both log `tag` as it is.
+    """
+    from tbimg_cli.errors import InputError
+
+    if ranks not in RANK_CHOICES:
+        raise InputError(f"ranks must be one of {', '.join(map(repr, RANK_CHOICES))}, got {ranks!r}")
+    rank = process_rank()
+    if rank is None:
+        return tag
+    if ranks == "all":
+        return f"{tag}/rank{rank}"
+    return tag if rank == 0 else None

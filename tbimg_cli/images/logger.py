@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from tbimg_cli import shortcuts
 from tbimg_cli.errors import InputError, InputTypeError, TbimgError, WriterClosedError
+from tbimg_cli.events.runs import ranked_tag
 from tbimg_cli.events.writer import EventWriter, appending, check_step, run_folder
 from tbimg_cli.images import values as image_values
 from tbimg_cli.images.files import DEFAULT_MAX_PIXELS
@@ -51,6 +52,7 @@ def log_images(
     layout: Layout = "auto",
     value_range: ValueRange = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    ranks: str = "zero",
 ) -> int:
     """Write one image summary (one or more samples) and return once it is on disk.
 
@@ -73,6 +75,9 @@ def log_images(
         value_range: for values outside the rules' ranges, `(low, high)` mapped
             to 0..255, or "auto" for each array's min to max.
         max_pixels: images larger than this are refused before decoding.
+        ranks: in a distributed job (`torch.distributed`, or `RANK`/`LOCAL_RANK` set), "zero" logs on
+            rank 0 only (the others write nothing and return 0), "all" logs every rank under
+            `<tag>/rank<k>`, so that no rank's images hide another's.
 
     Returns:
         The number of samples written.
@@ -88,9 +93,12 @@ def log_images(
     """
     folder = run_folder(log_dir)
     step = _check_call(tag, step, layout, value_range)
+    logged_tag = ranked_tag(tag, ranks)
+    if logged_tag is None:
+        return 0
     encoded = image_values.encode(images, layout=layout, value_range=value_range, max_pixels=max_pixels)
     with appending(folder) as writer:
-        writer.encoded_images(tag, encoded, step, description)
+        writer.encoded_images(logged_tag, encoded, step, description)
     return len(encoded)
 
 
@@ -108,6 +116,8 @@ class ImageLogger:
         max_queued_bytes: memory the queued images may hold before `log()`
             waits for the workers (default 256 MiB; one call larger than this
             is still taken, alone).
+        ranks: as for `log_images`: "zero" (in a distributed job, only rank 0 logs; the others' `log()`
+            returns at once and no file is made) or "all" (`<tag>/rank<k>`).
 
     Example:
         >>> with ImageLogger("runs/exp1") as images:
@@ -121,8 +131,11 @@ class ImageLogger:
         *,
         workers: int | None = None,
         max_queued_bytes: int = DEFAULT_QUEUE_BYTES,
+        ranks: str = "zero",
     ) -> None:
         self.log_dir = run_folder(log_dir)
+        ranked_tag("", ranks)  # checked now, so a bad value fails here and not at the first log()
+        self._ranks = ranks
         if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
             raise InputError(f"workers must be an int of 1 or more, got {workers!r}")
         self._writer = EventWriter(self.log_dir)
@@ -186,6 +199,10 @@ class ImageLogger:
         """
         self._check_usable()
         step = _check_call(tag, step, layout, value_range)
+        logged_tag = ranked_tag(tag, self._ranks)
+        if logged_tag is None:
+            return
+        tag = logged_tag
         copied = image_values.snapshot(images, self._buffers.take)
         size = image_values.snapshot_bytes(copied)
         with self._space:
