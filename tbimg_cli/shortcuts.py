@@ -31,6 +31,9 @@ The shortcuts, who uses them, and the way back:
 - `quiet_abandoned_requests` (events/storage.py): fsspec's event loop told to drop the
   "Task exception was never retrieved" reports of network errors in requests a deadline
   abandoned (aiohttp's, under a connection reset); back: asyncio prints each with its traceback.
+- `lightning_log_step` (lightning/callbacks.py): the step Lightning's logger connector gives
+  `self.log`'s metrics (its fit loop's `_batches_that_stepped`), so images line up with them; back:
+  `trainer.global_step`.
 - `before_threads_end` (events/storage.py, images/logger.py): an exit hook run while
   thread pools still take work, so that what is queued at exit can still be
   uploaded (an `atexit` hook runs after `concurrent.futures` has shut its
@@ -480,3 +483,13 @@ def quiet_abandoned_requests(loop: Any) -> None:
 
     loop.set_exception_handler(handler)
     loop._tbimg_quiet = True
+
+
+def lightning_log_step(trainer: Any) -> int:
+    """The step Lightning logs `self.log`'s metrics at (checked against pytorch-lightning 2.6)."""
+    if enabled():
+        try:
+            return int(trainer.fit_loop.epoch_loop._batches_that_stepped)
+        except (AttributeError, TypeError, ValueError):
+            pass
+    return int(trainer.global_step)

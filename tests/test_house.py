@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "tbimg_cli"
-CONCERNS = ("cli", "events", "images", "confusion", "tutorial", "logs", "serve")
+CONCERNS = ("cli", "events", "images", "confusion", "tutorial", "logs", "serve", "lightning")
 ROOT_MODULES = {"__init__", "__main__", "errors", "shortcuts", "words"}
 MAX_MODULES_PER_FOLDER = 8
 MAX_MODULE_LINES = 500
@@ -26,6 +26,7 @@ FORBIDDEN = {
     "events": set(CONCERNS) - {"events"},
     "logs": {"tutorial", "confusion"},
     "images": {"tutorial", "confusion"},
+    "lightning": {"tutorial", "logs", "serve"},
 }
 
 

@@ -87,3 +87,14 @@ def test_two_torch_distributed_ranks_log_once_or_each_under_its_own_tag(tmp_path
     for tag in expected:
         (event,) = run.Tensors(tag)  # each step logged once: no rank's images behind another's
         assert len(tensor_util.make_ndarray(event.tensor_proto)) == 2 + 2
+
+
+def test_the_lightning_callbacks_import_without_lightning_until_taken():
+    code = (
+        "import sys; sys.modules['pytorch_lightning'] = sys.modules['lightning'] = None\n"
+        "import tbimg_cli.lightning as callbacks\n"
+        "try:\n    callbacks.ImageCallback\nexcept ImportError as exc:\n    print(exc)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "pip install 'tbimg[lightning]'" in proc.stdout

@@ -1,0 +1,109 @@
+"""Lightning callbacks (issue 28): a tiny LightningModule trained for 2 epochs on CPU with real tensors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pl = pytest.importorskip("pytorch_lightning")
+torch = pytest.importorskip("torch")
+
+from tbimg_cli.lightning import ConfusionMatrixCallback, ImageCallback  # noqa: E402
+
+from .helpers import load_run  # noqa: E402
+
+CLASSES = 3
+
+
+def dataset(seed: int, n: int = 96):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 1, 8, 8, generator=generator)
+    y = (x.mean(dim=(1, 2, 3)) * CLASSES * 1.999).long().clamp(0, CLASSES - 1)
+    return torch.utils.data.TensorDataset(x, y)
+
+
+class Tiny(pl.LightningModule):
+    def __init__(self, fail_at: tuple[int, int] | None = None):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, CLASSES))
+        self.fail_at = fail_at
+
+    def training_step(self, batch, batch_idx):
+        if self.fail_at == (self.current_epoch, batch_idx):
+            raise RuntimeError("the training died")
+        x, y = batch
+        loss = torch.nn.functional.cross_entropy(self.net(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self.net(x)
+        self.log("val_loss", torch.nn.functional.cross_entropy(logits, y))
+        return {"preds": logits, "target": y, "x": x}
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=0.05)
+
+
+def fit(root, module, callbacks, epochs=2):
+    loader = torch.utils.data.DataLoader
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        devices=1,
+        logger=pl.loggers.TensorBoardLogger(str(root), name="tiny"),
+        callbacks=callbacks,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
+    trainer.fit(module, loader(dataset(0), batch_size=16), loader(dataset(1, 48), batch_size=16))
+    return trainer
+
+
+def steps(run, tag):
+    return [event.step for event in load_run(run).Tensors(tag)]
+
+
+def test_images_and_scalars_share_steps_in_one_run_without_a_sanity_check_step(tmp_path):
+    images = ImageCallback(lambda trainer, module, batch, outputs: {"inputs": batch[0], "scaled": outputs["x"] * 0.5})
+    matrix = ConfusionMatrixCallback(["low", "mid", "high"], images=lambda batch: batch[0])
+    trainer = fit(tmp_path, Tiny(), [images, matrix])
+    (run,) = (tmp_path / "tiny").iterdir()  # one TensorBoard run: version_0
+    assert sorted(p.name for p in run.iterdir() if p.is_dir()) == []  # no second run folder (no version_0/cm)
+    scalars = load_run(run)
+    val_steps = (
+        steps(run, "val_loss")
+        if "val_loss" in scalars.Tags()["tensors"]
+        else [e.step for e in scalars.Scalars("val_loss")]
+    )
+    assert len(val_steps) == 2 and 0 not in val_steps  # one a validation epoch; the sanity check logged nothing
+    assert steps(run, "inputs") == steps(run, "scaled") == val_steps
+    assert steps(run, "Confusion Matrix") == val_steps
+    from tensorboard.util import tensor_util
+
+    counts = tensor_util.make_ndarray(load_run(run).Tensors("Confusion Matrix (counts)")[-1].tensor_proto)
+    x, y = dataset(1, 48).tensors
+    predicted = trainer.lightning_module.net(x).argmax(dim=1).numpy()
+    expected = np.zeros((CLASSES, CLASSES), np.int64)
+    np.add.at(expected, (y.numpy(), predicted), 1)
+    assert (counts == expected).all() and counts.sum() == 48  # the last epoch's model, every example once
+    assert steps(run, "Confusion Matrix (thumbnails)") == val_steps[:1]  # the same inputs: written once
+
+
+def test_training_that_dies_leaves_every_logged_image_readable(tmp_path):
+    images = ImageCallback(lambda trainer, module, batch, outputs: batch[0][:4])
+    with pytest.raises(RuntimeError, match="the training died"):
+        fit(tmp_path, Tiny(fail_at=(1, 3)), [images])
+    (run,) = (tmp_path / "tiny").iterdir()
+    assert len(steps(run, "images")) == 1  # epoch 0's images, flushed and closed on the exception
+
+
+def test_bad_arguments_are_one_clear_error():
+    from tbimg_cli.errors import InputError
+
+    with pytest.raises(InputError, match="fn must be a function"):
+        ImageCallback("not a function")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="every_n_epochs must be"):
+        ImageCallback(lambda *a: None, every_n_epochs=0)
