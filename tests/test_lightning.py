@@ -46,8 +46,10 @@ class Tiny(pl.LightningModule):
         return torch.optim.Adam(self.parameters(), lr=0.05)
 
 
-def fit(root, module, callbacks, epochs=2):
-    loader = torch.utils.data.DataLoader
+def fit(root, module, callbacks, epochs=2, workers=0):
+    def loader(data, batch_size):
+        return torch.utils.data.DataLoader(data, batch_size=batch_size, num_workers=workers)
+
     trainer = pl.Trainer(
         max_epochs=epochs,
         accelerator="cpu",
@@ -107,3 +109,11 @@ def test_bad_arguments_are_one_clear_error():
         ImageCallback("not a function")  # type: ignore[arg-type]
     with pytest.raises(InputError, match="every_n_epochs must be"):
         ImageCallback(lambda *a: None, every_n_epochs=0)
+
+
+def test_dataloader_workers_duplicate_nothing(tmp_path):
+    images = ImageCallback(lambda trainer, module, batch, outputs: batch[0][:2], every_n_steps=2)
+    fit(tmp_path, Tiny(), [images], epochs=1, workers=2)  # forked workers inherit the logger's state
+    (run,) = (tmp_path / "tiny").iterdir()
+    logged = steps(run, "images")
+    assert logged and len(logged) == len(set(logged))  # every step once: no worker wrote the parent's

@@ -1,0 +1,93 @@
+"""Images from a Lightning fit (issue 28): `ImageCallback` against no logging and `add_images`.
+
+    pip install torch==2.13.0 && pip install -e '.[lightning]'
+    python bench/bench_lightning.py --runs 5
+
+A small conv model (two conv layers, 3x32x32 inputs, 10 classes) fitted on CPU for 2 epochs of 2,048
+random images in batches of 32 (128 steps), alternating, in one process, medians of `--runs`:
+- no image logging;
+- `ImageCallback(every_n_steps=10)` logging the batch's first 16 images (16x3x32x32 floats);
+- the same 16 images every 10 steps through `self.logger.experiment.add_images` (PyTorch's
+  `SummaryWriter`, what Lightning's `TensorBoardLogger` hands out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+
+from tbimg_cli.lightning import ImageCallback
+
+EVERY = 10
+
+
+class Conv(pl.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(4),
+            torch.nn.Flatten(), torch.nn.Linear(32 * 16, 10),
+        )  # fmt: skip
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = torch.nn.functional.cross_entropy(self.net(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+class AddImages(pl.Callback):
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step % EVERY == 0:
+            trainer.logger.experiment.add_images("inputs", batch[0][:16], trainer.global_step)
+
+
+def fit(root: Path, callbacks: list) -> float:
+    generator = torch.Generator().manual_seed(0)
+    data = torch.utils.data.TensorDataset(
+        torch.rand(2048, 3, 32, 32, generator=generator), torch.randint(0, 10, (2048,))
+    )
+    trainer = pl.Trainer(
+        max_epochs=2, accelerator="cpu", devices=1, logger=pl.loggers.TensorBoardLogger(str(root)),
+        callbacks=callbacks, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+    )  # fmt: skip
+    began = time.perf_counter()
+    trainer.fit(Conv(), torch.utils.data.DataLoader(data, batch_size=32))
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    root = Path(tempfile.mkdtemp(prefix="tbimg-lightning-bench-"))
+    ways = {
+        "no image logging": lambda: [],
+        "ImageCallback(every_n_steps=10)": lambda: [ImageCallback(lambda t, m, b, o: b[0][:16], every_n_steps=EVERY)],
+        "add_images every 10 steps": lambda: [AddImages()],
+    }
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    fit(root / "warm", [])  # first-fit costs (imports, allocator) out of the figures
+    for run in range(args.runs):
+        for name, make in ways.items() if run % 2 == 0 else reversed(ways.items()):
+            times[name].append(fit(root / f"{run}-{len(times[name])}-{name[:3]}", make()))
+    base = statistics.median(times["no image logging"])
+    print(f"medians of {args.runs} alternating fits (2 epochs, 128 steps, 13 logging steps)")
+    for name, values in times.items():
+        median = statistics.median(values)
+        print(f"{name}: {median:.2f} s, x{median / base:.3f}, added {median - base:+.3f} s")
+
+
+if __name__ == "__main__":
+    main()
