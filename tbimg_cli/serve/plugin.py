@@ -138,18 +138,11 @@ class TbimgPlugin(_base_plugin().TBPlugin):  # type: ignore[misc]  # TensorBoard
         )
 
     def _counts(self, request: Any) -> Any:
-        from tensorboard.backend import http_util
-
         from tbimg_cli.serve import confusion
 
-        try:
-            run, tag = request.args.get("run", ""), request.args.get("tag", "")
-            data = confusion.counts_bytes(self._current(), run, tag, _number(request, "step"))
-        except _BadNumber as exc:
-            return http_util.Respond(request, str(exc), "text/plain", code=400)
-        except LogReadError as exc:
-            return http_util.Respond(request, str(exc), "text/plain", code=404)
-        return http_util.Respond(request, data, "application/octet-stream")
+        run, tag = request.args.get("run", ""), request.args.get("tag", "")
+        work = lambda: confusion.counts_bytes(self._current(), run, tag, _number(request, "step"))  # noqa: E731
+        return self._bytes(request, work, "application/octet-stream")
 
     def _cell(self, request: Any) -> Any:
         from tbimg_cli.serve import confusion
@@ -164,19 +157,27 @@ class TbimgPlugin(_base_plugin().TBPlugin):  # type: ignore[misc]  # TensorBoard
         return self._answer(request, examples)
 
     def _thumbnail(self, request: Any) -> Any:
-        from tensorboard.backend import http_util
-
         from tbimg_cli.serve import confusion
 
-        try:
-            run, tag = request.args.get("run", ""), request.args.get("tag", "")
+        run, tag = request.args.get("run", ""), request.args.get("tag", "")
+
+        def png() -> bytes:
             step, example = _number(request, "step"), _number(request, "index")
-            data = confusion.thumbnail(self._current(), run, tag, step, example)
+            return confusion.thumbnail(self._current(), run, tag, step, example)
+
+        return self._bytes(request, png, "image/png")
+
+    def _bytes(self, request: Any, work: Any, kind: str) -> Any:
+        """A binary answer of `kind`; 400 for a bad number, 404 for what the log does not hold."""
+        from tensorboard.backend import http_util
+
+        try:
+            data = work()
         except _BadNumber as exc:
             return http_util.Respond(request, str(exc), "text/plain", code=400)
         except LogReadError as exc:
             return http_util.Respond(request, str(exc), "text/plain", code=404)
-        return http_util.Respond(request, data, "image/png")
+        return http_util.Respond(request, data, kind)
 
     def _static(self, request: Any) -> Any:
         from tensorboard.backend import http_util
