@@ -1,10 +1,10 @@
 """Images from a Lightning fit (issue 28): `ImageCallback` against no logging and `add_images`.
 
     pip install torch==2.13.0 && pip install -e '.[lightning]'
-    python bench/bench_lightning.py --runs 5
+    python bench/bench_lightning.py --runs 7 --epochs 4
 
-A small conv model (two conv layers, 3x32x32 inputs, 10 classes) fitted on CPU for 2 epochs of 2,048
-random images in batches of 32 (128 steps), alternating, in one process, medians of `--runs`:
+A small conv model (two conv layers, 3x32x32 inputs, 10 classes) fitted on CPU for `--epochs` (4: 256 steps) of
+2,048 random images in batches of 32, alternating, in one process, medians of `--runs`:
 - no image logging;
 - `ImageCallback(every_n_steps=10)` logging the batch's first 16 images (16x3x32x32 floats);
 - the same 16 images every 10 steps through `self.logger.experiment.add_images` (PyTorch's
@@ -52,13 +52,13 @@ class AddImages(pl.Callback):
             trainer.logger.experiment.add_images("inputs", batch[0][:16], trainer.global_step)
 
 
-def fit(root: Path, callbacks: list) -> float:
+def fit(root: Path, callbacks: list, epochs: int) -> float:
     generator = torch.Generator().manual_seed(0)
     data = torch.utils.data.TensorDataset(
         torch.rand(2048, 3, 32, 32, generator=generator), torch.randint(0, 10, (2048,))
     )
     trainer = pl.Trainer(
-        max_epochs=2, accelerator="cpu", devices=1, logger=pl.loggers.TensorBoardLogger(str(root)),
+        max_epochs=epochs, accelerator="cpu", devices=1, logger=pl.loggers.TensorBoardLogger(str(root)),
         callbacks=callbacks, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
     )  # fmt: skip
     began = time.perf_counter()
@@ -68,7 +68,8 @@ def fit(root: Path, callbacks: list) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--epochs", type=int, default=4)
     args = parser.parse_args()
     torch.set_num_threads(2)
     root = Path(tempfile.mkdtemp(prefix="tbimg-lightning-bench-"))
@@ -78,12 +79,14 @@ def main() -> None:
         "add_images every 10 steps": lambda: [AddImages()],
     }
     times: dict[str, list[float]] = {name: [] for name in ways}
-    fit(root / "warm", [])  # first-fit costs (imports, allocator) out of the figures
+    fit(root / "warm", [], args.epochs)  # first-fit costs (imports, allocator) out of the figures
     for run in range(args.runs):
         for name, make in ways.items() if run % 2 == 0 else reversed(ways.items()):
-            times[name].append(fit(root / f"{run}-{len(times[name])}-{name[:3]}", make()))
+            times[name].append(fit(root / f"{run}-{len(times[name])}-{name[:3]}", make(), args.epochs))
     base = statistics.median(times["no image logging"])
-    print(f"medians of {args.runs} alternating fits (2 epochs, 128 steps, 13 logging steps)")
+    steps = args.epochs * 64
+    logged = -(-steps // EVERY)
+    print(f"medians of {args.runs} alternating fits ({args.epochs} epochs, {steps} steps, {logged} logging steps)")
     for name, values in times.items():
         median = statistics.median(values)
         print(f"{name}: {median:.2f} s, x{median / base:.3f}, added {median - base:+.3f} s")

@@ -117,3 +117,27 @@ def test_dataloader_workers_duplicate_nothing(tmp_path):
     (run,) = (tmp_path / "tiny").iterdir()
     logged = steps(run, "images")
     assert logged and len(logged) == len(set(logged))  # every step once: no worker wrote the parent's
+
+
+def test_a_two_process_ddp_fit_logs_each_step_once_and_counts_every_ranks_data(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tensorboard.util import tensor_util
+
+    job = Path(__file__).with_name("lightning_ddp_job.py")
+    done = subprocess.run([sys.executable, str(job), str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = (tmp_path / "ddp").iterdir()
+    train, val = steps(run, "train"), steps(run, "val")
+    assert train and len(train) == len(set(train))  # rank 1 wrote nothing: each step once, no rank hidden
+    assert len(val) == 2 and steps(run, "Confusion Matrix") == val
+    counts = tensor_util.make_ndarray(load_run(run).Tensors("Confusion Matrix (counts)")[-1].tensor_proto)
+    from .lightning_ddp_job import VALIDATION_SIZE
+    from .lightning_ddp_job import dataset as ddp_dataset
+
+    _, y = ddp_dataset(1, VALIDATION_SIZE).tensors
+    expected = np.zeros((CLASSES, CLASSES), np.int64)
+    np.add.at(expected, (y.numpy(), np.load(tmp_path / "predicted.npy")), 1)
+    assert (counts == expected).all() and counts.sum() == VALIDATION_SIZE  # both ranks' halves, every example once
