@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 
 from tbimg_cli.lightning import ConfusionMatrixCallback, ImageCallback  # noqa: E402
 
-from .helpers import load_run  # noqa: E402
+from .helpers import decode_png, load_run  # noqa: E402
 
 CLASSES = 3
 
@@ -141,3 +141,37 @@ def test_a_two_process_ddp_fit_logs_each_step_once_and_counts_every_ranks_data(t
     expected = np.zeros((CLASSES, CLASSES), np.int64)
     np.add.at(expected, (y.numpy(), np.load(tmp_path / "predicted.npy")), 1)
     assert (counts == expected).all() and counts.sum() == VALIDATION_SIZE  # both ranks' halves, every example once
+
+
+def test_bf16_tensors_that_require_grad_go_through_both_callbacks(tmp_path):
+    shown: list[np.ndarray] = []  # what each call handed over, in order
+
+    def weights(trainer, module, batch, outputs):  # bf16, requiring grad: what a user hands over mid-training
+        images = torch.sigmoid(module.net[1].weight).reshape(CLASSES, 1, 8, 8).to(torch.bfloat16)
+        assert images.requires_grad and images.dtype == torch.bfloat16
+        shown.append(images.detach().float().numpy())
+        return images
+
+    images = ImageCallback(weights, tag="weights", every_n_steps=4)
+    matrix = ConfusionMatrixCallback(
+        ["low", "mid", "high"], fn=lambda outputs, batch: (outputs["preds"].to(torch.bfloat16), outputs["target"])
+    )
+    trainer = fit(tmp_path, Tiny(), [images, matrix])
+    (run,) = (tmp_path / "tiny").iterdir()
+    logged = load_run(run).Tensors("weights")
+    assert [event.step for event in logged] == [0, 4, 8]  # Lightning's own step for train_loss: 0, 1, 2...
+    assert len(shown) == len(logged)
+    for event, values in zip(logged, shown, strict=True):
+        pngs = event.tensor_proto.string_val[2:]
+        expected = np.clip(values * np.float32(255.5), 0, 255).astype(np.uint8)
+        assert len(pngs) == CLASSES
+        for png, pixels in zip(pngs, expected[:, 0], strict=True):
+            assert np.array_equal(decode_png(png), pixels)
+    from tensorboard.util import tensor_util
+
+    counts = tensor_util.make_ndarray(load_run(run).Tensors("Confusion Matrix (counts)")[-1].tensor_proto)
+    x, y = dataset(1, 48).tensors
+    predicted = trainer.lightning_module.net(x).to(torch.bfloat16).float().argmax(dim=1).numpy()
+    expected_counts = np.zeros((CLASSES, CLASSES), np.int64)
+    np.add.at(expected_counts, (y.numpy(), predicted), 1)
+    assert (counts == expected_counts).all()
