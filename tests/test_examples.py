@@ -3,6 +3,7 @@ with TensorBoard's reader."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -51,3 +52,28 @@ def test_numpy_training_loop_example(tmp_path, data_dir):
         assert [event.step for event in run.Tensors(tag)] == [0, 1, 2]
         assert len(run.Tensors(tag)[-1].tensor_proto.string_val) == samples + 2
     assert run.Tensors("weights")[0].tensor_proto.string_val[:2] == [b"28", b"28"]
+
+
+def test_lightning_example_is_the_readmes_and_logs_one_run(tmp_path, data_dir):
+    pytest.importorskip("pytorch_lightning")
+    code = (EXAMPLES / "lightning_fashion_mnist.py").read_text()
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## PyTorch Lightning") :]
+    shown = section[section.index("```python\n") + len("```python\n") :]
+    assert shown[: shown.index("```")] == code[code.index("import os") :]  # README shows the file that runs here
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / "lightning_fashion_mnist.py")],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path, env={**os.environ, "TBIMG_DATA_DIR": str(data_dir)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run_dir,) = (tmp_path / "logs" / "fashion").iterdir()  # one TensorBoard run for everything
+    run = load_run(run_dir)
+    tags = set(run.Tags()["tensors"])
+    assert {"validation inputs", "first layer", "Confusion Matrix", "val_loss"} <= tags | set(run.Tags()["scalars"])
+    val_steps = [event.step for event in run.Tensors("Confusion Matrix")]
+    assert len(val_steps) == 2 and [event.step for event in run.Tensors("validation inputs")] == val_steps
+    width, height, *pngs = run.Tensors("validation inputs")[-1].tensor_proto.string_val  # as README reads them
+    assert (width, height, len(pngs)) == (b"28", b"28", 16)
+    first_layer = run.Tensors("first layer")
+    assert [event.step for event in first_layer] == [0]  # every 50 steps: the subset gives 2 epochs x 16
+    assert len(first_layer[0].tensor_proto.string_val) == 2 + 32

@@ -109,6 +109,8 @@ def test_bad_arguments_are_one_clear_error():
         ImageCallback("not a function")  # type: ignore[arg-type]
     with pytest.raises(InputError, match="every_n_epochs must be"):
         ImageCallback(lambda *a: None, every_n_epochs=0)
+    with pytest.raises(InputError, match="value_range must be"):
+        ImageCallback(lambda *a: None, value_range=(1.0, 0.0))  # at construction, not at the first epoch's end
 
 
 def test_dataloader_workers_duplicate_nothing(tmp_path):

@@ -17,6 +17,7 @@ from typing import Any
 
 from tbimg_cli import shortcuts
 from tbimg_cli.errors import InputError
+from tbimg_cli.images.values import ValueRange, check_rules
 
 
 def _lightning() -> Any:
@@ -59,7 +60,8 @@ class ImageCallback(_Callback):  # Lightning's Callback, found at import
     By default at the end of every validation epoch, with the last validation batch and its outputs;
     `every_n_epochs` thins that; `every_n_steps` logs from the training loop instead (every N optimizer
     steps, with that step's batch and outputs). Images are anything `log_images` takes (tensors on any
-    device, bf16, requiring grad). Written by an `ImageLogger` opened at the first images, flushed at
+    device, bf16, requiring grad); `value_range` is `log_images`'s, for values outside [0, 1] (a layer's
+    weights: `"auto"`). Written by an `ImageLogger` opened at the first images, flushed at
     each epoch's end, closed at `teardown` and on an exception (what was logged stays readable).
 
     Example:
@@ -74,13 +76,15 @@ class ImageCallback(_Callback):  # Lightning's Callback, found at import
         every_n_epochs: int = 1,
         every_n_steps: int | None = None,
         log_dir: str | Path | None = None,
+        value_range: ValueRange = None,
     ) -> None:
         super().__init__()
         if not callable(fn):
             raise InputError(f"fn must be a function (trainer, module, batch, outputs) -> images, got {fn!r}")
         _check_every("every_n_epochs", every_n_epochs)
         _check_every("every_n_steps", every_n_steps)
-        self.fn, self.tag, self.log_dir = fn, tag, log_dir
+        check_rules("auto", value_range)
+        self.fn, self.tag, self.log_dir, self.value_range = fn, tag, log_dir, value_range
         self.every_n_epochs, self.every_n_steps = every_n_epochs, every_n_steps
         self._logger: Any = None
         self._last: tuple[Any, Any] | None = None  # the last validation batch and its outputs
@@ -133,7 +137,7 @@ class ImageCallback(_Callback):  # Lightning's Callback, found at import
             self._logger = ImageLogger(run_folder_of(trainer, self.log_dir))  # written on rank zero only
         step = shortcuts.lightning_log_step(trainer)
         for tag, images in named.items():
-            self._logger.log(str(tag), _detached(images), step)
+            self._logger.log(str(tag), _detached(images), step, value_range=self.value_range)
 
     def _flush(self) -> None:
         if self._logger is not None:
