@@ -4,7 +4,8 @@
     python bench/bench_lightning.py --runs 7 --epochs 4
 
 A small conv model (two conv layers, 3x32x32 inputs, 10 classes) fitted on CPU for `--epochs` (4: 256 steps) of
-2,048 random images in batches of 32, alternating, in one process, medians of `--runs`:
+2,048 images (`--images noise` or `smooth`, see `inputs`) in batches of 32, alternating, in one process,
+medians of `--runs`:
 - no image logging;
 - `ImageCallback(every_n_steps=10)` logging the batch's first 16 images (16x3x32x32 floats);
 - the same 16 images every 10 steps through `self.logger.experiment.add_images` (PyTorch's
@@ -52,11 +53,19 @@ class AddImages(pl.Callback):
             trainer.logger.experiment.add_images("inputs", batch[0][:16], trainer.global_step)
 
 
-def fit(root: Path, callbacks: list, epochs: int) -> float:
+def inputs(kind: str) -> torch.Tensor:
+    """2,048 3x32x32 images: "noise" (uniform, which PNG cannot shrink) or "smooth" (4x4 noise scaled up
+    bilinearly: gradients that deflate to about 2/3, as photographs do)."""
     generator = torch.Generator().manual_seed(0)
-    data = torch.utils.data.TensorDataset(
-        torch.rand(2048, 3, 32, 32, generator=generator), torch.randint(0, 10, (2048,))
-    )
+    if kind == "noise":
+        return torch.rand(2048, 3, 32, 32, generator=generator)
+    coarse = torch.rand(2048, 3, 4, 4, generator=generator)
+    return torch.nn.functional.interpolate(coarse, size=32, mode="bilinear")
+
+
+def fit(root: Path, callbacks: list, epochs: int, images: torch.Tensor) -> float:
+    labels = torch.randint(0, 10, (len(images),), generator=torch.Generator().manual_seed(1))
+    data = torch.utils.data.TensorDataset(images, labels)
     trainer = pl.Trainer(
         max_epochs=epochs, accelerator="cpu", devices=1, logger=pl.loggers.TensorBoardLogger(str(root)),
         callbacks=callbacks, enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
@@ -70,7 +79,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--images", choices=("noise", "smooth"), default="noise")
     args = parser.parse_args()
+    images = inputs(args.images)
     torch.set_num_threads(2)
     root = Path(tempfile.mkdtemp(prefix="tbimg-lightning-bench-"))
     ways = {
@@ -79,14 +90,15 @@ def main() -> None:
         "add_images every 10 steps": lambda: [AddImages()],
     }
     times: dict[str, list[float]] = {name: [] for name in ways}
-    fit(root / "warm", [], args.epochs)  # first-fit costs (imports, allocator) out of the figures
+    fit(root / "warm", [], args.epochs, images)  # first-fit costs (imports, allocator) out of the figures
     for run in range(args.runs):
         for name, make in ways.items() if run % 2 == 0 else reversed(ways.items()):
-            times[name].append(fit(root / f"{run}-{len(times[name])}-{name[:3]}", make(), args.epochs))
+            times[name].append(fit(root / f"{run}-{len(times[name])}-{name[:3]}", make(), args.epochs, images))
     base = statistics.median(times["no image logging"])
     steps = args.epochs * 64
     logged = -(-steps // EVERY)
-    print(f"medians of {args.runs} alternating fits ({args.epochs} epochs, {steps} steps, {logged} logging steps)")
+    shape = f"{args.images} images, {args.epochs} epochs, {steps} steps, {logged} logged"
+    print(f"medians of {args.runs} alternating fits ({shape})")
     for name, values in times.items():
         median = statistics.median(values)
         print(f"{name}: {median:.2f} s, x{median / base:.3f}, added {median - base:+.3f} s")

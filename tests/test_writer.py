@@ -233,3 +233,15 @@ def test_numpy_integer_steps_are_whole_numbers(tmp_path):
     with EventWriter(tmp_path) as writer:
         writer.scalar("loss", 0.5, step=np.int64(7))
     assert [e.step for e in load_run(tmp_path).Tensors("loss")] == [7]
+
+
+def test_noise_is_stored_and_pictures_are_compressed_both_lossless():
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    ramp = np.broadcast_to(np.arange(256, dtype=np.uint8)[None, None, :, None], (4, 8, 256, 1)).copy()
+    for batch in (noise, ramp):
+        pngs = encode_pngs(batch)
+        assert [decode_png(png).reshape(batch.shape[1:]).tolist() for png in pngs] == batch.tolist()
+    raw = noise[0].nbytes + 32  # the pixels and a filter byte per row
+    assert all(raw <= len(png) - 57 <= raw + 11 for png in encode_pngs(noise))  # stored: the raw rows, no bigger
+    assert all(len(png) < ramp[0].nbytes / 4 for png in encode_pngs(ramp))  # a picture still deflates
