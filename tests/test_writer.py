@@ -235,13 +235,35 @@ def test_numpy_integer_steps_are_whole_numbers(tmp_path):
     assert [e.step for e in load_run(tmp_path).Tensors("loss")] == [7]
 
 
-def test_noise_is_stored_and_pictures_are_compressed_both_lossless():
+@pytest.mark.parametrize("deflate", ["fastest", "zlib"])
+def test_noise_is_stored_and_pictures_are_compressed_both_lossless(deflate):
+    import zlib
+
+    from tbimg_cli.events import png
+
+    chosen = png.DEFLATE if deflate == "fastest" else zlib.compress  # ISA-L's when installed, and the fallback
     rng = np.random.default_rng(0)
     noise = rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
     ramp = np.broadcast_to(np.arange(256, dtype=np.uint8)[None, None, :, None], (4, 8, 256, 1)).copy()
-    for batch in (noise, ramp):
-        pngs = encode_pngs(batch)
-        assert [decode_png(png).reshape(batch.shape[1:]).tolist() for png in pngs] == batch.tolist()
+    for batch in (noise, ramp, UINT8):
+        pngs = encode_pngs(to_uint8_batch(batch), deflate=chosen)
+        assert [decode_png(p).reshape(batch.shape[1:]).tolist() for p in pngs] == to_uint8_batch(batch).tolist()
     raw = noise[0].nbytes + 32  # the pixels and a filter byte per row
-    assert all(raw <= len(png) - 57 <= raw + 11 for png in encode_pngs(noise))  # stored: the raw rows, no bigger
-    assert all(len(png) < ramp[0].nbytes / 4 for png in encode_pngs(ramp))  # a picture still deflates
+    assert all(raw <= len(p) - 57 <= raw + 11 for p in encode_pngs(noise, deflate=chosen))  # stored: no bigger
+    assert all(len(p) < ramp[0].nbytes / 4 for p in encode_pngs(ramp, deflate=chosen))  # a picture still deflates
+
+
+def test_the_fast_deflate_makes_files_the_size_of_zlibs_level_1():
+    import zlib
+
+    from tbimg_cli.events import png
+
+    pytest.importorskip("isal")
+    assert png.DEFLATE is not zlib.compress  # installed with tbimg: taken
+    from tbimg_cli.tutorial import data
+
+    from .helpers import SUBSET_DIR
+
+    pictures = to_uint8_batch(data.load("train", SUBSET_DIR, stop=500)[0])  # real Fashion-MNIST images
+    fast, fallback = (sum(map(len, encode_pngs(pictures, deflate=d))) for d in (png.DEFLATE, zlib.compress))
+    assert fast <= fallback * 1.05
