@@ -1,4 +1,5 @@
-"""A 2-process DDP fit (gloo, CPU) for tests/test_lightning.py: `python lightning_ddp_job.py OUT_DIR`.
+"""The tiny LightningModule of tests/test_lightning.py, and a 2-process DDP fit (gloo, CPU) of it:
+`python lightning_ddp_job.py OUT_DIR`.
 
 A script of its own because Lightning's `ddp` strategy starts rank 1 by running this command again (inside
 pytest it would run pytest again). Rank zero saves the final model's validation predictions to
@@ -20,7 +21,7 @@ CLASSES = 3
 VALIDATION_SIZE = 64  # 2 ranks x 2 batches of 16: DistributedSampler pads nothing, so no example counts twice
 
 
-def dataset(seed: int, n: int) -> torch.utils.data.TensorDataset:
+def dataset(seed: int, n: int = 96) -> torch.utils.data.TensorDataset:
     generator = torch.Generator().manual_seed(seed)
     x = torch.rand(n, 1, 8, 8, generator=generator)
     y = (x.mean(dim=(1, 2, 3)) * CLASSES * 1.999).long().clamp(0, CLASSES - 1)
@@ -28,11 +29,16 @@ def dataset(seed: int, n: int) -> torch.utils.data.TensorDataset:
 
 
 class Tiny(pl.LightningModule):
-    def __init__(self) -> None:
+    """One linear layer over 8x8 inputs; `fail_at=(epoch, batch)` raises there, as training that dies."""
+
+    def __init__(self, fail_at: tuple[int, int] | None = None) -> None:
         super().__init__()
         self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, CLASSES))
+        self.fail_at = fail_at
 
     def training_step(self, batch, batch_idx):
+        if self.fail_at == (self.current_epoch, batch_idx):
+            raise RuntimeError("the training died")
         x, y = batch
         loss = torch.nn.functional.cross_entropy(self.net(x), y)
         self.log("train_loss", loss)
@@ -42,7 +48,7 @@ class Tiny(pl.LightningModule):
         x, y = batch
         logits = self.net(x)
         self.log("val_loss", torch.nn.functional.cross_entropy(logits, y), sync_dist=True)
-        return {"preds": logits, "target": y}
+        return {"preds": logits, "target": y, "x": x}
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=0.05)

@@ -11,39 +11,7 @@ torch = pytest.importorskip("torch")
 from tbimg_cli.lightning import ConfusionMatrixCallback, ImageCallback  # noqa: E402
 
 from .helpers import decode_png, load_run  # noqa: E402
-
-CLASSES = 3
-
-
-def dataset(seed: int, n: int = 96):
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.rand(n, 1, 8, 8, generator=generator)
-    y = (x.mean(dim=(1, 2, 3)) * CLASSES * 1.999).long().clamp(0, CLASSES - 1)
-    return torch.utils.data.TensorDataset(x, y)
-
-
-class Tiny(pl.LightningModule):
-    def __init__(self, fail_at: tuple[int, int] | None = None):
-        super().__init__()
-        self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, CLASSES))
-        self.fail_at = fail_at
-
-    def training_step(self, batch, batch_idx):
-        if self.fail_at == (self.current_epoch, batch_idx):
-            raise RuntimeError("the training died")
-        x, y = batch
-        loss = torch.nn.functional.cross_entropy(self.net(x), y)
-        self.log("train_loss", loss)
-        return loss
-
-    def validation_step(self, batch, batch_idx):
-        x, y = batch
-        logits = self.net(x)
-        self.log("val_loss", torch.nn.functional.cross_entropy(logits, y))
-        return {"preds": logits, "target": y, "x": x}
-
-    def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=0.05)
+from .lightning_ddp_job import CLASSES, VALIDATION_SIZE, Tiny, dataset  # noqa: E402
 
 
 def fit(root, module, callbacks, epochs=2, workers=0):
@@ -136,10 +104,7 @@ def test_a_two_process_ddp_fit_logs_each_step_once_and_counts_every_ranks_data(t
     assert train and len(train) == len(set(train))  # rank 1 wrote nothing: each step once, no rank hidden
     assert len(val) == 2 and steps(run, "Confusion Matrix") == val
     counts = tensor_util.make_ndarray(load_run(run).Tensors("Confusion Matrix (counts)")[-1].tensor_proto)
-    from .lightning_ddp_job import VALIDATION_SIZE
-    from .lightning_ddp_job import dataset as ddp_dataset
-
-    _, y = ddp_dataset(1, VALIDATION_SIZE).tensors
+    _, y = dataset(1, VALIDATION_SIZE).tensors
     expected = np.zeros((CLASSES, CLASSES), np.int64)
     np.add.at(expected, (y.numpy(), np.load(tmp_path / "predicted.npy")), 1)
     assert (counts == expected).all() and counts.sum() == VALIDATION_SIZE  # both ranks' halves, every example once
