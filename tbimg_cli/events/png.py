@@ -1,16 +1,16 @@
 """PNG encoding for image summaries: uint8 arrays in, standard PNG bytes out, no Pillow.
 
-A small numpy + zlib encoder rather than Pillow: Pillow's per-call overhead
-caps it far below what a 10,000-image summary needs (`bench/README.md` has the
+A small numpy + zlib encoder rather than Pillow: Pillow's per-call overhead caps
+it far below what a 10,000-image summary needs (`bench/README.md` has the
 figures). The output is a standard, lossless PNG (filter type 0), so decoded
 pixels equal the input. It deflates at level 1 where `tf.image.encode_png` uses
-6: the files are slightly larger and encoding is faster. Deflate is ISA-L's (`isal`, a dependency) when it
-imports, zlib's otherwise: the same zlib-format stream, of the same size as zlib's
-level 1 to within 2%, 2.7x faster for a 32x32 RGB image and 9x for 256x256
-(bench/README.md, "PNG deflate"). When a batch's first image does not shrink at
-all (noise: random inputs, an untrained model's output), the rest of the batch is
-stored uncompressed (zlib level 0): deflating them would take ten times as long
-for no smaller file.
+6: the files are slightly larger and encoding is faster. Deflate is ISA-L's
+(`isal`, a dependency) when it imports, zlib's otherwise: the same zlib-format
+stream, of the same size as zlib's level 1 to within 2%, 2.7x faster for a 32x32
+RGB image and 9x for 256x256 (bench/README.md, "PNG deflate"). When a batch's
+first image does not shrink at all (noise: random inputs, an untrained model's
+output), the rest of the batch is stored uncompressed (zlib level 0): deflating
+them would take ten times as long for no smaller file.
 """
 
 from __future__ import annotations
