@@ -22,7 +22,7 @@ from PIL import Image
 
 from tbimg_cli import EventWriter, log_images
 
-from .helpers import REPO, Served, free_port
+from .helpers import REPO, Served, free_port, wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic"]
@@ -292,7 +292,10 @@ def test_a_copied_url_opens_the_view_as_it_was(page):
     frame.locator("body").press("+")
     set_range(frame, "contrast", 1.5)
     frame.locator(".cmap").select_option("magma")
-    url = frame.locator(".permalink").get_attribute("href")
+    link = frame.locator(".permalink")  # the URL is written at most once a frame: wait for the last change's
+    url = wait_until(
+        lambda: (href := link.get_attribute("href")) and "cmap=magma" in href and href, 10, what="the link"
+    )
     assert url == frame.locator("body").evaluate("() => location.href")
     transform = frame.locator(".pane canvas").first.evaluate("c => c.style.transform")
     assert "plugin_entry.html" in url and "step=9" in url and "mode=blink" in url
