@@ -20,6 +20,7 @@ such record in them listed.
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import struct
@@ -129,6 +130,120 @@ def iter_records(
         yield offset, payload
         offset += end - start
         start = end
+
+
+BLOCK_BYTES = 4 << 20  # what `iter_record_blocks` reads at a time: numpy's per-call cost spread thin
+
+
+class RecordBlock(NamedTuple):
+    """Consecutive whole records in one buffer: where each starts in it and its payload's length."""
+
+    offset: int  # in the file, of the buffer's first byte
+    buffer: bytes
+    starts: list[int]
+    lengths: list[int]
+
+
+def iter_record_blocks(
+    stream: BinaryIO, size: int, from_byte: int = 0, to_byte: int | None = None
+) -> Iterator[RecordBlock | RecordProblem]:
+    """`iter_records`, a block of records at a time: the same records, the same problems at the same
+    offsets, for a caller that decodes many records at once (`logs/columns.py`).
+
+    Length CRCs are checked here; the payloads' are the caller's, who can check a group of them at once.
+    A block's records all precede the problem that follows it, if any. Finding where each record starts
+    stays a Python loop over the lengths (0.18 us a record): each start depends on the one before.
+    """
+    offset = 0
+    if from_byte:
+        found = record_start_at_or_after(stream, from_byte, size)
+        if found is None:
+            return
+        offset = found
+        stream.seek(offset)
+    buffer, wanted = b"", BLOCK_BYTES
+    while True:
+        if to_byte is not None and offset >= to_byte:
+            return
+        chunk = stream.read(wanted)
+        buffer = buffer + chunk if buffer else chunk
+        if not buffer:
+            return
+        starts, lengths, position = _walk(buffer)
+        cut = len(starts) if to_byte is None else bisect.bisect_left(starts, to_byte - offset)
+        piece_ends = cut < len(starts)
+        del starts[cut:], lengths[cut:]  # records from `to_byte` on are another piece's
+        bad = _first_bad_length(buffer, starts)
+        if bad is not None:
+            if bad:
+                yield RecordBlock(offset, buffer, starts[:bad], lengths[:bad])
+            yield RecordProblem(offset + starts[bad], "record length fails its CRC (corrupt data)", False)
+            return
+        if starts:
+            yield RecordBlock(offset, buffer, starts, lengths)
+        if piece_ends:
+            return
+        offset, buffer = offset + position, buffer[position:]
+        if to_byte is not None and offset >= to_byte:
+            return
+        need = _what_the_next_record_needs(buffer, offset, size, at_end=not chunk)
+        if isinstance(need, RecordProblem):
+            yield need
+            return
+        wanted = max(need, BLOCK_BYTES)
+
+
+def _walk(buffer: bytes) -> tuple[list[int], list[int], int]:
+    """(where each whole record starts, its payload's length, where the first incomplete one starts)."""
+    unpack_length = _LENGTH.unpack_from
+    starts: list[int] = []
+    lengths: list[int] = []
+    position, end = 0, len(buffer)
+    while position + HEADER_BYTES <= end:
+        (length,) = unpack_length(buffer, position)
+        after = position + HEADER_BYTES + length + FOOTER_BYTES
+        if after > end:
+            break
+        starts.append(position)
+        lengths.append(length)
+        position = after
+    return starts, lengths, position
+
+
+def _what_the_next_record_needs(buffer: bytes, offset: int, size: int, *, at_end: bool) -> int | RecordProblem:
+    """How many more bytes the record that `buffer` (from file offset `offset`) begins needs, or the problem
+    that stops reading there: the same checks, in the same order, as `iter_records` makes."""
+    if len(buffer) < HEADER_BYTES:
+        if at_end and buffer:
+            return RecordProblem(offset, "file ends inside a record header (a writer may still be running)", True)
+        return 0
+    (length,) = _LENGTH.unpack_from(buffer)
+    if _masked(crc32c(buffer[:8])) != _CRC.unpack_from(buffer, 8)[0]:
+        return RecordProblem(offset, "record length fails its CRC (corrupt data)", False)
+    if length > MAX_RECORD_BYTES:
+        return RecordProblem(offset, f"record length {length} is beyond any record's (corrupt data)", False)
+    missing = HEADER_BYTES + length + FOOTER_BYTES - len(buffer)
+    if at_end or missing > size - offset - len(buffer):  # never allocate what is not there
+        return RecordProblem(offset, f"file ends inside a {length}-byte record (a writer may still be running)", True)
+    return missing
+
+
+def _first_bad_length(buffer: bytes, starts: list[int]) -> int | None:
+    """The index of the first record whose length fails its CRC, checked for all at once: a log's records
+    have few distinct lengths, so each distinct length's CRC is computed once."""
+    if not starts:
+        return None
+    import numpy as np
+
+    raw = np.frombuffer(buffer, np.uint8)
+    at = np.asarray(starts, np.int64)
+    heads = raw[at[:, None] + np.arange(HEADER_BYTES)]
+    lengths = heads[:, :8].copy().view("<u8")[:, 0]
+    stored = heads[:, 8:].copy().view("<u4")[:, 0]
+    distinct, which = np.unique(lengths, return_inverse=True)
+    expected = np.array([masked_crc32c(_LENGTH.pack(int(n))) for n in distinct], np.uint32)[which]
+    wrong = np.flatnonzero(expected != stored)
+    return int(wrong[0]) if len(wrong) else None
 
 
 def record_start_at_or_after(stream: BinaryIO, position: int, size: int) -> int | None:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from tbimg_cli.errors import InputError, LogReadError
+from tbimg_cli.logs.columns import Block, ScalarRows, run_blocks, scalar_rows
 from tbimg_cli.logs.export_paths import SCALARS_FILE, ExportPaths, distinct_run_folders, safe_component
 from tbimg_cli.logs.readback import (
     CONFUSION,
@@ -43,9 +44,9 @@ from tbimg_cli.logs.readback import (
     TEXT,
     FileProblem,
     Logdir,
+    Value,
     map_runs,
     open_logdir,
-    run_values,
 )
 from tbimg_cli.words import counted
 
@@ -238,15 +239,60 @@ def _export_runs(logdir: Logdir, runs: dict[str, list[str]], job: _ExportJob) ->
 def _export_run(
     location: str, run: str, files: list[str], job: _ExportJob, paths: ExportPaths | None = None
 ) -> RunExport:
-    """Write (or only name, when planning) one run's files, streaming: its CSV row by row, its
-    animations when the run ends, so memory holds one run's animation frames at most."""
-    part = RunExport()
-    paths = paths or ExportPaths(job.out, job.run_folders)
-    planning = job.planning
+    """Write (or only name, when planning) one run's files, streaming: its CSV a block of rows at a time,
+    its animations when the run ends, so memory holds one run's animation frames at most."""
+    exporter = _RunExporter(run, job, paths or ExportPaths(job.out, job.run_folders))
+    try:
+        wanted = {IMAGES, SCALARS, TEXT, CONFUSION}
+        for block in run_blocks(Logdir(location), run, files, exporter.part.problems, wanted):
+            exporter.add(block)
+    finally:
+        if exporter.scalars is not None:
+            exporter.scalars.close()
+    return exporter.finish()
 
-    def write(path: Path, contents: Callable[[Path], object] | None) -> None:
-        part.files.append(path)
-        if planning or contents is None:
+
+class _RunExporter:
+    """One run's export, a block of values at a time."""
+
+    def __init__(self, run: str, job: _ExportJob, paths: ExportPaths) -> None:
+        self.run, self.job, self.paths = run, job, paths
+        self.part = RunExport()
+        self.scalars: _ScalarsFile | None = None
+        self.frames: dict[str, dict[int, bytes]] = {}
+        self._kept: dict[tuple[str, str], bool] = {}
+
+    def add(self, block: Block) -> None:
+        low, high = self.job.wanted.steps
+        rows = scalar_rows(block, lambda tag: self.kept(SCALARS, tag), low, high)
+        for order, value in block.values:
+            if value.plugin == SCALARS or not self.kept(value.plugin, value.tag):
+                continue
+            if (low is not None and value.step < low) or (high is not None and value.step > high):
+                continue
+            if rows is not None and int(rows.orders[0]) < order:  # files are listed in the order they are met
+                self._scalars_file()
+            self._export(value)
+        if rows is not None:
+            self._scalars_file().add_rows(rows)
+            self.part.scalar_rows += len(rows.orders)
+            self.part.tags.update(rows.tags)
+
+    def finish(self) -> RunExport:
+        part, run, paths = self.part, self.run, self.paths
+        part.animations += _write_animations(run, self.frames, paths, self.write)
+        part.tag_folders = {tag: folder for tag in part.tags if (folder := paths.tag_folder(run, tag)) is not None}
+        return part
+
+    def kept(self, plugin: str, tag: str) -> bool:
+        keep = self._kept.get((plugin, tag))
+        if keep is None:
+            keep = self._kept[plugin, tag] = _exported(plugin, tag, self.job.wanted.tag)
+        return keep
+
+    def write(self, path: Path, contents: Callable[[Path], object] | None) -> None:
+        self.part.files.append(path)
+        if self.job.planning or contents is None:
             return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -254,45 +300,30 @@ def _export_run(
         except OSError as exc:
             raise LogReadError(f"cannot write {path} ({exc.strerror}); choose another --out") from exc
 
-    scalars: _ScalarsFile | None = None
-    frames: dict[str, dict[int, bytes]] = {}
-    keep_tag: dict[str, bool] = {}
-    low, high = job.wanted.steps
-    try:
-        for value in run_values(Logdir(location), run, files, part.problems, {IMAGES, SCALARS, TEXT, CONFUSION}):
-            tag, step = value.tag, value.step
-            keep = keep_tag.get(tag)
-            if keep is None:
-                keep = keep_tag[tag] = _exported(value.plugin, tag, job.wanted.tag)
-            if not keep or (low is not None and step < low) or (high is not None and step > high):
-                continue
-            part.tags.add(tag)
-            if value.plugin == SCALARS:
-                if scalars is None:
-                    scalars = _ScalarsFile(paths.for_scalars(run), write, planning=planning)
-                scalars.add(tag, step, value.wall_time, value.data)
-                part.scalar_rows += 1
-            elif value.plugin == CONFUSION:
-                if value.data is not None:
-                    matrix_tag = tag.removesuffix(COUNTS_SUFFIX)
-                    write(paths.for_confusion(run, matrix_tag, step), partial(_write_confusion, counts=value.data))
-                    part.matrices += 1
-            elif value.plugin == IMAGES:
-                _, _, samples = value.data
-                for index, data in enumerate(samples):
-                    write(paths.for_sample(run, tag, step, index, data), partial(_write_bytes, data=data))
-                part.images += len(samples)
-                if job.animate and samples:
-                    frames.setdefault(tag, {})[step] = samples[0]
-            else:
-                write(paths.for_text(run, tag, step), partial(_write_text, text=value.data + "\n"))
-                part.texts += 1
-    finally:
-        if scalars is not None:
-            scalars.close()
-    part.animations += _write_animations(run, frames, paths, write)
-    part.tag_folders = {tag: folder for tag in part.tags if (folder := paths.tag_folder(run, tag)) is not None}
-    return part
+    def _scalars_file(self) -> _ScalarsFile:
+        if self.scalars is None:
+            self.scalars = _ScalarsFile(self.paths.for_scalars(self.run), self.write, planning=self.job.planning)
+        return self.scalars
+
+    def _export(self, value: Value) -> None:
+        part, paths, run, write = self.part, self.paths, self.run, self.write
+        tag, step = value.tag, value.step
+        part.tags.add(tag)
+        if value.plugin == CONFUSION:
+            if value.data is not None:
+                matrix_tag = tag.removesuffix(COUNTS_SUFFIX)
+                write(paths.for_confusion(run, matrix_tag, step), partial(_write_confusion, counts=value.data))
+                part.matrices += 1
+        elif value.plugin == IMAGES:
+            _, _, samples = value.data
+            for index, data in enumerate(samples):
+                write(paths.for_sample(run, tag, step, index, data), partial(_write_bytes, data=data))
+            part.images += len(samples)
+            if self.job.animate and samples:
+                self.frames.setdefault(tag, {})[step] = samples[0]
+        else:
+            write(paths.for_text(run, tag, step), partial(_write_text, text=value.data + "\n"))
+            part.texts += 1
 
 
 class _ScalarsFile:
@@ -312,13 +343,15 @@ class _ScalarsFile:
         self._stream = open(path, "w", encoding="utf-8", newline="", buffering=1 << 20)  # noqa: SIM115
         self._stream.write("tag,step,wall_time,value\r\n")  # the csv module's dialect, which readers expect
 
-    def add(self, tag: str, step: int, wall_time: float, value: float) -> None:
+    def add_rows(self, rows: ScalarRows) -> None:
         if self._stream is None:  # only planning
             return
-        quoted = self._quoted.get(tag)
-        if quoted is None:
-            quoted = self._quoted[tag] = _csv_field(tag)
-        self._stream.write(f"{quoted},{step},{wall_time!r},{value!r}\r\n")
+        quoted = [self._quoted.get(tag) or self._quoted.setdefault(tag, _csv_field(tag)) for tag in rows.tags]
+        tags = [quoted[k] for k in rows.which.tolist()] if len(quoted) > 1 else [quoted[0]] * len(rows.which)
+        lines = zip(tags, rows.steps.tolist(), rows.wall_times.tolist(), rows.values.tolist(), strict=True)
+        self._stream.write(
+            "".join(f"{tag},{step},{wall_time!r},{value!r}\r\n" for tag, step, wall_time, value in lines)
+        )
 
     def close(self) -> None:
         if self._stream is not None:

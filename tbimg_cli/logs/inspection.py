@@ -11,19 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tbimg_cli.logs.readback import (
-    IMAGES,
-    SCALARS,
-    FileProblem,
-    Logdir,
-    Value,
-    map_pieces,
-    map_runs,
-    open_logdir,
-    piece_values,
-    pieces,
-    run_values,
-)
+from tbimg_cli.logs.columns import Block, file_blocks, run_blocks
+from tbimg_cli.logs.readback import IMAGES, SCALARS, FileProblem, Logdir, map_pieces, map_runs, open_logdir, pieces
 
 
 @dataclass
@@ -96,33 +85,65 @@ def inspect_logdir(location: str | Path) -> Inspection:
 def _inspect_run(location: str, run: str, files: list[str]) -> tuple[list[TagSummary], list[FileProblem]]:
     """One run's tag summaries: a few numbers per tag, whatever the number of events."""
     problems: list[FileProblem] = []
-    return _summarise(run, run_values(Logdir(location), run, files, problems, {IMAGES, SCALARS})), problems
+    return _summarise(run, run_blocks(Logdir(location), run, files, problems, {IMAGES, SCALARS})), problems
 
 
 def _inspect_piece(
     location: str, run: str, path: str, piece: tuple[int, int | None]
 ) -> tuple[list[TagSummary], list[FileProblem]]:
     problems: list[FileProblem] = []
-    return _summarise(run, piece_values(Logdir(location), run, path, piece, problems, {IMAGES, SCALARS})), problems
+    # A piece knows the plugins only of the tags whose metadata it holds: TF 1 writers name a tag's plugin
+    # on its first value only, so a later piece reads their other tensor values as of an unknown plugin.
+    blocks = file_blocks(Logdir(location), run, path, {}, problems, {IMAGES, SCALARS}, piece)
+    return _summarise(run, blocks), problems
 
 
-def _summarise(run: str, values: Iterable[Value]) -> list[TagSummary]:
+def _summarise(run: str, blocks: Iterable[Block]) -> list[TagSummary]:
+    """A few numbers per tag, block by block: the values parsed one by one, then the columns, whose
+    numbers numpy sums up (a column's values are in file order, so its last is its latest)."""
     summaries: dict[str, TagSummary] = {}
-    for value in values:
-        summary = summaries.get(value.tag)
-        if summary is None:
-            summary = summaries[value.tag] = TagSummary(run, value.tag, value.plugin or "?", value.step, value.step)
-        summary.count += 1
-        if value.step < summary.first_step:
-            summary.first_step = value.step
-        elif value.step > summary.last_step:
-            summary.last_step = value.step
-        if value.plugin == IMAGES:
-            summary.width, summary.height, samples = value.data
-            summary.samples = max(summary.samples, len(samples))
-        elif value.plugin == SCALARS:
-            summary.last_value = value.data
+    for block in blocks:
+        _add_new_tags(run, block, summaries)
+        latest: dict[str, int] = {}  # per scalar tag, the order of the value that set last_value
+        for order, value in block.values:
+            summary = summaries[value.tag]
+            summary.count += 1
+            if value.step < summary.first_step:
+                summary.first_step = value.step
+            elif value.step > summary.last_step:
+                summary.last_step = value.step
+            if value.plugin == IMAGES:
+                summary.width, summary.height, samples = value.data
+                summary.samples = max(summary.samples, len(samples))
+            elif value.plugin == SCALARS:
+                summary.last_value = value.data
+                latest[value.tag] = order
+        for column in block.columns:
+            summary = summaries[column.tag]
+            summary.count += len(column.orders)
+            summary.first_step = min(summary.first_step, int(column.steps.min()))
+            summary.last_step = max(summary.last_step, int(column.steps.max()))
+            last = int(column.orders[-1])
+            if column.plugin == SCALARS and column.data is not None and last > latest.get(column.tag, -1):
+                summary.last_value = float(column.data[-1])
+                latest[column.tag] = last
     return list(summaries.values())
+
+
+def _add_new_tags(run: str, block: Block, summaries: dict[str, TagSummary]) -> None:
+    """A summary for each tag the block holds first, in the order of their first values, as reading one
+    value at a time would make them (with the plugin and step of that first value)."""
+    firsts: dict[str, tuple[int, str, int]] = {}
+    for order, value in block.values:
+        if value.tag not in summaries and value.tag not in firsts:
+            firsts[value.tag] = (order, value.plugin, value.step)
+    for column in block.columns:
+        if column.tag not in summaries:
+            first = (int(column.orders[0]), column.plugin, int(column.steps[0]))
+            if column.tag not in firsts or first < firsts[column.tag]:
+                firsts[column.tag] = first
+    for tag, (_, plugin, step) in sorted(firsts.items(), key=lambda item: item[1][0]):
+        summaries[tag] = TagSummary(run, tag, plugin or "?", step, step)
 
 
 def _merge(merged: dict[str, TagSummary], later: TagSummary) -> None:

@@ -1,12 +1,11 @@
 """Read any TensorBoard logdir back, fast and in flat memory: what `inspect` lists and `export` writes.
 
-No TensorFlow. Records are read with tbimg's own framing code (`records.py`,
-both CRCs checked) and parsed with protobuf's C parser; each value is decoded
-straight from its own form, TF 2's tensors or the `simple_value` and
-`Summary.Image` forms of TF 1, tensorboardX and PyTorch, instead of through
-generic converters: that is what makes a million scalars a matter of seconds.
-Nothing is kept per event: `inspection.py` keeps a few numbers per tag, and
-`export.py` writes as it reads.
+No TensorFlow. This module finds a logdir's runs and event files (local or in a bucket), cuts large
+logs into pieces for every core, and decodes one summary value from each of its forms: TF 2's tensors
+or the `simple_value` and `Summary.Image` forms of TF 1, tensorboardX and PyTorch, instead of through
+generic converters. Reading the records is `columns.py`'s: both CRCs checked, the records that repeat
+(scalars) decoded a block at a time, the others parsed with protobuf's C parser. Nothing is kept per
+event: `inspection.py` keeps a few numbers per tag, and `export.py` writes as it reads.
 
 A logdir is a local folder or any URL fsspec understands (`s3://`, `gs://`...;
 `pip install 'tbimg[cloud]'`). A run is every folder holding event files, as
@@ -29,7 +28,7 @@ from typing import Any, BinaryIO, NamedTuple, TypeVar, cast
 from tbimg_cli import shortcuts
 from tbimg_cli.errors import LogReadError, TbimgError
 from tbimg_cli.events import storage
-from tbimg_cli.events.records import EVENT_FILE_MARKER, INDEX_MARKER, RecordProblem, index_name, iter_records
+from tbimg_cli.events.records import EVENT_FILE_MARKER, INDEX_MARKER, index_name
 
 PARALLEL_BYTES = 16 << 20  # below this a log reads faster in one process than a pool starts
 PIECE_BYTES = 4 << 20  # no smaller pieces of a file: finding where a piece's records start has a cost
@@ -187,35 +186,6 @@ class RangedFile(io.RawIOBase):
         return self._window[start - self._window_start : end - self._window_start]
 
 
-def run_values(
-    logdir: Logdir, run: str, files: list[str], problems: list[FileProblem], plugins_wanted: set[str] | None = None
-) -> Iterator[Value]:
-    """Every summary value of one run, file by file, in file order.
-
-    `plugins_wanted` skips decoding other values (they still count as read).
-    """
-    plugin_of: dict[str, str] = {}  # TF 1 writers put metadata only on a tag's first value
-    for path in files:
-        yield from _file_values(logdir, run, path, plugin_of, problems, plugins_wanted)
-
-
-def piece_values(
-    logdir: Logdir,
-    run: str,
-    path: str,
-    piece: tuple[int, int | None],
-    problems: list[FileProblem],
-    plugins_wanted: set[str] | None = None,
-) -> Iterator[Value]:
-    """The values of the records that start in `piece` (from byte, to byte) of one event file.
-
-    A piece knows the plugins only of the tags whose metadata it holds: TF 1
-    writers put it on a tag's first value only, so a later piece reads their
-    other tensor values as of an unknown plugin.
-    """
-    yield from _file_values(logdir, run, path, {}, problems, plugins_wanted, piece)
-
-
 def pieces(logdir: Logdir, runs: dict[str, list[str]]) -> list[tuple[str, str, tuple[int, int | None]]] | None:
     """(run, file, byte range) pieces of about equal work for every core, or None when one process
     reads the logdir as fast: a small or remote log, or one core.
@@ -280,68 +250,10 @@ def _local_size(files: list[str]) -> int:
     return sum(os.stat(path).st_size for path in files)
 
 
-def _file_values(
-    logdir: Logdir,
-    run: str,
-    path: str,
-    plugin_of: dict[str, str],
-    problems: list[FileProblem],
-    plugins_wanted: set[str] | None,
-    piece: tuple[int, int | None] = (0, None),
-) -> Iterator[Value]:
-    from google.protobuf.message import DecodeError
-    from tensorboard.compat.proto import event_pb2
-
-    parse = event_pb2.Event.FromString
-    try:
-        stream, size = logdir.open(path)
-    except OSError as exc:
-        problems.append(FileProblem(str(path), 0, f"cannot read ({exc.strerror or exc}); skipped", False))
-        return
-    with stream:
-        for item in iter_records(stream, size, *piece):
-            if isinstance(item, RecordProblem):
-                consequence = "read up to there" if item.truncated_tail else "the rest of that file was skipped"
-                problems.append(
-                    FileProblem(str(path), item.offset, f"{item.message}; {consequence}", item.truncated_tail)
-                )
-                return
-            offset, payload = item
-            try:
-                event = parse(payload)
-            except DecodeError:
-                problems.append(
-                    FileProblem(
-                        str(path), offset, "record is not a TensorBoard event; the rest of that file was skipped", False
-                    )
-                )
-                return
-            if not event.HasField("summary"):
-                continue
-            for value in event.summary.value:
-                tag = value.tag
-                kind = value.WhichOneof("value")
-                plugin = value.metadata.plugin_data.plugin_name
-                if plugin:
-                    plugin_of[tag] = plugin
-                else:
-                    plugin = plugin_of.get(tag) or _LEGACY_PLUGINS.get(kind, "")
-                if plugins_wanted is not None and plugin not in plugins_wanted:
-                    yield Value(run, tag, event.step, event.wall_time, plugin, None)
-                    continue
-                try:
-                    data = _decode(kind, plugin, value)
-                except ValueError as exc:
-                    message = f"tag {tag!r} at step {event.step}: {exc}; that value was skipped"
-                    problems.append(FileProblem(str(path), offset, message, False))
-                    continue
-                yield Value(run, tag, event.step, event.wall_time, plugin, data)
+LEGACY_PLUGINS = {"simple_value": SCALARS, "image": IMAGES, "histo": "histograms", "audio": "audio"}
 
 
-_LEGACY_PLUGINS = {"simple_value": SCALARS, "image": IMAGES, "histo": "histograms", "audio": "audio"}
-
-
-def _decode(kind: str | None, plugin: str, value: Any) -> Any:
+def decode_value(kind: str | None, plugin: str, value: Any) -> Any:
     """A value's payload, by its form; ValueError says what is malformed."""
     if kind == "simple_value":
         return float(value.simple_value)
@@ -352,7 +264,7 @@ def _decode(kind: str | None, plugin: str, value: Any) -> Any:
         return None
     tensor = value.tensor
     if plugin == SCALARS:
-        return _scalar(tensor)
+        return scalar_value(tensor)
     if plugin == IMAGES:
         strings = tensor.string_val
         if len(strings) < 2:
@@ -394,7 +306,7 @@ def _confusion_counts(value: Any) -> tuple[list[str], Any]:
     return [str(name) for name in names], matrix
 
 
-def _scalar(tensor: Any) -> float:
+def scalar_value(tensor: Any) -> float:
     """The one number of a scalar tensor, read from its bytes or its typed field."""
     content = tensor.tensor_content
     if tensor.dtype == _FLOAT and len(content) == 4 and not tensor.tensor_shape.dim:
