@@ -20,6 +20,7 @@ record one by one: the way back, and what the tests hold the fast path to.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
@@ -46,6 +47,7 @@ from tbimg_cli.logs.readback import (
     decode_value,
 )
 
+READER_VARIABLE = "TBIMG_READER"  # "protobuf": every record parsed one by one, the way back
 SMALLEST_GROUP = 16  # fewer records of one length are parsed one by one: a template costs about 30 of them
 TEMPLATES_PER_LENGTH = 4  # tags of equal length, with and without metadata, can share a record length
 LONGEST_TEMPLATE = 1024  # longer records (images) rarely repeat byte for byte
@@ -78,10 +80,11 @@ def run_blocks(
     problems: list[FileProblem],
     plugins_wanted: set[str] | None = None,
     *,
-    fast: bool = True,
+    fast: bool | None = None,
 ) -> Iterator[Block]:
     """Every summary value of one run, a block at a time, in file order. `plugins_wanted` skips decoding
-    other values (they still count as read, with None as their data)."""
+    other values (they still count as read, with None as their data). `fast=False` parses every record
+    with protobuf; by default only `TBIMG_READER=protobuf` does."""
     plugin_of: dict[str, str] = {}  # TF 1 writers put metadata only on a tag's first value
     for path in files:
         yield from file_blocks(logdir, run, path, plugin_of, problems, plugins_wanted, fast=fast)
@@ -94,7 +97,7 @@ def run_values(
     problems: list[FileProblem],
     plugins_wanted: set[str] | None = None,
     *,
-    fast: bool = True,
+    fast: bool | None = None,
 ) -> Iterator[Value]:
     """`run_blocks` a value at a time, in file order: for readers that want every value as an object."""
     for block in run_blocks(logdir, run, files, problems, plugins_wanted, fast=fast):
@@ -124,13 +127,15 @@ def file_blocks(
     plugins_wanted: set[str] | None,
     piece: tuple[int, int | None] = (0, None),
     *,
-    fast: bool = True,
+    fast: bool | None = None,
 ) -> Iterator[Block]:
     """The values of one event file (or of the records that start in `piece` of it), a block at a time.
 
     `plugin_of` carries each tag's plugin across blocks and files. Reading stops at the first damaged
     record with a problem saying where, as `records.iter_records` does.
     """
+    if fast is None:
+        fast = os.environ.get(READER_VARIABLE, "") != "protobuf"
     try:
         stream, size = logdir.open(path)
     except OSError as exc:
@@ -207,7 +212,12 @@ class _Group(NamedTuple):
 
 
 class _Ambiguous(Exception):
-    """A templated tag's plugin changes within the block: the columns cannot say which value has which."""
+    """A templated tag's plugin changes within the block, or its numbers are due as more than numbers:
+    the columns cannot say which value has which, so its records are read one by one."""
+
+    def __init__(self, tag: str) -> None:
+        super().__init__(tag)
+        self.tag = tag
 
 
 class _BlockReader:
@@ -221,15 +231,15 @@ class _BlockReader:
 
     def read(self, plugin_of: dict[str, str], fast: bool) -> Block:
         groups = self._groups() if fast and len(self.block.starts) >= SMALLEST_GROUP else []
-        if groups:
-            before = dict(plugin_of)
+        before = dict(plugin_of)
+        while True:
             try:
                 return self._read(groups, plugin_of)
-            except _Ambiguous:  # read it one by one, from the same start
+            except _Ambiguous as ambiguous:  # that tag's records are read one by one, from the same start
                 plugin_of.clear()
                 plugin_of.update(before)
                 self.problems, self.stop = [], len(self.block.starts)
-        return self._read([], plugin_of)
+                groups = [group for group in groups if all(v[0] != ambiguous.tag for v in group.template.values)]
 
     def _read(self, groups: list[_Group], plugin_of: dict[str, str]) -> Block:
         for group in groups:
@@ -268,12 +278,14 @@ class _BlockReader:
         for length in worth.tolist():
             members = np.flatnonzero(lengths == length)
             rows = np.lib.stride_tricks.sliding_window_view(raw, length)[self.starts[members] + HEADER_BYTES]
-            for _ in range(TEMPLATES_PER_LENGTH):
+            for _ in range(TEMPLATES_PER_LENGTH):  # each try takes at least its first record out
                 template = templates.template(rows[0].tobytes())
                 if template is None:
-                    break
-                matched = templates.matches(template, rows)
-                found.append(_Group(template, members[matched], rows[matched]))
+                    matched = np.zeros(len(rows), bool)
+                    matched[0] = True  # not an event of numbers only: it is read one by one
+                else:
+                    matched = templates.matches(template, rows)
+                    found.append(_Group(template, members[matched], rows[matched]))
                 members, rows = members[~matched], rows[~matched]
                 if len(members) < SMALLEST_GROUP:
                     break
@@ -373,17 +385,22 @@ class _BlockReader:
             for plugin, part in parts:
                 if len(here[part]):
                     yield Column(
-                        tag, plugin, here[part], steps[part], wall_times[part], self._data(plugin, kind, data[part])
+                        tag,
+                        plugin,
+                        here[part],
+                        steps[part],
+                        wall_times[part],
+                        self._data(tag, plugin, kind, data[part]),
                     )
 
-    def _data(self, plugin: str, kind: str, numbers: np.ndarray) -> np.ndarray | None:
+    def _data(self, tag: str, plugin: str, kind: str, numbers: np.ndarray) -> np.ndarray | None:
         """What `decode_value` makes of these numbers under this plugin (None: not decoded)."""
         if self.plugins_wanted is not None and plugin not in self.plugins_wanted:
             return None
         if kind == "simple_value" or plugin == SCALARS:
             return numbers
         if plugin in _DECODED_TENSORS:
-            raise _Ambiguous(plugin)  # a number where an image or a text is due: the problem is protobuf's to say
+            raise _Ambiguous(tag)  # a number where an image or a text is due: the problem is protobuf's to say
         return None
 
 
