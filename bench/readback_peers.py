@@ -1,11 +1,20 @@
 """The tools people use today to read TensorBoard logs, as the read-back benchmark runs them.
 
     python bench/readback_peers.py multiplexer|tbparse LOGDIR
+    python bench/readback_peers.py rust|rust-all LOGDIR TENSORBOARD RUNS TAGS LAST_STEP
 
 Loads every scalar event (TF 2 tensor form or simple_value) the way each
 tool's users do, then prints one JSON object with, per (run, tag), the count,
 sum and last value of the scalar events: what `bench_readback.py` compares
 across tools to check that they agree.
+
+`rust` starts TENSORBOARD (the `tensorboard` of a venv without TensorFlow: its
+Rust data server, `--load_fast=true`) on the logdir and asks, over HTTP, for
+each run's scalars until every run's last step of every tag is served; it
+prints the seconds from TensorBoard's start to then (the server's shutdown is
+not counted) and, per (run, tag), the last step and value. `rust-all` keeps
+every scalar (`--samples_per_plugin scalars=N`, N the steps) and waits until
+all of them are served: what an export of every scalar is compared with.
 """
 
 from __future__ import annotations
@@ -55,6 +64,51 @@ def tbparse(logdir: str) -> dict:
     return found
 
 
+def rust(logdir: str, tensorboard: str, runs: str, tags: str, last_step: str, *, keep_all: bool = False) -> dict:
+    """Seconds until TensorBoard's Rust loader serves every run's last scalar (all of them with `keep_all`)."""
+    import socket
+    import subprocess
+    import time
+    import urllib.parse
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    wanted = {(run, tag) for run in runs.split(",") for tag in tags.split(",")}
+    last = int(last_step)
+    started = time.perf_counter()
+    cmd = [tensorboard, "--logdir", logdir, "--load_fast=true", "--host", "127.0.0.1", "--port", str(port)]
+    if keep_all:  # not scalars=0 ("keep all"): the Rust data server 0.7.2 then serves no points at all
+        cmd += ["--samples_per_plugin", f"scalars={last + 1}"]
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    found: dict[str, list] = {}
+    try:
+        while len(found) < len(wanted):
+            for run, tag in sorted(wanted):
+                if f"{run}|{tag}" in found:
+                    continue
+                query = urllib.parse.urlencode({"run": run, "tag": tag})
+                try:
+                    with urllib.request.urlopen(
+                        f"http://127.0.0.1:{port}/data/plugin/scalars/scalars?{query}"
+                    ) as reply:
+                        points = json.load(reply)
+                except OSError:
+                    continue  # not listening yet, or that run not loaded yet
+                if points and points[-1][1] == last and (not keep_all or len(points) == last + 1):
+                    found[f"{run}|{tag}"] = [len(points), points[-1][1], points[-1][2]]
+            time.sleep(0.005)
+        seconds = time.perf_counter() - started
+    finally:
+        server.terminate()
+        server.wait()
+    return {"seconds": seconds, "found": found}
+
+
 if __name__ == "__main__":
     tool, logdir = sys.argv[1], sys.argv[2]
-    print(json.dumps({"multiplexer": multiplexer, "tbparse": tbparse}[tool](logdir)))
+    if tool in ("rust", "rust-all"):
+        print(json.dumps(rust(logdir, *sys.argv[3:7], keep_all=tool == "rust-all")))
+    else:
+        print(json.dumps({"multiplexer": multiplexer, "tbparse": tbparse}[tool](logdir)))

@@ -262,7 +262,7 @@ class _BlockReader:
         for tag, (plugin, _) in declared.items():
             plugin_of[tag] = plugin
         if damage is not None:
-            where = self.block.offset + self.block.starts[self.stop]
+            where = self.block.offset + int(self.block.starts[self.stop])
             self.problems.append(FileProblem(self.path, where, f"{damage}; the rest of that file was skipped", False))
         return Block(self.run, values, columns)
 
@@ -308,8 +308,8 @@ class _BlockReader:
 
         parse, buffer, offset = event_pb2.Event.FromString, self.block.buffer, self.block.offset
         events: list[tuple[int, Any]] = []
-        for record in records:
-            start, length = self.block.starts[record], self.block.lengths[record]
+        starts, lengths = self.block.starts[records].tolist(), self.block.lengths[records].tolist()
+        for record, start, length in zip(records, starts, lengths, strict=True):
             payload = buffer[start + HEADER_BYTES : start + HEADER_BYTES + length]
             footer = buffer[start + HEADER_BYTES + length : start + HEADER_BYTES + length + FOOTER_BYTES]
             if masked_crc32c(payload) != int.from_bytes(footer, "little"):

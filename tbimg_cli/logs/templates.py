@@ -10,23 +10,22 @@ has the template's structure exactly, and protobuf would read it as the template
 Only events whose summary values are all single numbers (`simple_value`, or a scalar tensor's content,
 `float_val` or `double_val`) make templates: the records that dominate real logs. CRCs are checked a
 group at a time: CRC-32C's register is linear over GF(2), so two payloads of one length differ in CRC
-by the CRC, from a zero register, of their difference, which is the XOR of each differing byte's share.
+by the CRC, from a zero register, of their difference (`records.crc_contributions`).
 """
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any, NamedTuple
 
 import numpy as np
 from crc32c import crc32c
 
+from tbimg_cli.events.records import crc_contributions, masked_many
 from tbimg_cli.logs.readback import scalar_value
 
 _VARINT, _FIXED64, _LENGTH_DELIMITED, _FIXED32 = 0, 1, 2, 5
 _CONTENT_FORMATS = {1: "<f4", 2: "<f8", 3: "<i4", 9: "<i8", 19: "<f2"}  # DT_FLOAT, DOUBLE, INT32, INT64, HALF
 ABSENT = -1
-_MASK_DELTA = np.uint32(0xA282EAD8)
 
 
 class Template(NamedTuple):
@@ -223,37 +222,6 @@ def wall_times(template: Template, rows: np.ndarray) -> np.ndarray:
     return rows[:, template.wall : template.wall + 8].copy().view("<f8")[:, 0]
 
 
-@cache
-def _contributions(length: int) -> np.ndarray:
-    """[position, byte] -> what a byte at that position of a `length`-byte message adds (XOR) to its CRC-32C.
-
-    CRC-32C's register is linear over GF(2): two messages of one length differ in CRC by the CRC, from a
-    zero register, of their difference; a byte's share is the table entry of its value carried through
-    the zero bytes after it.
-    """
-    tables = np.empty((length, 256), np.uint32)
-    table = _CRC_TABLE.copy()
-    for position in range(length - 1, -1, -1):
-        tables[position] = table
-        table = (table >> np.uint32(8)) ^ _CRC_TABLE[table & np.uint32(0xFF)]
-    return tables
-
-
-def _crc_table() -> np.ndarray:
-    table = np.arange(256, dtype=np.uint32)
-    for _ in range(8):
-        table = np.where(table & 1, (table >> np.uint32(1)) ^ np.uint32(0x82F63B78), table >> np.uint32(1))
-    return table.astype(np.uint32)
-
-
-_CRC_TABLE = _crc_table()
-
-
-def masked(crc: np.ndarray) -> np.ndarray:
-    """TFRecord's masked CRC (`records.masked_crc32c`) of many CRCs at once."""
-    return ((crc >> np.uint32(15)) | (crc << np.uint32(17))) + _MASK_DELTA
-
-
 def numbers(template: Template, rows: np.ndarray, value: int) -> np.ndarray:
     """The rows' numbers of the template's `value`-th summary value, as float64."""
     _, _, _, at, form = template.values[value]
@@ -263,7 +231,7 @@ def numbers(template: Template, rows: np.ndarray, value: int) -> np.ndarray:
 def crc_fails(template: Template, rows: np.ndarray, stored: np.ndarray) -> np.ndarray:
     """Which rows' payload CRC-32C differs from their `stored` (masked, as TFRecord keeps it) CRC."""
     crc = np.full(len(rows), crc32c(template.payload.tobytes()), np.uint32)
-    tables = _contributions(len(template.payload))
+    tables = crc_contributions(len(template.payload))
     for position in template.variable.tolist():
         crc ^= tables[position][rows[:, position] ^ template.payload[position]]
-    return masked(crc) != stored
+    return masked_many(crc) != stored
