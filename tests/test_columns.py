@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tbimg_cli.events.records import frame
+from tbimg_cli.events.records import frame, iter_record_blocks
 from tbimg_cli.events.writer import EventWriter
 from tbimg_cli.logs import columns
 from tbimg_cli.logs.readback import open_logdir
@@ -324,3 +324,38 @@ def test_the_reader_variable_is_the_way_back(tmp_path, cli):
     assert slow.returncode == 0, slow.stderr
     assert json.loads(slow.stdout) == fast
     assert fast["tags"][0]["steps"]["count"] == len(STEPS)
+
+
+def test_the_viewers_index_skips_scalar_records_and_lists_every_image(tmp_path):
+    """A log as tf.summary or PyTorch writes it (no tbimg image index beside it): scalars between images."""
+    from tbimg_cli.events.records import read_records
+    from tbimg_cli.logs.headers import decode_with_protobuf, image_values
+    from tbimg_cli.serve.index import ImageIndex
+
+    from .test_headers import image_event
+
+    folder = tmp_path / "logs" / "run"
+    folder.mkdir(parents=True)
+    records = []
+    for step in range(600):
+        records.append(_event(step, [_value("loss", simple=step / 9)]))
+        records.append(
+            _event(step, [_value("accuracy", dtype=1, tensor_content=np.float32(step).tobytes(), plugin="scalars")])
+        )
+        if step % 7 == 0:
+            records.append(image_event("images", step, [b"png-%d" % step] * (1 + step % 3)))
+    (folder / "events.out.tfevents.1.scalars-and-images").write_bytes(b"".join(records))
+    index = ImageIndex(str(tmp_path / "logs"))
+    index.refresh()
+    plugin_of: dict = {}
+    expected = []
+    for payload in read_records(next(folder.iterdir()))[0]:
+        event = decode_with_protobuf(payload)
+        expected += [(event.step, value.samples) for value in image_values(event, plugin_of)]
+    got = [(entry["step"], entry["samples"]) for entry in index.steps("run", "images")]
+    assert got == expected and len(got) == 86
+    assert index.problems == []
+    path = next(folder.iterdir())
+    with open(path, "rb") as stream:
+        (block,) = iter_record_blocks(stream, path.stat().st_size)
+    assert columns.numbers_only(block).sum() > 1100  # the scalar records, skipped a block at once

@@ -156,6 +156,19 @@ def file_blocks(
                 return
 
 
+def numbers_only(block: RecordBlock) -> np.ndarray:
+    """Which of the block's records are events of single numbers (templated), for all at once: what a
+    reader of images and tensors skips unread (the viewer's index). A group whose metadata names the
+    images plugin or one of tbimg's own is not skipped: a later value of its tag may be one."""
+    skipped = np.zeros(len(block.starts), bool)
+    if len(block.starts) >= SMALLEST_GROUP:
+        for group in _BlockReader("", "", block, None)._groups():
+            named = {plugin for _, plugin, *_ in group.template.values}
+            if IMAGES not in named and not any(plugin.startswith("tbimg.") for plugin in named):
+                skipped[group.records] = True
+    return skipped
+
+
 class ScalarRows(NamedTuple):
     """One block's scalar rows in file order, as columns: `which` indexes `tags`."""
 

@@ -2,10 +2,12 @@
 
 TensorBoard's image dashboard keeps a sample of 10 steps per tag, in memory, bytes and all. The index
 keeps, for every image summary of every run, a few numbers: run, tag, step, wall time, sample count,
-width, height, the event file and the record's byte offset. Building it reads each event file once,
-a record at a time: each record's header (its length CRC checked, so framing stays aligned), then
-the few bytes of its payload that say what it holds (`logs.headers`, which jumps over image bytes),
-keeping none of the images; showing an image reads that one record again, both CRCs checked (`sample`).
+width, height, the event file and the record's byte offset. Building it reads each event file once:
+each record's header (its length CRC checked, so framing stays aligned), then the few bytes of its
+payload that say what it holds (`logs.headers`, which jumps over image bytes), keeping none of the
+images; showing an image reads that one record again, both CRCs checked (`sample`). A local file is read
+a block at a time, and the records of single numbers that fill long runs (`logs.columns.numbers_only`)
+are skipped a block at once; in a bucket, records are read one at a time, their image bytes never fetched.
 `refresh` goes on from where each file was read to, so a run that is still training shows its new steps,
 and a record still being written is read next time.
 
@@ -32,10 +34,14 @@ from tbimg_cli.events.records import (
     FOOTER_BYTES,
     HEADER_BYTES,
     IndexedImage,
+    RecordProblem,
+    iter_record_blocks,
+    masked_crc32c,
     parse_index,
     read_record_at,
     record_length,
 )
+from tbimg_cli.logs.columns import numbers_only
 from tbimg_cli.logs.headers import (
     IMAGES,
     PREFIX_BYTES,
@@ -188,34 +194,69 @@ class ImageIndex:
             start = max(start, listed[1])
         elif listed is not None:  # not this file's index (the file was cut or replaced): walk it instead
             self._index_read_to[self.logdir.index_of(path) or ""] = -1
-        with stream, _positional(stream, size, local=self.logdir.is_local) as read_at:
-            offset = start
+        with stream:
+            if self.logdir.is_local:
+                offset = self._walk_blocks(run, path, stream, size, start, number, plugin_of)
+            else:
+                offset = self._walk(run, path, stream, size, start, number, plugin_of)
+        self.bytes_fetched += getattr(stream, "fetched", 0)
+        self._read_to[path] = offset
+
+    def _walk(
+        self, run: str, path: str, stream: BinaryIO, size: int, offset: int, number: int, plugin_of: dict[str, str]
+    ) -> int:
+        """Index a file's records from `offset` one at a time, reading each one's header and first bytes:
+        in a bucket, a request per record, the image bytes never fetched. Returns where it read to."""
+        with _positional(stream, size, local=False) as read_at:
             while offset + HEADER_BYTES <= size:
                 try:  # the header and the first payload bytes the walk reads, in one read (a bucket's request)
                     length = record_length(read_at(offset, HEADER_BYTES + PREFIX_BYTES)[:HEADER_BYTES])
                 except ValueError as exc:  # damage: nothing after it can be trusted to be aligned
                     self.problems.append(FileProblem(path, offset, str(exc), False))
-                    offset = size
-                    break
+                    return size
                 if offset + HEADER_BYTES + length + FOOTER_BYTES > size:
                     break  # a record still being written: read next time
                 event = scan_record(read_at, offset + HEADER_BYTES, length) or self._decoded(stream, offset, size)
                 if event is None:
                     self.problems.append(FileProblem(path, offset, "record is damaged or not an event", False))
-                    offset = size
-                    break
-                for value in image_values(event, plugin_of):
-                    shape = (value.samples, value.width, value.height)
-                    self._add(
-                        run, value.tag, IMAGES, Entry(event.step, event.wall_time, *shape, number, offset, value.number)
-                    )
-                for value_number, tag, plugin in own_data_values(event, plugin_of):
-                    self._add(
-                        run, tag, plugin, Entry(event.step, event.wall_time, 0, 0, 0, number, offset, value_number)
-                    )
+                    return size
+                self._add_event(run, event, number, offset, plugin_of)
                 offset += HEADER_BYTES + length + FOOTER_BYTES
-        self.bytes_fetched += getattr(stream, "fetched", 0)
-        self._read_to[path] = offset
+        return offset
+
+    def _walk_blocks(
+        self, run: str, path: str, stream: BinaryIO, size: int, start: int, number: int, plugin_of: dict[str, str]
+    ) -> int:
+        """Index a local file's records from `start` a block at a time (`logs.columns`): the records of
+        single numbers, most of a long run's, are found for a block at once and skipped; the others are
+        walked as `_walk` does. 0.5 s for a million scalar records, where `_walk` took 15."""
+        offset = start
+        for block in iter_record_blocks(stream, size, start):
+            if isinstance(block, RecordProblem):
+                if not block.truncated_tail:  # a cut last record is one still being written: read next time
+                    self.problems.append(FileProblem(path, block.offset, block.message, False))
+                    return size
+                return block.offset
+            read_at = _in_memory(block.buffer)
+            walked = ~numbers_only(block)
+            for at, length in zip(block.starts[walked].tolist(), block.lengths[walked].tolist(), strict=True):
+                event = scan_record(read_at, at + HEADER_BYTES, length) or _decoded_payload(
+                    read_at(at + HEADER_BYTES, length + FOOTER_BYTES)
+                )
+                if event is None:
+                    message = "record is damaged or not an event"
+                    self.problems.append(FileProblem(path, block.offset + at, message, False))
+                    return size
+                self._add_event(run, event, number, block.offset + at, plugin_of)
+            offset = block.offset + int(block.starts[-1] + HEADER_BYTES + block.lengths[-1] + FOOTER_BYTES)
+        return offset
+
+    def _add_event(self, run: str, event: ScannedEvent, number: int, offset: int, plugin_of: dict[str, str]) -> None:
+        for value in image_values(event, plugin_of):
+            shape = (value.samples, value.width, value.height)
+            self._add(run, value.tag, IMAGES, Entry(event.step, event.wall_time, *shape, number, offset, value.number))
+        for value_number, tag, plugin in own_data_values(event, plugin_of):
+            self._add(run, tag, plugin, Entry(event.step, event.wall_time, 0, 0, 0, number, offset, value_number))
 
     def _add(self, run: str, tag: str, plugin: str, entry: Entry) -> None:
         key = (run, tag)
@@ -269,6 +310,23 @@ class ImageIndex:
             return decode_with_protobuf(read_record_at(stream, offset, size))
         except (ValueError, DecodeError):
             return None
+
+
+def _in_memory(buffer: bytes) -> ReadAt:
+    return lambda position, count: buffer[position : position + count]
+
+
+def _decoded_payload(payload_and_footer: bytes) -> ScannedEvent | None:
+    """The protobuf way, for a record in memory the header walk was unsure of: CRC checked, then parsed."""
+    from google.protobuf.message import DecodeError
+
+    payload, footer = payload_and_footer[:-FOOTER_BYTES], payload_and_footer[-FOOTER_BYTES:]
+    if masked_crc32c(payload) != int.from_bytes(footer, "little"):
+        return None
+    try:
+        return decode_with_protobuf(payload)
+    except DecodeError:
+        return None
 
 
 @contextmanager
