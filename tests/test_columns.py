@@ -359,3 +359,20 @@ def test_the_viewers_index_skips_scalar_records_and_lists_every_image(tmp_path):
     with open(path, "rb") as stream:
         (block,) = iter_record_blocks(stream, path.stat().st_size)
     assert columns.numbers_only(block).sum() > 1100  # the scalar records, skipped a block at once
+
+
+def test_the_viewers_index_lists_every_step_of_a_file_of_large_records(tmp_path):
+    """Images alone (records of kilobytes): read through the memory map past its first records, not in blocks."""
+    from tbimg_cli.serve.index import SAMPLE_RECORDS, ImageIndex
+
+    from .test_headers import image_event
+
+    folder = tmp_path / "logs" / "run"
+    folder.mkdir(parents=True)
+    steps = range(SAMPLE_RECORDS + 50)
+    records = [image_event("big", step, [bytes([step % 256]) * 6000] * 2) for step in steps]
+    (folder / "events.out.tfevents.1.large").write_bytes(b"".join(records))
+    index = ImageIndex(str(tmp_path / "logs"))
+    index.refresh()
+    assert [entry["step"] for entry in index.steps("run", "big")] == list(steps)
+    assert index.sample("run", "big", SAMPLE_RECORDS + 10, 1) == bytes([(SAMPLE_RECORDS + 10) % 256]) * 6000
