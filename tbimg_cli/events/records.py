@@ -177,7 +177,7 @@ def iter_record_blocks(
         cut = len(starts) if to_byte is None else int(np.searchsorted(starts, to_byte - offset))
         piece_ends = cut < len(starts)
         starts, lengths = starts[:cut], lengths[:cut]  # records from `to_byte` on are another piece's
-        bad = _first_bad_length(buffer, starts)
+        bad = _first_bad_length(buffer, starts, lengths)
         if bad is not None:
             if bad:
                 yield RecordBlock(offset, buffer, starts[:bad], lengths[:bad])
@@ -237,14 +237,31 @@ def _what_the_next_record_needs(buffer: bytes, offset: int, size: int, *, at_end
     return missing
 
 
-def _first_bad_length(buffer: bytes, starts: np.ndarray) -> int | None:
-    """The index of the first record whose length fails its CRC, all checked at once."""
+def _first_bad_length(buffer: bytes, starts: np.ndarray, lengths: np.ndarray) -> int | None:
+    """The index of the first record whose length fails its CRC, all checked at once: the CRCs of lengths
+    under `_SHORT_LENGTHS` are looked up (the records of scalar logs), the others' computed."""
     if not len(starts):
         return None
-    heads = np.lib.stride_tricks.sliding_window_view(np.frombuffer(buffer, np.uint8), HEADER_BYTES)[starts]
-    stored = heads[:, 8:].copy().view("<u4")[:, 0]
-    wrong = np.flatnonzero(masked_many(crc32c_of_rows(heads[:, :8])) != stored)
+    raw = np.frombuffer(buffer, np.uint8)
+    stored = np.lib.stride_tricks.sliding_window_view(raw, FOOTER_BYTES)[starts + 8].copy().view("<u4")[:, 0]
+    short = lengths < _SHORT_LENGTHS
+    expected = np.empty(len(starts), np.uint32)
+    expected[short] = _short_length_crcs()[lengths[short]]
+    if not short.all():
+        heads = np.lib.stride_tricks.sliding_window_view(raw, 8)[starts[~short]]
+        expected[~short] = masked_many(crc32c_of_rows(heads))
+    wrong = np.flatnonzero(expected != stored)
     return int(wrong[0]) if len(wrong) else None
+
+
+_SHORT_LENGTHS = 1 << 12
+
+
+@cache
+def _short_length_crcs() -> np.ndarray:
+    """The masked CRC of every record length under `_SHORT_LENGTHS`, as the header stores it."""
+    lengths = np.arange(_SHORT_LENGTHS, dtype="<u8").view(np.uint8).reshape(-1, 8)
+    return masked_many(crc32c_of_rows(lengths))
 
 
 @cache

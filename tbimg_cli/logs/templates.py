@@ -15,6 +15,7 @@ by the CRC, from a zero register, of their difference (`records.crc_contribution
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -200,7 +201,9 @@ def _same(number: float, value: Any, kind: str) -> bool:
 def matches(template: Template, rows: np.ndarray) -> np.ndarray:
     """Which rows are the template's event but for its numbers: every other byte equal, the step's varint
     as long as the template's."""
-    same = ~((rows ^ template.payload) & template.constant).any(axis=1)
+    whole = np.dtype((np.void, len(template.payload)))  # a row as one value: compared like memcmp, 2x `any`
+    masked = np.ascontiguousarray(rows & template.constant).view(whole)[:, 0]
+    same = masked == (template.payload & template.constant).view(whole)[0]
     at, size = template.step
     for index in range(size):
         continued = (rows[:, at + index] & 0x80) != 0
@@ -230,8 +233,27 @@ def numbers(template: Template, rows: np.ndarray, value: int) -> np.ndarray:
 
 def crc_fails(template: Template, rows: np.ndarray, stored: np.ndarray) -> np.ndarray:
     """Which rows' payload CRC-32C differs from their `stored` (masked, as TFRecord keeps it) CRC."""
-    crc = np.full(len(rows), crc32c(template.payload.tobytes()), np.uint32)
-    tables = crc_contributions(len(template.payload))
-    for position in template.variable.tolist():
-        crc ^= tables[position][rows[:, position] ^ template.payload[position]]
+    length, payload = len(template.payload), template.payload
+    crc = np.full(len(rows), crc32c(payload.tobytes()), np.uint32)
+    rows = np.ascontiguousarray(rows)
+    variable = set(template.variable.tolist())
+    for position in sorted(variable):
+        if position not in variable:
+            continue  # the second byte of a pair
+        if position + 1 in variable:  # two bytes in one lookup: half the passes over the rows
+            variable.discard(position + 1)
+            pairs = np.ndarray((len(rows),), "<u2", rows, position, (length,))
+            crc ^= _pair_contributions(length, position)[
+                pairs ^ (int(payload[position]) | int(payload[position + 1]) << 8)
+            ]
+        else:
+            crc ^= crc_contributions(length)[position][rows[:, position] ^ payload[position]]
     return masked_many(crc) != stored
+
+
+@lru_cache(maxsize=64)
+def _pair_contributions(length: int, position: int) -> np.ndarray:
+    """[two bytes at `position`, as a little-endian uint16] -> what they add to a `length`-byte CRC-32C
+    (256 KiB a table; a scalar record's wall time, step and number take about seven)."""
+    tables = crc_contributions(length)
+    return (tables[position][None, :] ^ tables[position + 1][:, None]).ravel()
