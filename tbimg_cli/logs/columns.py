@@ -3,19 +3,15 @@
 A log of a million scalars is a million records that differ in a few bytes only: the wall time, the
 step and the number. Parsed one by one with protobuf, each costs a few microseconds of Python (a
 message built, its fields read, a `Value` made). Here a block of records (`records.iter_record_blocks`,
-4 MiB) is grouped by record length, and the first record of a group becomes a **template**: parsed
-with protobuf, then walked in the wire format to find where its wall time, step and numbers lie (and
-checked: what the walk reads there must be what protobuf read). Every record of the group whose other
-bytes equal the template's is that event with other numbers; numpy reads them for the whole group at
-once and checks the group's CRCs at once (CRC-32C is linear: a record's CRC is the template's XOR what
-its differing bytes contribute).
+4 MiB) is grouped by record length, and the first record of a group becomes a template
+(`templates.py`): where its numbers lie. The records of the group that match it are read by numpy for
+the whole group at once, CRCs included, into `Column`s; the others (images, text, a file's first event,
+anything rare) are parsed one by one with protobuf, into `Value`s.
 
-A step is a varint: a record matches only when its step takes as many bytes as the template's (its
-continuation bits say so), so a match has the template's structure exactly and protobuf would read it
-the same way. Records that match no template (images, text, a file's first event, anything rare) are
-parsed one by one with protobuf, and so is a block whose tag-to-plugin bookkeeping the columns could
-not reproduce exactly (a templated tag that changes plugin within the block). `fast=False` reads every
-record one by one: the way back, and what the tests hold the fast path to.
+A value's plugin depends on what came before it (TF 1 writers name a tag's plugin on its first value
+only): the columns reproduce that order exactly, and a templated tag whose plugin changes within a
+block is read one by one instead. `fast=False`, or `TBIMG_READER=protobuf`, reads every record one by
+one: the way back, and what the tests hold the fast path to, record by record.
 """
 
 from __future__ import annotations
