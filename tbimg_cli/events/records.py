@@ -27,13 +27,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+
 from crc32c import crc32c
 
 _MASK_DELTA = 0xA282EAD8
-_MASK_DELTA_MANY = np.uint32(_MASK_DELTA)
 _LENGTH = struct.Struct("<Q")
 _CRC = struct.Struct("<I")
 HEADER_BYTES = _LENGTH.size + _CRC.size
@@ -158,6 +159,8 @@ def iter_record_blocks(
     with numpy (places whose upper length bytes are zero and whose length CRC holds, chained) measured
     slower, 16 ms a 4 MiB block against 13, as such places are four a record in scalar logs.
     """
+    import numpy as np
+
     offset = 0
     if from_byte:
         found = record_start_at_or_after(stream, from_byte, size)
@@ -204,6 +207,8 @@ def _walk(buffer: bytes) -> tuple[np.ndarray, np.ndarray, int]:
     the starts' differences): 8 ms a 4 MiB block of scalar records, where two lists and the module's
     constants took 13.
     """
+    import numpy as np
+
     unpack_length = _LENGTH.unpack_from
     starts: list[int] = []
     append = starts.append
@@ -240,6 +245,8 @@ def _what_the_next_record_needs(buffer: bytes, offset: int, size: int, *, at_end
 def _first_bad_length(buffer: bytes, starts: np.ndarray, lengths: np.ndarray) -> int | None:
     """The index of the first record whose length fails its CRC, all checked at once: the CRCs of lengths
     under `_SHORT_LENGTHS` are looked up (the records of scalar logs), the others' computed."""
+    import numpy as np
+
     if not len(starts):
         return None
     raw = np.frombuffer(buffer, np.uint8)
@@ -260,6 +267,8 @@ _SHORT_LENGTHS = 1 << 12
 @cache
 def _short_length_crcs() -> np.ndarray:
     """The masked CRC of every record length under `_SHORT_LENGTHS`, as the header stores it."""
+    import numpy as np
+
     lengths = np.arange(_SHORT_LENGTHS, dtype="<u8").view(np.uint8).reshape(-1, 8)
     return masked_many(crc32c_of_rows(lengths))
 
@@ -272,31 +281,37 @@ def crc_contributions(length: int) -> np.ndarray:
     zero register, of their difference; a byte's share is the table entry of its value carried through
     the zero bytes after it.
     """
+    import numpy as np
+
     tables = np.empty((length, 256), np.uint32)
-    table = _CRC_TABLE.copy()
+    table = _crc_table().copy()
     for position in range(length - 1, -1, -1):
         tables[position] = table
-        table = (table >> np.uint32(8)) ^ _CRC_TABLE[table & np.uint32(0xFF)]
+        table = (table >> np.uint32(8)) ^ _crc_table()[table & np.uint32(0xFF)]
     return tables
 
 
+@cache
 def _crc_table() -> np.ndarray:
+    import numpy as np
+
     table = np.arange(256, dtype=np.uint32)
     for _ in range(8):
         table = np.where(table & 1, (table >> np.uint32(1)) ^ np.uint32(0x82F63B78), table >> np.uint32(1))
     return table.astype(np.uint32)
 
 
-_CRC_TABLE = _crc_table()
-
-
 def masked_many(crc: np.ndarray) -> np.ndarray:
     """`masked_crc32c`'s masking of many CRCs at once (uint32 arithmetic wraps as the mask's does)."""
-    return ((crc >> np.uint32(15)) | (crc << np.uint32(17))) + _MASK_DELTA_MANY
+    import numpy as np
+
+    return ((crc >> np.uint32(15)) | (crc << np.uint32(17))) + np.uint32(_MASK_DELTA)
 
 
 def crc32c_of_rows(rows: np.ndarray) -> np.ndarray:
     """The CRC-32C of each row of a uint8 [messages, length] array, for all rows at once."""
+    import numpy as np
+
     crc = np.full(len(rows), crc32c(bytes(rows.shape[1])), np.uint32)
     for position, table in enumerate(crc_contributions(rows.shape[1])):
         crc ^= table[rows[:, position]]
