@@ -1,4 +1,4 @@
-"""Fashion-MNIST from the four official IDX files, read with numpy and gzip.
+"""Fashion-MNIST from the four official IDX files, read with numpy and ISA-L's gzip (zlib's as the fallback).
 
 Never through TensorFlow: reading the files ourselves costs milliseconds where
 `keras.datasets` costs a TensorFlow import (bench/README.md has the figures). The files are looked for, in
@@ -22,8 +22,9 @@ import os
 import struct
 import zlib
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tbimg_cli.errors import DataError, InputError
 
@@ -269,7 +270,7 @@ def _header_count(path: Path, magic: int, dims: tuple[int, ...]) -> int:
 def _open_idx(path: Path, magic: int, dims: tuple[int, ...]) -> tuple[int, gzip.GzipFile]:
     """Open an IDX file and check its header: magic number and item dimensions."""
     header_len = 4 * (2 + len(dims))
-    stream = gzip.open(path, "rb")  # noqa: SIM115 - returned open to the caller, which closes it
+    stream = _gzip().open(path, "rb")  # returned open to the caller, which closes it
     try:
         header = stream.read(header_len)
         if len(header) < header_len:
@@ -301,7 +302,7 @@ def _read_idx(path: Path, magic: int, dims: tuple[int, ...], stop: int | None) -
                 # All of it in one zlib call: faster than the stream's 128 KB steps, and it lets
                 # go of the GIL throughout (train-cm reads while TensorFlow imports).
                 header = stream.tell()
-                body = memoryview(gzip.decompress(path.read_bytes()))[header : header + wanted * item]
+                body = memoryview(_gzip().decompress(path.read_bytes()))[header : header + wanted * item]
             else:
                 body = stream.read(wanted * item)
     except BaseException as exc:
@@ -314,13 +315,24 @@ def _read_idx(path: Path, magic: int, dims: tuple[int, ...], stop: int | None) -
     return count, body
 
 
+@cache
+def _gzip() -> Any:
+    """ISA-L's gzip module (`isal`, a dependency) where it imports: the same API and streams as the
+    standard library's, 2.3x faster to inflate (the training images: 97 ms instead of 224); else gzip."""
+    try:
+        from isal import igzip
+    except ImportError:
+        return gzip
+    return igzip
+
+
 def _as_data_error(path: Path, exc: BaseException) -> BaseException:
     """Turn gzip/zlib failures into one line that says what to do."""
     if isinstance(exc, DataError | KeyboardInterrupt):
         return exc
     if isinstance(exc, EOFError):
         return DataError(f"{path}: gzip stream is truncated; delete the file and download it again")
-    if isinstance(exc, gzip.BadGzipFile | zlib.error):
+    if isinstance(exc, gzip.BadGzipFile | zlib.error) or type(exc).__name__ == "IsalError":  # ISA-L's zlib.error
         return DataError(f"{path}: not a valid gzip file ({exc}); replace it with the official file")
     if isinstance(exc, OSError):
         return DataError(f"{path}: cannot read ({exc.strerror or exc})")
