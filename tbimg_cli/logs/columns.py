@@ -17,7 +17,7 @@ one: the way back, and what the tests hold the fast path to, record by record.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -236,6 +236,7 @@ class _BlockReader:
         self.run, self.path, self.block, self.plugins_wanted = run, path, block, plugins_wanted
         self.problems: list[FileProblem] = []
         self.stop = len(block.starts)  # the first record not read (damage stops reading), as a number
+        self._damage: str | None = None  # what is wrong with the record parsed one by one that stopped it
         self.starts = np.asarray(block.starts, np.int64)
 
     def read(self, plugin_of: dict[str, str], fast: bool) -> Block:
@@ -247,7 +248,7 @@ class _BlockReader:
             except _Ambiguous as ambiguous:  # that tag's records are read one by one, from the same start
                 plugin_of.clear()
                 plugin_of.update(before)
-                self.problems, self.stop = [], len(self.block.starts)
+                self.problems, self.stop, self._damage = [], len(self.block.starts), None
                 groups = [group for group in groups if all(v[0] != ambiguous.tag for v in group.template.values)]
 
     def _read(self, groups: list[_Group], plugin_of: dict[str, str]) -> Block:
@@ -258,16 +259,21 @@ class _BlockReader:
         templated = np.zeros(len(self.block.starts), bool)
         for group in groups:
             templated[group.records] = True
-        events, damage = self._parse(np.flatnonzero(~templated[: self.stop]).tolist())
-        if damage is None and self.stop < len(self.block.starts):
-            damage = "record data fails its CRC (corrupt data)"
-        groups = [
-            g._replace(records=g.records[k], rows=g.rows[k]) for g in groups if (k := g.records < self.stop).any()
-        ]
-        declared = _declarations(groups, events, self.block.offset, self.starts)
+        crc_stop = self.stop
+        events: Iterable[tuple[int, Any]] = self._parse(np.flatnonzero(~templated[: self.stop]).tolist())
+        declared: dict[str, tuple[str, int]] = {}
+        if groups:  # their plugins are needed first; without groups, records are parsed as they are read
+            events = list(events)
+            groups = [
+                g._replace(records=g.records[k], rows=g.rows[k]) for g in groups if (k := g.records < self.stop).any()
+            ]
+            declared = _declarations(groups, events, self.block.offset, self.starts)
         incoming = dict(plugin_of)
         values = self._values(events, plugin_of, declared, incoming)
         columns = [column for group in groups for column in self._columns(group, declared, incoming)]
+        damage = self._damage
+        if damage is None and crc_stop < len(self.block.starts):
+            damage = "record data fails its CRC (corrupt data)"
         for tag, (plugin, _) in declared.items():
             plugin_of[tag] = plugin
         if damage is not None:
@@ -309,33 +315,31 @@ class _BlockReader:
 
     # Records parsed one by one
 
-    def _parse(self, records: list[int]) -> tuple[list[tuple[int, Any]], str | None]:
-        """(order, event) of each record in turn, its CRC checked, up to the first damaged one (which ends
-        the reading: `stop`), and what is wrong with that one."""
+    def _parse(self, records: list[int]) -> Iterator[tuple[int, Any]]:
+        """(order, event) of each record in turn, its CRC checked, up to the first damaged one, which ends
+        the reading (`stop`) with what is wrong with it (`_damage`)."""
         from google.protobuf.message import DecodeError
         from tensorboard.compat.proto import event_pb2
 
         parse, buffer, offset = event_pb2.Event.FromString, self.block.buffer, self.block.offset
-        events: list[tuple[int, Any]] = []
         starts, lengths = self.block.starts[records].tolist(), self.block.lengths[records].tolist()
         for record, start, length in zip(records, starts, lengths, strict=True):
             payload = buffer[start + HEADER_BYTES : start + HEADER_BYTES + length]
             footer = buffer[start + HEADER_BYTES + length : start + HEADER_BYTES + length + FOOTER_BYTES]
             if masked_crc32c(payload) != int.from_bytes(footer, "little"):
-                self.stop = record
-                return events, "record data fails its CRC (corrupt data)"
+                self.stop, self._damage = record, "record data fails its CRC (corrupt data)"
+                return
             try:
                 event = parse(payload)
             except DecodeError:
-                self.stop = record
-                return events, "record is not a TensorBoard event"
+                self.stop, self._damage = record, "record is not a TensorBoard event"
+                return
             if event.HasField("summary"):
-                events.append((offset + start, event))
-        return events, None
+                yield offset + start, event
 
     def _values(
         self,
-        events: list[tuple[int, Any]],
+        events: Iterable[tuple[int, Any]],
         plugin_of: dict[str, str],
         declared: dict[str, tuple[str, int]],
         incoming: dict[str, str],
@@ -414,7 +418,7 @@ class _BlockReader:
 
 
 def _declarations(
-    groups: list[_Group], events: list[tuple[int, Any]], offset: int, starts: np.ndarray
+    groups: list[_Group], events: Iterable[tuple[int, Any]], offset: int, starts: np.ndarray
 ) -> dict[str, tuple[str, int]]:
     """Templated tags -> (the plugin the block names for them, the order of its first naming); raises
     `_Ambiguous` when the block names two plugins for one of them."""
