@@ -86,13 +86,9 @@ def iter_records(
     can be read on several cores at once.
     """
     unpack_length, unpack_crc = _LENGTH.unpack_from, _CRC.unpack_from
-    offset = 0  # in the file, where the next record starts
-    if from_byte:
-        found = record_start_at_or_after(stream, from_byte, size)
-        if found is None:
-            return
-        offset = found
-        stream.seek(offset)
+    offset = _first_record(stream, size, from_byte)  # in the file, where the next record starts
+    if offset is None:
+        return
     buffer, start = b"", 0  # the chunk in hand, and where the next record starts in it
     while True:
         if to_byte is not None and offset >= to_byte:
@@ -161,13 +157,9 @@ def iter_record_blocks(
     """
     import numpy as np
 
-    offset = 0
-    if from_byte:
-        found = record_start_at_or_after(stream, from_byte, size)
-        if found is None:
-            return
-        offset = found
-        stream.seek(offset)
+    offset = _first_record(stream, size, from_byte)
+    if offset is None:
+        return
     buffer, wanted = b"", BLOCK_BYTES
     while True:
         if to_byte is not None and offset >= to_byte:
@@ -316,6 +308,16 @@ def crc32c_of_rows(rows: np.ndarray) -> np.ndarray:
     for position, table in enumerate(crc_contributions(rows.shape[1])):
         crc ^= table[rows[:, position]]
     return crc
+
+
+def _first_record(stream: BinaryIO, size: int, from_byte: int) -> int | None:
+    """Where a piece's first record starts (0 for a file read whole), the stream left there; None: no record."""
+    if not from_byte:
+        return 0
+    found = record_start_at_or_after(stream, from_byte, size)
+    if found is not None:
+        stream.seek(found)
+    return found
 
 
 def record_start_at_or_after(stream: BinaryIO, position: int, size: int) -> int | None:

@@ -86,20 +86,6 @@ def run_blocks(
         yield from file_blocks(logdir, run, path, plugin_of, problems, plugins_wanted, fast=fast)
 
 
-def run_values(
-    logdir: Logdir,
-    run: str,
-    files: list[str],
-    problems: list[FileProblem],
-    plugins_wanted: set[str] | None = None,
-    *,
-    fast: bool | None = None,
-) -> Iterator[Value]:
-    """`run_blocks` a value at a time, in file order: for readers that want every value as an object."""
-    for block in run_blocks(logdir, run, files, problems, plugins_wanted, fast=fast):
-        yield from block_values(block)
-
-
 def block_values(block: Block) -> Iterator[Value]:
     """A block's values one by one, in file order, its columns' included."""
     if not block.columns:
