@@ -376,3 +376,12 @@ def test_the_viewers_index_lists_every_step_of_a_file_of_large_records(tmp_path)
     index.refresh()
     assert [entry["step"] for entry in index.steps("run", "big")] == list(steps)
     assert index.sample("run", "big", SAMPLE_RECORDS + 10, 1) == bytes([(SAMPLE_RECORDS + 10) % 256]) * 6000
+
+
+def test_a_reader_the_variable_does_not_name_is_a_one_line_error(tmp_path):
+    with EventWriter(tmp_path / "logs" / "run") as writer:
+        writer.scalar("loss", 0.5, step=0)
+    proc = run_module("export", tmp_path / "logs", "--out", tmp_path / "out", env={columns.READER_VARIABLE: "rust"})
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "TBIMG_READER='rust' is not a reader" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from tbimg_cli.errors import InputError
 from tbimg_cli.events.records import (
     FOOTER_BYTES,
     HEADER_BYTES,
@@ -117,7 +118,7 @@ def file_blocks(
     record with a problem saying where, as `records.iter_records` does.
     """
     if fast is None:
-        fast = os.environ.get(READER_VARIABLE, "") != "protobuf"
+        fast = _fast_by_default()
     try:
         stream, size = logdir.open(path)
     except OSError as exc:
@@ -136,6 +137,14 @@ def file_blocks(
             problems += reader.problems
             if reader.stop < len(item.starts):
                 return
+
+
+def _fast_by_default() -> bool:
+    """False when `TBIMG_READER=protobuf` asks for the way back; a value it does not know is a mistake."""
+    choice = os.environ.get(READER_VARIABLE, "").strip().lower()
+    if choice not in ("", "fast", "protobuf"):
+        raise InputError(f"{READER_VARIABLE}={choice!r} is not a reader: set it to 'protobuf' or 'fast', or unset it")
+    return choice != "protobuf"
 
 
 def numbers_only(block: RecordBlock) -> np.ndarray:
