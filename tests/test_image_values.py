@@ -53,8 +53,9 @@ def test_16_bit_colour_samples_are_big_endian_in_the_file():
     (image,) = image_values.encode(rgb16)
     idat_length = struct.unpack(">I", image.data[33:37])[0]
     rows = np.frombuffer(zlib.decompress(image.data[41 : 41 + idat_length]), np.uint8).reshape(5, 1 + 6 * 3 * 2)
-    assert (rows[:, 0] == 0).all()
-    assert np.array_equal(rows[:, 1:].copy().view(">u2").reshape(5, 6, 3), rgb16)
+    assert rows[:, 0].tolist() == [0, 2, 2, 2, 2]  # the first row unfiltered, the others "Up"
+    unfiltered = np.cumsum(rows[:, 1:], axis=0, dtype=np.uint8)  # "Up" undone: bytes wrap modulo 256
+    assert np.array_equal(unfiltered.view(">u2").reshape(5, 6, 3), rgb16)
 
 
 def test_bool_is_0_and_255():

@@ -250,10 +250,27 @@ def test_noise_is_stored_and_pictures_are_compressed_both_lossless(deflate):
         assert [decode_png(p).reshape(batch.shape[1:]).tolist() for p in pngs] == to_uint8_batch(batch).tolist()
     raw = noise[0].nbytes + 32  # the pixels and a filter byte per row
     assert all(raw <= len(p) - 57 <= raw + 11 for p in encode_pngs(noise, deflate=chosen))  # stored: no bigger
-    assert all(len(p) < ramp[0].nbytes / 4 for p in encode_pngs(ramp, deflate=chosen))  # a picture still deflates
+    assert all(len(p) < ramp[0].nbytes / 2 for p in encode_pngs(ramp, deflate=chosen))  # a picture still deflates
 
 
-def test_the_fast_deflate_makes_files_the_size_of_zlibs_level_1():
+@pytest.mark.parametrize("side", [32, 256])  # level 0 for small images, level 1 above SMALL_PNG_BYTES
+def test_smooth_pictures_are_filtered_up_and_deflate_smaller_than_their_unfiltered_rows(side):
+    import zlib
+
+    from tbimg_cli.events import png
+
+    yy, xx = np.mgrid[0:side, 0:side]
+    picture = np.stack([np.sin(xx / 7 + k) * 60 + np.cos(yy / 5) * 50 + 120 for k in range(3)], -1).astype(np.uint8)
+    (encoded,) = encode_pngs(picture[None])
+    assert decode_png(encoded).reshape(picture.shape).tolist() == picture.tolist()
+    unfiltered = np.zeros((side, 1 + side * 3), np.uint8)
+    unfiltered[:, 1:] = picture.reshape(side, side * 3)
+    assert len(encoded) - 57 < 0.7 * len(zlib.compress(unfiltered.tobytes(), png.PNG_ZLIB_LEVEL))
+
+
+def test_the_fast_deflate_trades_small_images_size_for_speed_and_matches_zlib_on_larger_ones():
+    """ISA-L deflates small images (Fashion-MNIST) at its level 0, at most half again zlib's level 1,
+    and larger ones at its level 1, the size of zlib's within 5%."""
     import zlib
 
     from tbimg_cli.events import png
@@ -265,5 +282,9 @@ def test_the_fast_deflate_makes_files_the_size_of_zlibs_level_1():
     from .helpers import SUBSET_DIR
 
     pictures = to_uint8_batch(data.load("train", SUBSET_DIR, stop=500)[0])  # real Fashion-MNIST images
-    fast, fallback = (sum(map(len, encode_pngs(pictures, deflate=d))) for d in (png.DEFLATE, zlib.compress))
-    assert fast <= fallback * 1.05
+    tiles = pictures[:496, :, :, 0].reshape(31, 4, 4, 28, 28)
+    larger = tiles.transpose(0, 1, 3, 2, 4).reshape(31, 112, 112, 1)  # 4x4 pictures to an image
+    assert 28 * 29 <= png.SMALL_PNG_BYTES < 112 * 113
+    for batch, most in ((pictures, 1.5), (larger, 1.05)):
+        fast, fallback = (sum(map(len, encode_pngs(batch, deflate=d))) for d in (png.DEFLATE, zlib.compress))
+        assert fast <= fallback * most
