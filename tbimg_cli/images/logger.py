@@ -2,10 +2,13 @@
 
 `log_images` encodes and writes before it returns. `ImageLogger.log` only
 copies what it is given (so the caller may reuse its buffers at once) and
-queues it: worker threads encode (zlib lets go of the GIL, so they run in
-parallel with the caller and each other), and one writer thread writes the
-results in the order of the calls, so steps never interleave however the
-encoding finishes. The queue is bounded by the bytes it holds: when it is
+queues it. One writer thread writes the summaries in the order of the calls,
+so steps never interleave however the encoding finishes. A call that finds
+nothing queued ahead of it (a training loop logging every few steps) is
+encoded by the writer thread itself: waking one thread rather than two costs
+the loop less, since on a machine whose cores the training keeps busy every
+wakeup takes one of them. Calls that come faster go to worker threads, started
+then, which encode in parallel (deflate lets go of the GIL). The queue is bounded by the bytes it holds: when it is
 full, `log` waits rather than letting memory grow. An error found in the
 background (NaN in an image, a damaged file) is raised by the next call, or
 by `close()`; at the end of the process every open logger is closed, so
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
     from tbimg_cli.images.values import Layout, ValueRange
 
 DEFAULT_QUEUE_BYTES = 256 * 2**20
+_Job = tuple[Any, "Layout", "ValueRange", int]  # a snapshot of the images, and how to read them
 _IDLE_FLUSH_SECONDS = 1.0  # the writer flushes when it has had nothing to write for this long
 
 
@@ -105,14 +109,15 @@ def log_images(
 class ImageLogger:
     """Logs image summaries from a training loop without making it wait for encoding or writing.
 
-    `log()` returns as soon as it has copied its images; worker threads
-    encode them and one thread writes the summaries in call order to a new
-    event file of `log_dir`. Safe to share between threads. Use it as a
+    `log()` returns as soon as it has copied its images; a background thread
+    encodes them (worker threads too when calls come faster than it alone
+    keeps up with) and writes the summaries in call order to a new event file
+    of `log_dir`. Safe to share between threads. Use it as a
     context manager or call `close()`; unclosed loggers are closed at exit.
 
     Args:
         log_dir: the run folder, created at the first write.
-        workers: encoding threads; default one per core, at most 4.
+        workers: encoding threads when calls queue up; default one per core, at most 4.
         max_queued_bytes: memory the queued images may hold before `log()`
             waits for the workers (default 256 MiB; one call larger than this
             is still taken, alone).
@@ -150,13 +155,10 @@ class ImageLogger:
         self._parent: int | None = None  # in a forked child: the process that owns this logger
         self._encode_queue: queue.SimpleQueue[tuple[Future[list[EncodedImage]], Any] | None] = queue.SimpleQueue()
         self._write_queue: queue.SimpleQueue[_Written | _Flush | None] = queue.SimpleQueue()
-        count = workers or max(1, min(4, os.cpu_count() or 1))
-        self._threads = [
-            threading.Thread(target=self._encode_loop, name=f"tbimg-encode-{i}", daemon=True) for i in range(count)
-        ]
-        self._threads.append(threading.Thread(target=self._write_loop, name="tbimg-write", daemon=True))
-        for thread in self._threads:
-            thread.start()
+        self._worker_count = workers or max(1, min(4, os.cpu_count() or 1))
+        self._encoders: list[threading.Thread] = []  # started by the first call that finds work queued
+        self._write_thread = threading.Thread(target=self._write_loop, name="tbimg-write", daemon=True)
+        self._write_thread.start()
         _open_loggers.add(self)
 
     @property
@@ -208,13 +210,19 @@ class ImageLogger:
         with self._space:
             while self._queued_bytes and self._queued_bytes + size > self._max_bytes:
                 self._space.wait()
+            idle = not self._queued_bytes
             self._queued_bytes += size
-        work: Future[list[EncodedImage]] = Future()
         job = (copied, layout, value_range, max_pixels)
         with self._call_lock:
             if self._closed:
                 self._release(size)
                 raise WriterClosedError(f"this ImageLogger for {self.log_dir} was closed while this call waited")
+            if idle:  # nothing ahead of it: the writer thread encodes it, one thread woken instead of two
+                self._write_queue.put(_Written(job, tag, int(step), description, size))
+                return
+            if not self._encoders:
+                self._start_encoders()
+            work: Future[list[EncodedImage]] = Future()
             self._encode_queue.put((work, job))
             self._write_queue.put(_Written(work, tag, int(step), description, size))
 
@@ -244,10 +252,10 @@ class ImageLogger:
             self._closed = True
         _open_loggers.discard(self)
         self._write_queue.put(None)
-        self._threads[-1].join()
-        for _ in self._threads[:-1]:
+        self._write_thread.join()
+        for _ in self._encoders:
             self._encode_queue.put(None)
-        for thread in self._threads[:-1]:
+        for thread in self._encoders:
             thread.join()
         self._writer.close()
         self._raise_background_error()
@@ -272,15 +280,26 @@ class ImageLogger:
             raise type(first)(f"{first} (and {rest} more call{'s' if rest > 1 else ''} refused)") from first
         raise first
 
+    def _start_encoders(self) -> None:
+        """The encoding threads, for calls that come faster than the writer thread encodes them alone."""
+        for i in range(self._worker_count):
+            thread = threading.Thread(target=self._encode_loop, name=f"tbimg-encode-{i}", daemon=True)
+            thread.start()
+            self._encoders.append(thread)
+
     def _encode_loop(self) -> None:
         while (item := self._encode_queue.get()) is not None:
-            work, (copied, layout, value_range, max_pixels) = item
+            work, job = item
             try:
-                encoded = image_values.encode(copied, layout=layout, value_range=value_range, max_pixels=max_pixels)
-                work.set_result(encoded)
-                self._buffers.give(image_values.snapshot_arrays(copied))
+                work.set_result(self._encode(job))
             except BaseException as exc:  # handed to the writer thread, which hands it to the caller
                 work.set_exception(exc)
+
+    def _encode(self, job: _Job) -> list[EncodedImage]:
+        copied, layout, value_range, max_pixels = job
+        encoded = image_values.encode(copied, layout=layout, value_range=value_range, max_pixels=max_pixels)
+        self._buffers.give(image_values.snapshot_arrays(copied))
+        return encoded
 
     def _write_loop(self) -> None:
         """Write in call order; flush when idle for a while, and at least that often while busy, so that
@@ -303,7 +322,8 @@ class ImageLogger:
 
     def _write(self, item: _Written) -> None:
         try:
-            self._writer.encoded_images(item.tag, item.work.result(), item.step, item.description)
+            encoded = item.work.result() if isinstance(item.work, Future) else self._encode(item.work)
+            self._writer.encoded_images(item.tag, encoded, item.step, item.description)
         except BaseException as exc:
             if isinstance(exc, TbimgError):
                 exc = type(exc)(f"{item.tag!r} at step {item.step}: {exc}")
@@ -359,11 +379,14 @@ class _Buffers:
 
 
 class _Written:
-    """A queued call: its encoding (a future the workers fill), and where it goes."""
+    """A queued call: its encoding (a future the workers fill, or the job itself for the writer thread to
+    encode), and where it goes."""
 
     __slots__ = ("description", "size", "step", "tag", "work")
 
-    def __init__(self, work: Future[list[EncodedImage]], tag: str, step: int, description: str | None, size: int):
+    def __init__(
+        self, work: Future[list[EncodedImage]] | _Job, tag: str, step: int, description: str | None, size: int
+    ):
         self.work, self.tag, self.step, self.description, self.size = work, tag, step, description, size
 
 
