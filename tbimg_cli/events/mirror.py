@@ -272,10 +272,15 @@ class Mirror:
         folder, _, name = piece.rpartition("/")
         data = index_piece(lines, start, end)
         seconds = self._request_timeout(len(data))
+        target = f"{folder}/{index_name(name)}"
         try:
-            bounded(self._fs, "pipe_file", f"{folder}/{index_name(name)}", data, seconds=seconds)
-        except Exception:  # a piece without its index is read record by record: slower, never lost
-            self.failures += 1
+            try:  # create-only too: a request the store got but whose answer was lost is retried by the client
+                bounded(self._fs, "pipe_file", target, data, mode="create", seconds=seconds)
+            except TypeError:  # a file system without create-only writes
+                bounded(self._fs, "pipe_file", target, data, seconds=seconds)
+        except Exception as exc:  # a piece without its index is read record by record: slower, never lost
+            if not _already_there(exc):  # the piece's name is new, so an index already there is this one
+                self.failures += 1
 
     def _put(self, state: _FileState, relative: str, data: bytes) -> str:
         """One new object, and its name; create-only where the store can, and never over another object."""
