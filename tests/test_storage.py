@@ -204,7 +204,9 @@ def test_the_keras_callback_writes_into_the_bucket(bucket, tmp_path):
 @pytest.mark.slow
 def test_train_cm_into_a_bucket_is_served_epoch_by_epoch_while_it_trains(serve, bucket, data_dir, tmp_path):
     env = bucket.env()
-    epochs = 6  # of about 2 s each at batch size 1: long enough to see the first one arrive while it trains
+    # About 0.5 s each at batch size 1 on the subset (2 cores), 10 s in all: several times the 2-3 s from an epoch's
+    # upload to TensorBoard showing it, so a machine faster or busier than this one still sees some arrive live.
+    epochs = 20
     served = serve(
         "train-cm", "--epochs", epochs, "--batch-size", "1", "--seed", "1", "--data-dir", data_dir,
         "--logdir", f"s3://{BUCKET}/logs", "--serve", "--port", free_port(), "--json", env=env,
@@ -222,9 +224,9 @@ def test_train_cm_into_a_bucket_is_served_epoch_by_epoch_while_it_trains(serve, 
 
     served.wait_for(epochs_shown, timeout=240)
     assert sorted(seen) == list(range(epochs))
-    # One epoch shown before the end proves the run streams; how many more depends on how often TensorBoard's
+    # An epoch shown before the end proves the run streams; which and how many depends on how often TensorBoard's
     # reload thread gets the GIL from the training in its process, which a busy machine starves.
-    assert seen[0], f"the first epoch was shown only after training ended: {seen}"
+    assert any(seen.values()), f"every epoch was shown only after training ended: {seen}"
     scalars = served.get_json("/data/plugin/scalars/tags")
     assert any(run.endswith("/validation") and "epoch_accuracy" in tags for run, tags in scalars.items())
     assert served.interrupt() == 0
