@@ -172,7 +172,9 @@ def test_the_library_entry_points_round_trip_through_the_bucket(bucket, tmp_path
         exported(f"s3://{BUCKET}/lib", tmp_path / "a", env).keys()
         == exported(tmp_path / "lib", tmp_path / "b", env).keys()
     )
-    assert every_object_is_whole(bucket, "lib/") >= 3 + 3 + 2  # each call and flush: a new object
+    # At least one object per event file (calls, cm, logger); how many pieces more depends on how many of the
+    # flushes, which only wake the upload thread, land while it is still sending the one before.
+    assert every_object_is_whole(bucket, "lib/") >= 3
     no_second_versions(bucket)
 
 
