@@ -284,3 +284,75 @@ def test_a_piece_starts_at_the_first_whole_record_after_its_first_byte(tmp_path)
             rest = [p for _, p in records.iter_records(stream, size, cut, None)]
             stream.seek(0)
             assert first + rest == payloads, cut  # every record once, in order, whatever the cut
+
+
+# Typer's option values
+
+# fmt: off
+RAW_VALUES = ["0", "1", "-1", "7", "007", "+3", " 5", "1_000", "1e3", "3.0", "abc", "", "-", "x.png", "test", "TEST",
+              "train", "auto", "\u0663", "99999999999", 0, 5, -2, True, False, None, ("a", "b"), ["1"], ("",)]
+# fmt: on
+
+
+def _every_option():
+    import typer.main
+
+    from tbimg_cli.cli.app import app
+
+    group = typer.main.get_command(app)
+    commands = [group, *group.commands.values()]
+    return [(command, param) for command in commands for param in command.params if hasattr(param, "type_descriptor")]
+
+
+def _converted(param, value, ctx):
+    try:
+        return "value", param.get_runtime_param().coerce(value, param=param, ctx=ctx)
+    except Exception as error:  # what each way raises is what is compared
+        return "error", type(error).__name__, str(error)
+
+
+def test_plain_option_values_convert_as_typers_own_adapters_do(monkeypatch):
+    """Every option of every command, given each of many raw values (good, bad and odd): the same value of the
+    same type, or the same error and message, as Typer's pydantic way."""
+    from typer import core
+    from typer._click import Context
+
+    from tbimg_cli.cli.options import plain_conversion
+
+    options = _every_option()
+    expected = {}
+    for command, param in options:
+        ctx = Context(command)
+        for value in [*RAW_VALUES, param.default]:
+            param._runtime_param = None
+            expected[param, repr(value)] = _converted(param, value, ctx)
+    monkeypatch.setattr(core._TyperParameter, "get_runtime_param", core._TyperParameter.get_runtime_param)
+    monkeypatch.setattr(shortcuts, "_owned_process", True)
+    shortcuts.plain_typer_values(plain_conversion)
+    plain = 0
+    for command, param in options:
+        ctx = Context(command)
+        for value in [*RAW_VALUES, param.default]:
+            param._runtime_param = None
+            got = _converted(param, value, ctx)
+            assert got == expected[param, repr(value)], (command.name, param.name, value)
+            assert type(got[1]) is type(expected[param, repr(value)][1]), (command.name, param.name, value)
+        plain += type(param._runtime_param).__name__ == "PlainValues"
+        param._runtime_param = None
+    assert plain > 0.9 * len(options)  # nearly every option has a plain way
+
+
+@pytest.mark.parametrize(("env", "pydantic"), [({}, False), (NO_SHORTCUTS, True)], ids=["shortcut", "way back"])
+def test_a_command_starts_without_pydantic_and_refuses_the_same(tmp_path, data_dir, env, pydantic):
+    args = ["grid", "--count", "3", "--split", "test", "--data-dir", data_dir, "--logdir", tmp_path, "--json"]
+    written = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "tbimg_cli", *map(str, args)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, **env},
+    )  # fmt: skip
+    assert written.returncode == 0 and json.loads(written.stdout)["images"] == 3, written.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in written.stderr.splitlines() if line.startswith("import")}
+    assert "typer" in imported and ("pydantic" in imported) == pydantic
+    for mistake in (["--count", "abc"], ["--count", "0"], ["--split", "validation"]):
+        refused = run_module("grid", *mistake, "--data-dir", data_dir, "--logdir", tmp_path, env=env)
+        back = run_module("grid", *mistake, "--data-dir", data_dir, "--logdir", tmp_path, env=NO_SHORTCUTS)
+        assert refused.returncode == back.returncode > 0 and refused.stderr == back.stderr

@@ -208,8 +208,10 @@ def main() -> None:
     import sys
 
     from tbimg_cli import shortcuts
+    from tbimg_cli.cli.options import plain_conversion
 
     shortcuts.claim_process()
+    shortcuts.plain_typer_values(plain_conversion)
     try:
         app()
         code = 0

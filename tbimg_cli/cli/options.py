@@ -6,9 +6,10 @@ way in every command's `--help`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, get_args, get_origin
 
 import typer
 
@@ -149,3 +150,37 @@ LogdirArg = Annotated[
         metavar="LOGDIR",
     ),
 ]
+
+
+def plain_conversion(annotation: Any, info: Any) -> Callable[[Any], Any] | None:
+    """How an option's value in its plain form becomes what Typer's own adapter makes of it (for
+    `shortcuts.plain_typer_values`): a str, a bool, a decimal int within its range, a non-empty Path with
+    nothing to check, an Enum's exact value, lists of these. The function raises ValueError for any other
+    value, which Typer then converts or refuses; None for an option that has no plain form."""
+    if getattr(info, "parser", None) or getattr(info, "click_type", None) or info.clamp:
+        return None
+    if get_origin(annotation) is list and (each := plain_conversion(get_args(annotation)[0], info)):
+        return lambda value: [each(item) for item in value] if type(value) in (list, tuple) else _not_plain(value)
+    if annotation in (str, bool):
+        return lambda value: value if type(value) is annotation else _not_plain(value)
+    if annotation is int:
+        return lambda value: _plain_int(value, info.min, info.max)
+    if isinstance(annotation, type) and issubclass(annotation, Enum) and info.case_sensitive:
+        members = {str(member.value): member for member in annotation}
+        return lambda value: value if isinstance(value, annotation) else members.get(f"{value}") or _not_plain(value)
+    checks = (info.exists, info.resolve_path, info.allow_dash, info.writable, info.path_type, not info.dir_okay)
+    if isinstance(annotation, type) and issubclass(annotation, Path) and info.file_okay and not any(checks):
+        return lambda value: annotation(value) if type(value) is str and value else _not_plain(value)
+    return None
+
+
+def _plain_int(value: Any, low: int | None, high: int | None) -> int:
+    if type(value) is str and value.isascii() and value.removeprefix("-").isdigit():
+        value = int(value)
+    if type(value) is not int or (low is not None and value < low) or (high is not None and value > high):
+        _not_plain(value)
+    return value
+
+
+def _not_plain(value: Any) -> Any:
+    raise ValueError(f"{value!r} is left to Typer")
