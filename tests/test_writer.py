@@ -76,6 +76,40 @@ def test_image_summary_is_indistinguishable_from_tf_summary_image(tmp_path, tf, 
         assert np.array_equal(decode_png(mine), decode_png(reference))
 
 
+@pytest.mark.parametrize("tag", ["", "a", "some/images", "ü/😀" * 40])
+@pytest.mark.parametrize("description", ["", "**described**", "d" * 300])
+@pytest.mark.parametrize("step", [0, 1, 127, 128, 2**40])
+def test_image_events_written_by_hand_are_the_bytes_protobuf_writes(tag, description, step):
+    from tbimg_cli.events import wire
+
+    rng = np.random.default_rng(step)
+    for wall_time, count in ((0.0, 1), (1796409574.123456, 3), (1.5, 200)):
+        blobs = [rng.bytes(int(rng.choice([0, 1, 127, 128, 20000]))) for _ in range(count)]
+        size = (int(rng.choice([1, 28, 70000])), int(rng.choice([1, 28])))
+        by_hand = wire.image_event(wall_time, step, tag, description, size, blobs)
+        assert by_hand == wire.image_event_by_protobuf(wall_time, step, tag, description, size, blobs)
+    for wall_time in (0.0, 1796409574.5):
+        by_hand = wire.file_version_event(wall_time, "brain.Event:2")
+        assert by_hand == wire.file_version_event_by_protobuf(wall_time, "brain.Event:2")
+
+
+def test_a_log_written_without_the_hand_serialiser_is_the_same_file(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.setattr(time, "time", lambda: 1796409574.25)
+    images = np.random.default_rng(0).integers(0, 256, (5, 12, 10, 3), dtype=np.uint8)
+    files = []
+    for name, shortcuts_off in (("by_hand", ""), ("protobuf", "1")):
+        monkeypatch.setenv("TBIMG_NO_SHORTCUTS", shortcuts_off)
+        with EventWriter(tmp_path / name) as writer:
+            writer.image("samples", images, step=3, description="five")
+            writer.scalar("loss", 0.5, step=3)
+            writer.png_images("again", encode_pngs(images[:2]), step=4)
+        (path,) = event_files(tmp_path / name)
+        files.append(path.read_bytes())
+    assert files[0] == files[1] and len(files[0]) > 1000
+
+
 def test_scalar_is_indistinguishable_from_tf_summary_scalar(tmp_path, tf):
     writer = tf.summary.create_file_writer(str(tmp_path / "tf"))
     with writer.as_default():

@@ -7,7 +7,8 @@ and content `ImagePluginData(version=0)`; a scalar is a DT_FLOAT tensor of
 shape [] with plugin "scalars"; a text summary is a DT_STRING tensor of shape
 [] holding Markdown, plugin "text". Every value carries its metadata, as TF 2's
 writer does, built by TensorBoard's own plugin `metadata` modules (which do not
-import TensorFlow). Records use TFRecord framing (`records.py`); the first
+import TensorFlow); image summaries and the first event are serialised by hand
+(`wire.py`), to the same bytes. Records use TFRecord framing (`records.py`); the first
 record of a file is the `file_version: "brain.Event:2"` event, and the file is
 named `events.out.tfevents.<10-digit time>.<host>.<pid>.<n>.v2`.
 
@@ -41,8 +42,9 @@ from pathlib import Path, PurePath
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
+from tbimg_cli import shortcuts
 from tbimg_cli.errors import InputError, InputTypeError, WriterClosedError
-from tbimg_cli.events import storage
+from tbimg_cli.events import storage, wire
 from tbimg_cli.events.png import encode_pngs, png_size, to_uint8_batch
 from tbimg_cli.events.records import IndexedImage, covered_line, frame, index_line, index_name, parse_index
 
@@ -215,15 +217,11 @@ class EventWriter:
     def _image_summary(
         self, tag: str, size: tuple[int, int], blobs: Sequence[bytes], step: int, description: str | None
     ) -> None:
-        from tensorboard.compat.proto import types_pb2
-        from tensorboard.plugins.image import metadata
-
-        event, tensor = self._new_value(tag, metadata.create_summary_metadata(None, description or ""), step)
-        tensor.dtype = types_pb2.DT_STRING
-        tensor.tensor_shape.dim.add(size=len(blobs) + 2)
-        tensor.string_val.extend((str(size[0]).encode(), str(size[1]).encode()))
-        tensor.string_val.extend(blobs)
-        self._write_event(event, (tag, len(blobs), *size))
+        """Serialised by hand (`wire.py`, the bytes TensorBoard's classes write), or by those classes."""
+        step, wall_time = check_step(step), time.time()
+        encode = wire.image_event if shortcuts.enabled() else wire.image_event_by_protobuf
+        payload = encode(wall_time, step, tag, description or "", size, blobs)
+        self._write_payload(payload, step, wall_time, (tag, len(blobs), *size))
 
     def scalar(self, tag: str, value: float, step: int, description: str | None = None) -> None:
         """A float32 scalar in TF 2's tensor form (what `tf.summary.scalar` writes).
@@ -337,12 +335,8 @@ class EventWriter:
             raise WriterClosedError(f"this EventWriter for {self.run_dir} is closed; make a new one to write again")
 
     def _new_value(self, tag: str, summary_metadata: Any, step: int) -> tuple[Any, Any]:
-        """An event holding one value, and that value's tensor to fill in place.
-
-        Filled in place rather than built and passed in: protobuf copies a
-        message given to a constructor, which for a 10,000-image tensor costs
-        more than framing and writing it.
-        """
+        """An event holding one value, and that value's tensor to fill in place (protobuf copies a message given
+        to a constructor)."""
         from tensorboard.compat.proto import event_pb2
 
         event = event_pb2.Event(wall_time=time.time(), step=check_step(step))
@@ -351,15 +345,24 @@ class EventWriter:
         return event, value.tensor
 
     def _write_event(self, event: Any, image: tuple[str, int, int, int] | None = None, plugin: str = "images") -> None:
-        """Gather one event's record; `image` (tag, samples, width, height) lists it in the index."""
+        self._write_payload(event.SerializeToString(), event.step, event.wall_time, image, plugin)
+
+    def _write_payload(
+        self,
+        payload: bytes,
+        step: int,
+        wall_time: float,
+        image: tuple[str, int, int, int] | None,
+        plugin: str = "images",
+    ) -> None:
+        """Gather one serialised event's record; `image` (tag, samples, width, height) lists it in the index."""
         if self._file is None:
             self._open()
         if image is not None and self._index_path is not None:
             tag, samples, width, height = image
             offset = self._file_bytes + len(self._pending)
-            at = (offset, event.step, event.wall_time)
-            self._index_pending.append(IndexedImage(*at, samples, width, height, tag, plugin))
-        self._pending += frame(event.SerializeToString())
+            self._index_pending.append(IndexedImage(offset, step, wall_time, samples, width, height, tag, plugin))
+        self._pending += frame(payload)
         if len(self._pending) >= BUFFER_BYTES:
             self._drain()
 
@@ -396,8 +399,6 @@ class EventWriter:
             self._index_pending = []
 
     def _open(self) -> IO[bytes]:
-        from tensorboard.compat.proto import event_pb2
-
         if self._append_to is not None and self._append_to.is_file():
             self.path = self._append_to
             self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - held open across calls, closed by close()
@@ -414,7 +415,8 @@ class EventWriter:
         self.path = self.run_dir / name
         file = self._file = open(self.path, "wb", buffering=0)  # noqa: SIM115 - held open, closed by close()
         self._index_path = self.path.with_name(index_name(name))
-        self._pending += frame(event_pb2.Event(wall_time=now, file_version=FILE_VERSION).SerializeToString())
+        encode = wire.file_version_event if shortcuts.enabled() else wire.file_version_event_by_protobuf
+        self._pending += frame(encode(now, FILE_VERSION))
         return file
 
 
