@@ -12,8 +12,7 @@ the interpreter's teardown) are made only in the `tbimg` command's own process, 
 
 The shortcuts, who uses them, and the way back:
 
-- `draw_titles` (images/figures.py): text set straight onto an Agg renderer's pixel buffer; back: a Figure
-  with `figimage` and `text`.
+- `draw_titles` (images/figures.py): text set straight onto an Agg renderer's pixels; back: `figimage`, `text`.
 - `TextStamps` (confusion/figures.py): a confusion matrix's cell numbers pasted from bitmaps rendered once;
   back: each drawn by its `Text` artist.
 - `NoKerasBatchHooks` (confusion/keras_callback.py): answers tf_keras's private batch-hook questions; back:
@@ -27,6 +26,7 @@ The shortcuts, who uses them, and the way back:
 - `end_process` (cli/app.py): exit handlers, then `os._exit`; back: `sys.exit`.
 - `plain_typer_values` (cli/app.py): options in a plain form converted without pydantic; back: Typer's own
   pydantic adapters, which also take every value the plain way leaves to them.
+- `crc32c_function` (events/records.py): crc32c's C function without its package's imports; back: the package.
 - `quiet_abandoned_requests` (events/storage.py): fsspec's event loop told to drop the "Task exception was
   never retrieved" reports of network errors in requests a deadline abandoned (aiohttp's, under a connection
   reset); back: asyncio prints each with its traceback.
@@ -89,10 +89,9 @@ def draw_titles(
 ) -> NDArray[np.uint8]:
     """`canvas` (H, W, 3) with each title's text centred on x, its box's bottom at y (from the top).
 
-    The shortcut sets the text with matplotlib's Agg renderer straight onto the pixels: a Figure with an image and text
-    artists draws the same, but laying out that machinery for one mosaic and its labels costs a sizeable part of `plot`.
-    It uses the renderer's documented backend methods on a renderer no Figure owns, with a bare `GraphicsContextBase`,
-    and writes the renderer's buffer in place: any of that may change, so a failure falls back.
+    Set with matplotlib's Agg renderer straight onto the pixels: a Figure with an image and text artists draws the same,
+    but laying that out costs a sizeable part of `plot`. It uses the renderer's documented backend methods on a renderer
+    no Figure owns, with a bare `GraphicsContextBase`, and writes its buffer in place: if that changes, it falls back.
     """
     if enabled():
         try:
@@ -147,14 +146,11 @@ def _titles_on_figure(
 
 
 class TextStamps:
-    """Small texts drawn from bitmaps rendered once per (text, colour): a confusion matrix's cell numbers, a few
-    hundred distinct values over a training run.
+    """Small texts drawn from bitmaps rendered once per (text, colour): a confusion matrix's cell numbers.
 
-    Rendering a text through a matplotlib `Text` artist costs about a millisecond (layout and glyphs each time); pasting
-    a kept bitmap costs microseconds. A bitmap is taken from the alpha channel of a scratch Agg renderer the text was
-    drawn on, and placed relative to its cell's centre, rounded to the pixel as Agg rounds it: a text can land a pixel
-    from where its artist would put it, and its edges differ by a level or two of blending. When the renderer is not
-    what this expects, or shortcuts are off, each text is drawn by its artist.
+    A `Text` artist costs about a millisecond (layout and glyphs each time); pasting a kept bitmap, microseconds. A
+    bitmap is the alpha channel of a scratch Agg renderer the text was drawn on, placed from its cell's centre as Agg
+    rounds: a text can land a pixel off, its edges a level or two of blending apart. Else each is drawn by its artist.
     """
 
     def __init__(self, width: int, height: int, dpi: float) -> None:
@@ -220,11 +216,8 @@ class TextStamps:
 
 
 class NoKerasBatchHooks:
-    """For Keras 3 callbacks run by tf_keras (Keras 2) `fit`, as multi-worker training does.
-
-    tf_keras asks each callback, through these private methods, whether it has batch hooks, and a Keras 3 callback does
-    not have the methods to answer. Ours have none. If a tf_keras release stops asking, nothing calls these.
-    """
+    """For Keras 3 callbacks run by tf_keras (Keras 2) `fit`, as multi-worker training does: tf_keras asks each
+    callback through these private methods whether it has batch hooks, which a Keras 3 callback cannot answer."""
 
     def _implements_train_batch_hooks(self) -> bool:
         return False
@@ -240,10 +233,9 @@ def can_report_validation(board: Any) -> bool:
     """Whether `report_validation` may tell Keras's TensorBoard callback of a validation pass.
 
     `train-cm` computes validation loss and accuracy from the predictions the confusion matrix needs anyway, instead of
-    letting `fit` read the test set a second time and trace a test function. The callback then logs them as
-    `validation/` scalars from the epoch's logs (its public contract), and logs its `evaluation_*_vs_iterations` scalars
-    when its test hooks are called, which this does by hand, outside an evaluation. Without the hooks, `fit` is given
-    the validation data and runs its own pass.
+    `fit` reading the test set again. The callback logs them as `validation/` scalars from the epoch's logs (its public
+    contract), and its `evaluation_*_vs_iterations` scalars when its test hooks are called, which this does by hand.
+    Without the hooks, `fit` is given the validation data and runs its own pass.
     """
     return enabled() and all(callable(getattr(board, hook, None)) for hook in ("on_test_begin", "on_test_end"))
 
@@ -267,13 +259,11 @@ _M_ARENA_MAX = -8  # glibc's mallopt(3) parameter number
 def tensorflow_import(*, verbose: bool) -> Iterator[None]:
     """Around `import tensorflow` and Keras, in the tbimg process only: less start-up cost and chatter.
 
-    - TensorFlow's C++ logging is set to errors only (`TF_CPP_MIN_LOG_LEVEL=3`,
-      unless --verbose or set), and file descriptor 2 itself is silenced during
-      the import, since that logging writes there before any setting applies;
-    - oneDNN is off for this small model (`TF_ENABLE_ONEDNN_OPTS=0`): its
-      kernels pay off on large tensors, and their set-up costs more than they
-      save on the tutorial's 32x784 batches. Round-off may differ in the last
-      bits; what is learned does not. A user's own setting wins;
+    - TensorFlow's C++ logging is set to errors only (`TF_CPP_MIN_LOG_LEVEL=3`, unless --verbose or set), and file
+      descriptor 2 itself is silenced during the import, since that logging writes there before any setting applies;
+    - oneDNN is off for this small model (`TF_ENABLE_ONEDNN_OPTS=0`): its kernels pay off on large tensors, and their
+      set-up costs more than they save on the tutorial's 32x784 batches. Round-off may differ in the last bits; what
+      is learned does not. A user's own setting wins;
     - the optional integrations in `KERAS_EXTRAS_UNUSED` are hidden from Keras.
     """
     if not process_wide():
@@ -302,9 +292,9 @@ def quiet_tensorflow(tf: Any) -> None:
 def cap_malloc_arenas() -> None:
     """Let glibc's malloc keep at most `MALLOC_ARENAS` arenas, in the tbimg process only.
 
-    Each of TensorFlow's and tf.data's threads otherwise gets an arena of its own (up to 8 per core), and each holds on
-    to the memory freed in it; with two, the peak is lower and the time the same. Only threads started afterwards are
-    affected, so it runs before any. Outside glibc, or with MALLOC_ARENA_MAX set, it does nothing.
+    Each of TensorFlow's and tf.data's threads otherwise gets an arena of its own (up to 8 per core), holding on to
+    what is freed in it; with two, the peak is lower and the time the same. Only later threads are affected, so it runs
+    before any. Outside glibc, or with MALLOC_ARENA_MAX set, it does nothing.
     """
     if not process_wide() or os.environ.get("MALLOC_ARENA_MAX"):
         return
@@ -349,10 +339,9 @@ def _stderr_silenced() -> Iterator[None]:
 def tensorboard_without_tensorflow() -> None:
     """Make TensorBoard read logs with its TF-free stub instead of importing TensorFlow (tbimg process only).
 
-    TensorBoard imports TensorFlow when it can find it unless the module `tensorboard.compat.notf` exists: the switch
-    its `tensorboard-notf` build uses. The stub reads event files just as well. When TensorFlow is already loaded
-    (train-cm) it is left alone: `tf.summary` itself runs through `tensorboard.compat`, and the switch would break it.
-    Without TensorFlow installed (the base install), TensorBoard uses the stub by itself.
+    TensorBoard imports TensorFlow when it can find it unless the module `tensorboard.compat.notf` exists (the switch
+    its `tensorboard-notf` build uses); the stub reads event files as well. A loaded TensorFlow (train-cm) is left
+    alone: `tf.summary` runs through `tensorboard.compat`, which the switch would break.
     """
     if process_wide() and "tensorflow" not in sys.modules:
         import types
@@ -374,11 +363,8 @@ def quiet_server_logs() -> None:
 
 
 def fork_pool(workers: int) -> ProcessPoolExecutor | None:
-    """A pool of forked processes, or None to read in this process.
-
-    Forked, so that nothing is imported again in the workers. Only in the tbimg process: forking someone else's
-    threaded program can leave a lock held forever in the child; where `fork` is not offered, one process.
-    """
+    """A pool of forked processes (nothing is imported again in them), or None to read in this process: only in the
+    tbimg process, since forking someone else's threaded program can leave a lock held forever in the child."""
     import multiprocessing
 
     if not process_wide() or "fork" not in multiprocessing.get_all_start_methods():
@@ -392,11 +378,8 @@ def fork_pool(workers: int) -> ProcessPoolExecutor | None:
 
 
 def before_threads_end(callback: Callable[[], None]) -> None:
-    """Run `callback` at exit before threads are joined and thread pools shut (`threading._register_atexit`).
-
-    Registering an exit hook is what any library may do; this one only runs earlier than `atexit`'s, while uploads can
-    still resolve host names.
-    """
+    """Run `callback` at exit before threads are joined and thread pools shut (`threading._register_atexit`): an exit
+    hook, as any library may register, only earlier than `atexit`'s, while uploads can still resolve host names."""
     register = getattr(__import__("threading"), "_register_atexit", None)
     if enabled() and callable(register):
         try:
@@ -413,11 +396,9 @@ def before_threads_end(callback: Callable[[], None]) -> None:
 
 
 def end_process(code: int) -> NoReturn:
-    """Run the exit handlers (`atexit`), flush, and end without finalising every loaded module.
-
-    By then every command has closed its files; finalising modules only makes the user wait, noticeably once TensorFlow
-    is loaded. Without the private `atexit._run_exitfuncs`, the interpreter ends as usual.
-    """
+    """Run the exit handlers (`atexit`), flush, and end without finalising every loaded module: every command has
+    closed its files, and finalising modules only makes the user wait, noticeably once TensorFlow is loaded. Without
+    the private `atexit._run_exitfuncs`, the interpreter ends as usual."""
     run_exit_handlers = getattr(__import__("atexit"), "_run_exitfuncs", None)
     if not (enabled() and callable(run_exit_handlers)):
         sys.exit(code)
@@ -434,14 +415,14 @@ def end_process(code: int) -> NoReturn:
 def plain_typer_values(conversion: Callable[[Any, Any], Callable[[Any], Any] | None]) -> None:
     """Options given in a plain form converted without pydantic, in the tbimg process.
 
-    Typer 0.2x checks every option, defaults too, through a pydantic `TypeAdapter`: importing pydantic and building them
-    is a tenth of a command's start (bench/README.md). Replaces the private `_TyperParameter.get_runtime_param`: values
-    `conversion(annotation, parameter_info)` raises ValueError for, every mistake among them, go to Typer's adapter.
+    Typer 0.2x checks every option, defaults too, through a pydantic `TypeAdapter`, a tenth of a command's start. This
+    replaces the private `_TyperParameter.get_runtime_param`: values `conversion(annotation, parameter_info)` raises
+    ValueError for, every mistake among them, go to Typer's adapter.
     """
     try:
         from typer import core
         from typer._coercion import RuntimeParam, build_runtime_param
-    except ImportError:
+    except ImportError:  # a Typer without them needs no help
         return
     built = getattr(getattr(core, "_TyperParameter", None), "get_runtime_param", None)
     if not (process_wide() and callable(built)):
@@ -465,6 +446,29 @@ def plain_typer_values(conversion: Callable[[Any, Any], Callable[[Any], Any] | N
     core._TyperParameter.get_runtime_param = get_runtime_param  # type: ignore[method-assign,assignment]
 
 
+# crc32c without its package
+
+
+def crc32c_function() -> Callable[..., int]:
+    """crc32c's C function from its extension module, without the package's `__init__` and its `importlib.metadata`
+    and argparse imports (15 ms of a command's start). Nothing goes into `sys.modules`."""
+    if enabled() and "crc32c" not in sys.modules:
+        import importlib.machinery
+        import importlib.util
+
+        with contextlib.suppress(ImportError, AttributeError, OSError, StopIteration, TypeError):
+            folder = importlib.util.find_spec("crc32c").submodule_search_locations[0]  # type: ignore[union-attr,index]
+            suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+            name = next(n for n in sorted(os.listdir(folder)) if n.startswith("_crc32c.") and n.endswith(suffixes))
+            spec = importlib.util.spec_from_file_location("crc32c._crc32c", os.path.join(folder, name))
+            module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+            spec.loader.exec_module(module)  # type: ignore[union-attr]
+            return module.crc32c
+    from crc32c import crc32c
+
+    return crc32c
+
+
 # fsspec's event loop: requests abandoned at their deadline
 
 
@@ -472,9 +476,8 @@ def quiet_abandoned_requests(loop: Any) -> None:
     """Drop asyncio's reports of network errors nobody awaited any more, on fsspec's own loop, in `tbimg`'s process.
 
     A request cancelled at its deadline, or a connection reset under it, leaves aiohttp tasks whose exception is never
-    retrieved; asyncio prints each with a traceback when it is collected, 7 to 11 of them per reset seen in a trial,
-    after the one line that says what failed. Other reports go to the loop's own handler as before. Only in the
-    command's process (`process_wide`): a program that imports tbimg keeps its loops as they were.
+    retrieved; asyncio prints each with a traceback when collected, 7 to 11 per reset seen in a trial, after the one
+    line that says what failed. Other reports go to the loop's own handler. A program importing tbimg keeps its loops.
     """
     if loop is None or not process_wide() or getattr(loop, "_tbimg_quiet", False):
         return
@@ -492,9 +495,6 @@ def quiet_abandoned_requests(loop: Any) -> None:
 
 def lightning_log_step(trainer: Any) -> int:
     """The step Lightning logs `self.log`'s metrics at (checked against pytorch-lightning 2.6)."""
-    if enabled():
-        try:
-            return int(trainer.fit_loop.epoch_loop._batches_that_stepped)
-        except (AttributeError, TypeError, ValueError):
-            pass
+    with contextlib.suppress(AttributeError, TypeError, ValueError):
+        return int(trainer.fit_loop.epoch_loop._batches_that_stepped if enabled() else trainer.global_step)
     return int(trainer.global_step)

@@ -352,7 +352,27 @@ def test_a_command_starts_without_pydantic_and_refuses_the_same(tmp_path, data_d
     assert written.returncode == 0 and json.loads(written.stdout)["images"] == 3, written.stderr[-2000:]
     imported = {line.rsplit("|", 1)[-1].strip() for line in written.stderr.splitlines() if line.startswith("import")}
     assert "typer" in imported and ("pydantic" in imported) == pydantic
+    assert ("importlib.metadata" in imported) == pydantic  # crc32c's package imports it, for its version
     for mistake in (["--count", "abc"], ["--count", "0"], ["--split", "validation"]):
         refused = run_module("grid", *mistake, "--data-dir", data_dir, "--logdir", tmp_path, env=env)
         back = run_module("grid", *mistake, "--data-dir", data_dir, "--logdir", tmp_path, env=NO_SHORTCUTS)
         assert refused.returncode == back.returncode > 0 and refused.stderr == back.stderr
+
+
+@pytest.mark.parametrize("env", [{}, NO_SHORTCUTS], ids=["shortcut", "way back"])
+def test_crc32c_from_its_extension_alone_gives_the_package_s_answers(env):
+    proc = _python(
+        """
+        import sys, zlib
+        from tbimg_cli.events import records
+        loaded = "crc32c" in sys.modules
+        data = bytes(range(256)) * 1000
+        from crc32c import crc32c
+        same = all(records.crc32c(data[:n]) == crc32c(data[:n]) for n in (0, 1, 9, 1000, len(data)))
+        same &= records.crc32c(data[500:], records.crc32c(data[:500])) == crc32c(data)
+        print(loaded, same, records.crc32c(b"123456789") == 0xE3069283)
+        """,
+        env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [str(bool(env)), "True", "True"]

@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 if TYPE_CHECKING:
     import numpy as np
 
-from crc32c import crc32c
+from tbimg_cli import shortcuts
 
+crc32c = shortcuts.crc32c_function()
 _MASK_DELTA = 0xA282EAD8
 _LENGTH = struct.Struct("<Q")
 _CRC = struct.Struct("<I")

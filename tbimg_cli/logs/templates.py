@@ -19,9 +19,8 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 import numpy as np
-from crc32c import crc32c
 
-from tbimg_cli.events.records import crc_contributions, masked_many
+from tbimg_cli.events.records import crc32c, crc_contributions, masked_many
 from tbimg_cli.logs.readback import scalar_value
 
 _VARINT, _FIXED64, _LENGTH_DELIMITED, _FIXED32 = 0, 1, 2, 5
