@@ -46,8 +46,9 @@ RGBA = (np.arange(1 * 3 * 3 * 4) * 29 % 256).astype(np.uint8).reshape(1, 3, 3, 4
 # Floats across and beyond [0, 1], including values that sit on rounding edges.
 FLOATS = np.linspace(-0.2, 1.2, 2 * 6 * 6, dtype=np.float32).reshape(2, 6, 6, 1)
 FLOATS64 = np.linspace(0, 1, 4 * 4 * 3, dtype=np.float64).reshape(1, 4, 4, 3)
-# Enough images to be encoded on several threads (png.PARALLEL_PNGS per thread), whose order must hold.
-MANY = np.random.default_rng(3).integers(0, 256, (1100, 28, 28, 1), dtype=np.uint8)
+# Enough images, each past png.SMALL_PNG_BYTES, to be encoded on several threads (png.PARALLEL_PNGS per thread),
+# whose order must hold.
+MANY = np.random.default_rng(3).integers(0, 256, (1100, 40, 40, 3), dtype=np.uint8)
 
 
 @pytest.mark.parametrize(
