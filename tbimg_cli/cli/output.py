@@ -17,19 +17,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TransferSpeedColumn,
-)
-from rich.table import Table
 
 if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
     from tbimg_cli.images.sources import LogResult
     from tbimg_cli.images.sources import Problem as LogProblem
     from tbimg_cli.logs.export import ExportResult
@@ -115,10 +106,19 @@ class DownloadBars:
     """One bar per downloaded file; a `download.BytesCallback`. Starts drawing only if a download happens."""
 
     def __init__(self, *, enabled: bool = True) -> None:
-        columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
-        self._progress = Progress(*columns, console=stderr, disable=not (enabled and stderr.is_terminal))
+        self._enabled = enabled
+        self._bars: Progress | None = None  # made at the first download: most commands never download
         self._tasks: dict[str, TaskID] = {}
         self._drawing = False
+
+    @property
+    def _progress(self) -> Progress:
+        if self._bars is None:
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+            columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+            self._bars = Progress(*columns, console=stderr, disable=not (self._enabled and stderr.is_terminal))
+        return self._bars
 
     def __enter__(self) -> DownloadBars:
         return self
@@ -146,6 +146,8 @@ class ExportProgress:
     """Runs exported so far, and files written; `export`'s `on_run(done, total, files)` callback."""
 
     def __init__(self, *, enabled: bool = True) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         self._progress = Progress(
             TextColumn("Exporting"),
             BarColumn(),
@@ -173,6 +175,8 @@ class LogProgress:
     """Files read, checked and logged so far; `tbimg log`'s `on_progress(done, total)` callback."""
 
     def __init__(self, *, enabled: bool = True) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         self._progress = Progress(
             TextColumn("Logging"),
             BarColumn(),
@@ -226,6 +230,8 @@ class TrainingProgress:
     """
 
     def __init__(self, *, enabled: bool = True) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         self.steps = 0
         self._progress = Progress(
             TextColumn("{task.description:<8}"),
@@ -273,6 +279,8 @@ def _metrics(logs: Mapping[str, Any], keys: tuple[str, ...]) -> str:
 
 def training_summary(result: TrainResult, *, serving: bool = False) -> None:
     """Per-epoch table of `train-cm`, where the run went, and how to look at it."""
+    from rich.table import Table
+
     table = Table(title="train-cm", title_justify="left")
     for column in ("epoch", "step", "loss", "accuracy", "test loss", "test accuracy", "seconds"):
         table.add_column(column, justify="right")
@@ -339,6 +347,8 @@ def inspection(found: Inspection) -> None:
     rows = [_inspect_row(tag) for tag in found.tags]
     widths = [max(len(cell) for cell in column) for column in zip(INSPECT_COLUMNS, *rows, strict=True)]
     if stdout.is_terminal and sum(widths) + 3 * len(widths) + 1 <= stdout.width:
+        from rich.table import Table
+
         table = Table(title=escape(str(found.logdir)), title_justify="left")
         for name in INSPECT_COLUMNS:
             table.add_column(name, justify="left" if name in ("run", "tag", "plugin") else "right", no_wrap=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import struct
 import threading
@@ -324,6 +323,8 @@ def _whole_part(chunk: bytes, *, events: bool) -> int:
 def _object_stem(relative: str) -> str:
     """`dir/events.out.tfevents.T.host.pid.n.v2` -> `dir/events.out.tfevents.T.host.pid.n.<random>`."""
     base = relative.removesuffix(_object_suffix(relative))
+    import secrets  # here: it imports hmac and hashlib, which a local logdir never needs
+
     return f"{base}.{secrets.token_hex(4)}"
 
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import socket
 import threading
 import time
 import weakref
@@ -92,6 +91,16 @@ def check_step(step: object) -> int:
     if step < 0:
         raise InputError(f"step must be 0 or more, got {step}")
     return int(step)
+
+
+def _host_name() -> str:
+    """What `socket.gethostname()` (TensorFlow's too) answers: the kernel's node name, where `os.uname` gives it
+    without importing `socket`."""
+    if hasattr(os, "uname"):
+        return os.uname().nodename
+    import socket
+
+    return socket.gethostname()
 
 
 def _not_a_step(step: object) -> InputTypeError:
@@ -410,7 +419,7 @@ class EventWriter:
                     self._index_path = index if index.exists() or self._file_bytes == 0 else None
             return self._file
         now = time.time()
-        name = f"events.out.tfevents.{int(now):010d}.{socket.gethostname()}.{os.getpid()}.{next(_file_counter)}.v2"
+        name = f"events.out.tfevents.{int(now):010d}.{_host_name()}.{os.getpid()}.{next(_file_counter)}.v2"
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / name
         file = self._file = open(self.path, "wb", buffering=0)  # noqa: SIM115 - held open, closed by close()

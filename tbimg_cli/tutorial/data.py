@@ -16,7 +16,6 @@ training files.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import struct
@@ -189,6 +188,8 @@ def verify(path: Path, expected_md5: str, fix: str) -> None:
     remembered = _load_verified()
     if remembered.get(key) == stamp:
         return
+    import hashlib  # here: a file checked before (the common case) needs none of it
+
     digest = hashlib.md5()
     try:
         with open(path, "rb") as stream:
