@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from tbimg_cli import __version__
 from tbimg_cli.tutorial.data import CLASS_NAMES
@@ -32,6 +33,28 @@ def test_each_command_help_has_an_example(cli, command):
     result = cli(command, "--help")
     assert result.exit_code == 0
     assert f"Example: tbimg {command}" in result.stdout
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_the_app_of_the_invoked_command_alone_answers_as_the_whole_app(command):
+    """`main` builds only the command it is given; its help and its refusals are the whole app's."""
+    import typer.main
+
+    from tbimg_cli.cli.app import app, invoked_only
+
+    alone = invoked_only([command, "--help"])
+    assert alone is not app and list(typer.main.get_command(alone).commands) == [command]
+    runner = CliRunner()
+    for args in ([command, "--help"], [command, "--no-such-option"], [command, "--json", "--port", "x"]):
+        whole, single = runner.invoke(app, args), runner.invoke(alone, args)
+        assert (single.exit_code, single.output) == (whole.exit_code, whole.output), args
+
+
+@pytest.mark.parametrize("args", [[], ["--help"], ["--version"], ["grd"], ["--verbose", "grid"]])
+def test_anything_but_a_command_first_gets_the_whole_app(args):
+    from tbimg_cli.cli.app import app, invoked_only
+
+    assert invoked_only(args) is app
 
 
 def test_version(cli):

@@ -213,7 +213,7 @@ def main() -> None:
     shortcuts.claim_process()
     shortcuts.plain_typer_values(plain_conversion)
     try:
-        app()
+        invoked_only(sys.argv[1:])()
         code = 0
     except SystemExit as end:
         if end.code is None or isinstance(end.code, int):
@@ -222,3 +222,25 @@ def main() -> None:
             print(end.code, file=sys.stderr)  # what `sys.exit("message")` would have printed
             code = 1
     shortcuts.end_process(code)
+
+
+def invoked_only(arguments: list[str]) -> typer.Typer:
+    """The app with only the command that `arguments` start with (`grid` of `tbimg grid ...`), for `main`.
+
+    Typer builds every command's options at each start, 9 ms for the nine where one is used. Anything else (no
+    command, an option first, a name that is no command) gets the whole app, and with it the app's own help and
+    Typer's "No such command".
+    """
+    import copy
+
+    from typer.main import get_command_name
+
+    def name(info: Any) -> str:
+        return info.name or get_command_name(getattr(info.callback, "__name__", ""))
+
+    chosen = [info for info in app.registered_commands if arguments and name(info) == arguments[0]]
+    if len(chosen) != 1 or app.registered_groups:
+        return app
+    alone = copy.copy(app)  # the same settings, callback and error boundary
+    alone.registered_commands = chosen
+    return alone
