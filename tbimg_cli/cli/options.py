@@ -167,7 +167,8 @@ def plain_conversion(annotation: Any, info: Any) -> Callable[[Any], Any] | None:
         return lambda value: _plain_int(value, info.min, info.max)
     if isinstance(annotation, type) and issubclass(annotation, Enum) and info.case_sensitive:
         members = {str(member.value): member for member in annotation}
-        return lambda value: value if isinstance(value, annotation) else members.get(f"{value}") or _not_plain(value)
+        exact = lambda value: members.get(value if type(value) is str else "") or _not_plain(value)  # noqa: E731
+        return lambda value: value if isinstance(value, annotation) else exact(value)
     checks = (info.exists, info.resolve_path, info.allow_dash, info.writable, info.path_type, not info.dir_okay)
     if isinstance(annotation, type) and issubclass(annotation, Path) and info.file_okay and not any(checks):
         return lambda value: annotation(value) if type(value) is str and value else _not_plain(value)
