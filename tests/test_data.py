@@ -49,6 +49,22 @@ def test_partial_read_equals_the_start_of_a_full_read(data_dir, test_split):
     assert files.count() == SUBSET_TEST
 
 
+@pytest.mark.parametrize("stop", [3, SUBSET_TEST, None])
+def test_images_read_ahead_are_the_images_read_when_asked(data_dir, test_split, stop):
+    files = data.locate("test", data_dir)
+    files.read_ahead(stop)
+    ahead = files.images(stop)
+    assert np.array_equal(ahead, test_split[0][: stop or SUBSET_TEST]) and np.array_equal(ahead, files.images(stop))
+
+
+def test_a_file_read_ahead_raises_its_error_when_the_images_are_asked_for(tmp_path, data_dir):
+    folder = _broken_dir(tmp_path, data_dir, "short body")
+    files = data.locate("test", folder)
+    files.read_ahead(None)  # the thread's error waits for the caller
+    with pytest.raises(DataError, match="truncated"):
+        files.images(None)
+
+
 def test_test_split_never_opens_training_files(tmp_path, data_dir):
     for name in data.SPLIT_FILES["test"]:
         shutil.copy(data_dir / name, tmp_path / name)

@@ -19,8 +19,9 @@ import gzip
 import json
 import os
 import struct
+import threading
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -96,6 +97,14 @@ class SplitFiles:
     split: str
     images_path: Path
     labels_path: Path
+    _ahead: dict[int | None, _ReadAhead] = field(default_factory=dict, compare=False, repr=False)
+
+    def read_ahead(self, stop: int | None = None) -> None:
+        """Start inflating images [0, stop) on a thread of its own, for a caller that has other work before it
+        wants them (`grid`: importing numpy, 34 ms, while ISA-L's inflate, 18 ms, lets go of the GIL);
+        `images(stop)` then takes them, or raises what reading them raised."""
+        if stop not in self._ahead:
+            self._ahead[stop] = _ReadAhead(self.images_path, stop)
 
     def labels(self) -> NDArray[np.uint8]:
         """All labels of the split (a few KB; always read whole)."""
@@ -123,8 +132,31 @@ class SplitFiles:
         import numpy as np
 
         self.count()
-        _, body = _read_idx(self.images_path, IMAGES_MAGIC, (IMAGE_SIDE, IMAGE_SIDE), stop)
+        ahead = self._ahead.pop(stop, None)
+        body = ahead.body() if ahead else _read_idx(self.images_path, IMAGES_MAGIC, (IMAGE_SIDE, IMAGE_SIDE), stop)[1]
         return np.frombuffer(body, dtype=np.uint8).reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
+
+
+class _ReadAhead:
+    """`_read_idx` of an images file on a daemon thread: its body, or its exception, for whoever asks."""
+
+    def __init__(self, path: Path, stop: int | None) -> None:
+        self._body: bytes | memoryview = b""
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._read, args=(path, stop), name="tbimg-read-ahead", daemon=True)
+        self._thread.start()
+
+    def _read(self, path: Path, stop: int | None) -> None:
+        try:
+            self._body = _read_idx(path, IMAGES_MAGIC, (IMAGE_SIDE, IMAGE_SIDE), stop)[1]
+        except BaseException as exc:  # raised in the thread that asks for the images
+            self._error = exc
+
+    def body(self) -> bytes | memoryview:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._body
 
 
 def locate(

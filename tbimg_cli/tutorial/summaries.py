@@ -93,7 +93,10 @@ def single(source: DataSource, target: RunTarget, index: int) -> WrittenRun:
 def grid(
     source: DataSource, target: RunTarget, count: int, start: int = 0, class_name: str | None = None
 ) -> WrittenRun:
-    selection = pick_many(source.files(), count, start, parse_class(class_name))
+    files, class_id = source.files(), parse_class(class_name)
+    if class_id is None:
+        files.read_ahead(start + count)  # while numpy is imported
+    selection = pick_many(files, count, start, class_id)
     tag = grid_tag(source.split, count)
     return _write_images(target, tag, selection, describe_many(selection))
 
