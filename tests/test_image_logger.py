@@ -196,3 +196,28 @@ def test_every_input_kind_through_the_logger(tmp_path):
     assert run.Tensors("path")[0].tensor_proto.string_val[2] == jpeg.read_bytes()
     assert len(run.Tensors("list")[0].tensor_proto.string_val) == 4
     assert run.Tensors("uint16")[0].tensor_proto.string_val[2][24] == 16
+
+
+def test_a_busy_logger_s_summaries_reach_the_file_within_about_a_second_unasked(tmp_path):
+    """The writer gathers a second's worth of records before writing (one system call, not one a call); a
+    TensorBoard reading the run still sees each summary within about that long, with no flush asked for."""
+    import time
+
+    from tbimg_cli.images import logger as image_logger
+
+    logger = ImageLogger(tmp_path)
+    try:
+        noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)  # 12 KB: past 8 KiB
+        logger.log("frames", noise, 0)
+        logger.flush()  # the first call's imports out of the way, and the timer started afresh
+        logger.log("frames", noise, 1)
+        (path,) = event_files(tmp_path)
+        first = path.stat().st_size
+        time.sleep(0.2)
+        assert path.stat().st_size == first, "written at once: the records are not gathered"
+        began = time.monotonic()
+        wait_until(lambda: path.stat().st_size > first, timeout=10, what="the second summary in the file, unasked")
+        assert time.monotonic() - began < 3 * image_logger._IDLE_FLUSH_SECONDS
+        assert len(load_run(tmp_path).Tensors("frames")) == 2
+    finally:
+        logger.close()

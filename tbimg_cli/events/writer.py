@@ -1,30 +1,24 @@
 """The shared writer: image, scalar and text summaries into TensorBoard event files, no TensorFlow.
 
-Contract (what `tf.summary.image` writes, byte for byte where it matters):
-an image summary is a DT_STRING tensor of shape [k+2] holding
-`[str(width), str(height), png_0, ..., png_{k-1}]`, with plugin name "images"
-and content `ImagePluginData(version=0)`; a scalar is a DT_FLOAT tensor of
-shape [] with plugin "scalars"; a text summary is a DT_STRING tensor of shape
-[] holding Markdown, plugin "text". Every value carries its metadata, as TF 2's
-writer does, built by TensorBoard's own plugin `metadata` modules (which do not
-import TensorFlow); image summaries and the first event are serialised by hand
-(`wire.py`), to the same bytes. Records use TFRecord framing (`records.py`); the first
-record of a file is the `file_version: "brain.Event:2"` event, and the file is
-named `events.out.tfevents.<10-digit time>.<host>.<pid>.<n>.v2`.
+Contract (what `tf.summary.image` writes, byte for byte where it matters): an image summary is a DT_STRING tensor of
+shape [k+2] holding `[str(width), str(height), png_0, ..., png_{k-1}]`, with plugin name "images" and content
+`ImagePluginData(version=0)`; a scalar is a DT_FLOAT tensor of shape [] with plugin "scalars"; a text summary is a
+DT_STRING tensor of shape [] holding Markdown, plugin "text". Every value carries its metadata, as TF 2's writer
+does, built by TensorBoard's own plugin `metadata` modules (which do not import TensorFlow); image summaries and the
+first event are serialised by hand (`wire.py`), to the same bytes. Records use TFRecord framing (`records.py`); the
+first record of a file is the `file_version: "brain.Event:2"` event, and the file is named
+`events.out.tfevents.<10-digit time>.<host>.<pid>.<n>.v2`.
 
-Every command writes through this module, so there is one place that knows
-TensorBoard's format. The event file is opened lazily (no empty files for a
-command that fails before writing). Records gather in the writer's own buffer
-and go to the file whole, at `flush`, at `close` or once the buffer holds
-`BUFFER_BYTES`, so an exception or Ctrl-C never leaves half a record behind.
-The buffer is the writer's and not the file object's so that a forked child
-(a PyTorch `DataLoader` worker) can drop it: a child never writes what its
-parent wrote (`os.register_at_fork`), and its writers refuse to write.
-Pixels become PNGs in `png.py`.
+Every command writes through this module, so there is one place that knows TensorBoard's format. The event file is
+opened lazily (no empty files for a command that fails before writing). Records gather in the writer's own buffer
+and go to the file whole, at `flush`, at `close` or once the buffer holds `BUFFER_BYTES`, so an exception or Ctrl-C
+never leaves half a record behind. The buffer is the writer's and not the file object's so that a forked child (a
+PyTorch `DataLoader` worker) can drop it: a child never writes what its parent wrote (`os.register_at_fork`), and
+its writers refuse to write. Pixels become PNGs in `png.py`.
 
-Beside the event file, once it holds an image, the writer keeps its image index (`records.index_name`):
-a line per image record saying where it is, written after the record itself, so that a viewer lists every
-step without reading the images (a bucket's log: one small object per piece, not a request per record).
+Beside the event file, once it holds an image, the writer keeps its image index (`records.index_name`): a line per
+image record saying where it is, written after the record itself, so that a viewer lists every step without reading
+the images (a bucket's log: one small object per piece, not a request per record).
 """
 
 from __future__ import annotations
@@ -94,8 +88,7 @@ def check_step(step: object) -> int:
 
 
 def _host_name() -> str:
-    """What `socket.gethostname()` (TensorFlow's too) answers: the kernel's node name, where `os.uname` gives it
-    without importing `socket`."""
+    """What `socket.gethostname()` (TensorFlow's too) answers, from `os.uname` where it can: no `socket` import."""
     if hasattr(os, "uname"):
         return os.uname().nodename
     import socket
@@ -125,6 +118,7 @@ class EventWriter:
             with instead of starting a new one, when it still exists.
         keep_open: for a bucket, keep uploading after `close()` until the process
             ends (calls that append, like `log_images`), instead of uploading everything at close.
+        buffer_bytes: records gathered before the file is written unasked (`ImageLogger`: a second's worth).
 
     Raises:
         UploadError: for a bucket that is missing or refuses the credentials (before anything is written).
@@ -134,13 +128,21 @@ class EventWriter:
         ...     writer.image("samples", images, step=3)
     """
 
-    def __init__(self, run_dir: str | Path, *, append_to: Path | None = None, keep_open: bool = False) -> None:
+    def __init__(
+        self,
+        run_dir: str | Path,
+        *,
+        append_to: Path | None = None,
+        keep_open: bool = False,
+        buffer_bytes: int = BUFFER_BYTES,
+    ) -> None:
         self.destination = str(run_dir) if storage.is_url(run_dir) else None
         self.run_dir = storage.staged(self.destination, keep_open=keep_open) if self.destination else Path(run_dir)
         self.path: Path | None = None
         self._append_to = append_to
         self._file: IO[bytes] | None = None
         self._pending = bytearray()  # whole records not yet in the file
+        self._buffer_bytes = buffer_bytes
         self._file_bytes = 0  # what the event file holds
         self._index: IO[bytes] | None = None  # the image index, opened at the first image record
         self._index_path: Path | None = None  # None: no index is kept (appending to a file without a whole one)
@@ -372,7 +374,7 @@ class EventWriter:
             offset = self._file_bytes + len(self._pending)
             self._index_pending.append(IndexedImage(offset, step, wall_time, samples, width, height, tag, plugin))
         self._pending += frame(payload)
-        if len(self._pending) >= BUFFER_BYTES:
+        if len(self._pending) >= self._buffer_bytes:
             self._drain()
 
     def _drain(self) -> None:
