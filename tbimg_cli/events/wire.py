@@ -23,10 +23,15 @@ DT_STRING = 7  # tensorflow.DataType
 _DOUBLE = struct.Struct("<d")
 
 
+_ONE_BYTE = [bytes((value,)) for value in range(0x80)]
+
+
 def varint(value: int) -> bytes:
     """`value` (0 or more) as protobuf's base-128 varint."""
     if value < 0x80:
-        return bytes((value,))
+        return _ONE_BYTE[value]
+    if value < 0x4000:  # a PNG's length, mostly
+        return bytes((value & 0x7F | 0x80, value >> 7))
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
