@@ -14,17 +14,14 @@ from __future__ import annotations
 import argparse
 import compileall
 import io
-import os
-import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DATA_DIR
+from common import DATA_DIR, alternate
 
 REPO = Path(__file__).resolve().parent.parent
 COMMAND = ["grid", "--count", "10000"]
@@ -39,15 +36,13 @@ def tree_of(commit: str, into: Path) -> Path:
     return into
 
 
-def run_once(tree: Path | None, logdir: Path) -> float:
+def case(tree: Path | None, logdir: Path) -> dict:
+    """`common.alternate`'s case: a fresh `python -c` calling `tbimg_cli.cli.main` as the `tbimg` script does."""
     first = f"sys.path.insert(0, {str(tree)!r}); " if tree else ""
     code = f"import sys; {first}sys.argv = ['tbimg', *{[*COMMAND, '--logdir', str(logdir)]!r}]; "
     code += "from tbimg_cli.cli import main; main()"
-    env = {**os.environ, "TBIMG_DATA_DIR": str(DATA_DIR)}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as a user's Python runs: from byte-code
-    began = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL, env=env)
-    return time.perf_counter() - began
+    env = {"TBIMG_DATA_DIR": str(DATA_DIR), "PYTHONDONTWRITEBYTECODE": ""}  # from byte-code, as a user's Python runs
+    return {"cmd": [sys.executable, "-c", code], "env": env}
 
 
 def main() -> None:
@@ -59,17 +54,14 @@ def main() -> None:
     compileall.compile_dir(REPO / "tbimg_cli", quiet=1)
     trees: dict[str, Path | None] = {commit: tree_of(commit, work / str(i)) for i, commit in enumerate(args.against)}
     trees["this tree"] = None
-    times: dict[str, list[float]] = {name: [] for name in trees}
-    for tree in trees.values():  # one unmeasured run each: the page cache, as on a second run
-        run_once(tree, work / "logs")
-    for run in range(args.runs):
-        for name, tree in trees.items() if run % 2 == 0 else reversed(trees.items()):
-            times[name].append(run_once(tree, work / "logs"))
-    now = statistics.median(times["this tree"])
+    cases = {name: case(tree, work / "logs") for name, tree in trees.items()}
+    alternate(cases, 1)  # unmeasured: the page cache, as on a second run
+    results = alternate(cases, args.runs)
+    now = results["this tree"]["median_s"]
     print(f"`tbimg {' '.join(COMMAND)}`, medians of {args.runs} alternating runs")
-    for name, values in times.items():
-        median = statistics.median(values)
-        print(f"{name}: {median * 1000:.1f} ms, {median / now:.2f}x this tree's time")
+    for name, result in results.items():
+        median = result["median_s"]
+        print(f"{name}: {median * 1000:.1f} ms, {median / now:.2f}x this tree's time, {result['peak_rss_mb']:.0f} MB")
 
 
 if __name__ == "__main__":
