@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tbimg_cli.errors import InputError, InputTypeError
-from tbimg_cli.events.pixels import as_numpy, guess_layout
+from tbimg_cli.events.png import as_numpy, guess_layout
 from tbimg_cli.words import counted
 
 if TYPE_CHECKING:

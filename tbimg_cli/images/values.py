@@ -20,8 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, Union
 
 from tbimg_cli.errors import InputError, InputTypeError
-from tbimg_cli.events.pixels import Layout, arranged, guess_layout, is_torch, torch_values
-from tbimg_cli.events.png import encode_pngs
+from tbimg_cli.events.png import Layout, arranged, encode_pngs, guess_layout, is_torch, torch_values
 from tbimg_cli.events.writer import EncodedImage
 from tbimg_cli.images.files import DEFAULT_MAX_PIXELS, check_pixels, checked_size, image_format
 
