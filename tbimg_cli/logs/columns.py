@@ -2,7 +2,7 @@
 
 A log of a million scalars is a million records that differ in a few bytes only: the wall time, the
 step and the number. Parsed one by one with protobuf, each costs a few microseconds of Python (a
-message built, its fields read, a `Value` made). Here a block of records (`records.iter_record_blocks`,
+message built, its fields read, a `Value` made). Here a block of records (`blocks.iter_record_blocks`,
 4 MiB) is grouped by record length, and the first record of a group becomes a template
 (`templates.py`): where its numbers lie. The records of the group that match it are read by numpy for
 the whole group at once, CRCs included, into `Column`s; the others (images, text, a file's first event,
@@ -23,14 +23,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from tbimg_cli.errors import InputError
-from tbimg_cli.events.records import (
-    FOOTER_BYTES,
-    HEADER_BYTES,
-    RecordBlock,
-    RecordProblem,
-    iter_record_blocks,
-    masked_crc32c,
-)
+from tbimg_cli.events.blocks import RecordBlock, iter_record_blocks
+from tbimg_cli.events.records import FOOTER_BYTES, HEADER_BYTES, RecordProblem, masked_crc32c
 from tbimg_cli.logs import templates
 from tbimg_cli.logs.readback import (
     CONFUSION,
@@ -125,7 +119,7 @@ def file_blocks(
         problems.append(FileProblem(str(path), 0, f"cannot read ({exc.strerror or exc}); skipped", False))
         return
     with stream:
-        for item in iter_record_blocks(stream, size, *piece):
+        for item in iter_record_blocks(stream, size, *piece, mapped=logdir.is_local):
             if isinstance(item, RecordProblem):
                 consequence = "read up to there" if item.truncated_tail else "the rest of that file was skipped"
                 problems.append(
@@ -212,7 +206,7 @@ _ROW_TYPES = (np.int64, np.int64, np.int64, np.float64, np.float64)
 class _Group(NamedTuple):
     template: templates.Template
     records: np.ndarray  # the block's record numbers it matched, ascending
-    rows: np.ndarray  # uint8 [records, length]: their payloads
+    rows: np.ndarray  # uint8 [records, templates.row_width(length)]: their payloads (and a footer's bytes)
 
 
 class _Ambiguous(Exception):
@@ -247,7 +241,10 @@ class _BlockReader:
                 groups = [group for group in groups if all(v[0] != ambiguous.tag for v in group.template.values)]
 
     def _read(self, groups: list[_Group], plugin_of: dict[str, str]) -> Block:
-        for group in groups:
+        payloads_ok = self.block.payloads_ok  # checked by the compiled walk, else here, a group at a time
+        if payloads_ok is not None:
+            self.stop = min(self.stop, payloads_ok)
+        for group in groups if payloads_ok is None else []:
             failed = np.flatnonzero(self._crc_fails(group))
             if len(failed):
                 self.stop = min(self.stop, int(group.records[failed[0]]))
@@ -259,9 +256,7 @@ class _BlockReader:
         declared: dict[str, tuple[str, int]] = {}
         if groups:  # their plugins are needed first; without groups, records are parsed as they are read
             events = list(events)
-            groups = [
-                g._replace(records=g.records[k], rows=g.rows[k]) for g in groups if (k := g.records < self.stop).any()
-            ]
+            groups = [_before(group, self.stop) for group in groups if group.records[0] < self.stop]
             declared = _declarations(groups, events, self.block.offset, self.starts)
         incoming = dict(plugin_of)
         values = self._values(events, plugin_of, declared, incoming)
@@ -281,20 +276,25 @@ class _BlockReader:
     def _groups(self) -> list[_Group]:
         """The templated groups of the block: records of one length that one template matches."""
         lengths = np.asarray(self.block.lengths, np.int64)
-        distinct, counts = np.unique(lengths, return_counts=True)
-        worth = distinct[(counts >= SMALLEST_GROUP) & (distinct <= LONGEST_TEMPLATE) & (distinct > 0)]
+        counts = np.bincount(lengths[lengths <= LONGEST_TEMPLATE], minlength=1)
+        counts[0] = 0
+        worth = np.flatnonzero(counts >= SMALLEST_GROUP)
         raw = np.frombuffer(self.block.buffer, np.uint8)
         found = []
         for length in worth.tolist():
             members = np.flatnonzero(lengths == length)
-            rows = np.lib.stride_tricks.sliding_window_view(raw, length)[self.starts[members] + HEADER_BYTES]
+            width = templates.row_width(length)
+            rows = np.lib.stride_tricks.sliding_window_view(raw, width)[self.starts[members] + HEADER_BYTES]
             for _ in range(TEMPLATES_PER_LENGTH):  # each try takes at least its first record out
-                template = templates.template(rows[0].tobytes())
+                template = templates.template(rows[0, :length].tobytes())
                 if template is None:
                     matched = np.zeros(len(rows), bool)
                     matched[0] = True  # not an event of numbers only: it is read one by one
                 else:
                     matched = templates.matches(template, rows)
+                    if matched.all():  # the common case: one tag of this length, no copy
+                        found.append(_Group(template, members, rows))
+                        break
                     found.append(_Group(template, members[matched], rows[matched]))
                 members, rows = members[~matched], rows[~matched]
                 if len(members) < SMALLEST_GROUP:
@@ -318,10 +318,11 @@ class _BlockReader:
 
         parse, buffer, offset = event_pb2.Event.FromString, self.block.buffer, self.block.offset
         starts, lengths = self.block.starts[records].tolist(), self.block.lengths[records].tolist()
+        unchecked = self.block.payloads_ok is None  # else the walk checked them (and `stop` is before a bad one)
         for record, start, length in zip(records, starts, lengths, strict=True):
             payload = buffer[start + HEADER_BYTES : start + HEADER_BYTES + length]
             footer = buffer[start + HEADER_BYTES + length : start + HEADER_BYTES + length + FOOTER_BYTES]
-            if masked_crc32c(payload) != int.from_bytes(footer, "little"):
+            if unchecked and masked_crc32c(payload) != int.from_bytes(footer, "little"):
                 self.stop, self._damage = record, "record data fails its CRC (corrupt data)"
                 return
             try:
@@ -410,6 +411,14 @@ class _BlockReader:
         if plugin in _DECODED_TENSORS:
             raise _Ambiguous(tag)  # a number where an image or a text is due: the problem is protobuf's to say
         return None
+
+
+def _before(group: _Group, stop: int) -> _Group:
+    """The group's records before record number `stop` (all of them, uncopied, where damage is later)."""
+    if group.records[-1] < stop:
+        return group
+    kept = group.records < stop
+    return group._replace(records=group.records[kept], rows=group.rows[kept])
 
 
 def _declarations(

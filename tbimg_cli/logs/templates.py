@@ -20,7 +20,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from tbimg_cli.events.records import crc32c, crc_contributions, masked_many
+from tbimg_cli.events.blocks import crc_contributions, masked_many
+from tbimg_cli.events.records import crc32c
 from tbimg_cli.logs.readback import scalar_value
 
 _VARINT, _FIXED64, _LENGTH_DELIMITED, _FIXED32 = 0, 1, 2, 5
@@ -37,7 +38,9 @@ class Template(NamedTuple):
     # Per summary value: (tag, plugin its metadata names or "", kind, where its number starts, numpy format).
     values: list[tuple[str, str, str, int, str]]
     variable: np.ndarray  # the positions whose bytes may differ from the template's
-    constant: np.ndarray  # uint8 mask: 0xFF where a matching record's byte must equal the template's
+    # uint8 mask, `row_width` long: 0xFF where a matching record's byte must equal the template's.
+    constant: np.ndarray
+    expected: np.ndarray  # the payload & `constant`, as long: what a matching row & `constant` is
 
 
 def template(payload: bytes) -> Template | None:
@@ -81,9 +84,12 @@ def template(payload: bytes) -> Template | None:
     for _, _, _, at, form in values:
         variable += range(at, at + np.dtype(form).itemsize)
     template = np.frombuffer(payload, np.uint8)
-    constant = np.full(len(payload), 0xFF, np.uint8)
+    constant = np.zeros(row_width(len(payload)), np.uint8)
+    constant[: len(payload)] = 0xFF
     constant[variable] = 0
-    made = Template(template, wall, step, values, np.asarray(sorted(variable), np.int64), constant)
+    expected = constant.copy()
+    expected[: len(payload)] &= template
+    made = Template(template, wall, step, values, np.asarray(sorted(variable), np.int64), constant, expected)
     rows = template[None, :]
     if int(steps(made, rows)[0]) != event.step or float(wall_times(made, rows)[0]) != event.wall_time:
         return None
@@ -197,12 +203,19 @@ def _same(number: float, value: Any, kind: str) -> bool:
     return number == expected or (number != number and expected != expected)
 
 
+def row_width(length: int) -> int:
+    """How many bytes of each record of a `length`-byte payload `matches` is given: the payload rounded up
+    to whole 4-byte words (within the record: its footer is 4 bytes), masked a word at a time, 2x faster
+    than a byte at a time."""
+    return -(-length // 4) * 4
+
+
 def matches(template: Template, rows: np.ndarray) -> np.ndarray:
-    """Which rows are the template's event but for its numbers: every other byte equal, the step's varint
-    as long as the template's."""
-    whole = np.dtype((np.void, len(template.payload)))  # a row as one value: compared like memcmp, 2x `any`
-    masked = np.ascontiguousarray(rows & template.constant).view(whole)[:, 0]
-    same = masked == (template.payload & template.constant).view(whole)[0]
+    """Which rows (`row_width` bytes each, contiguous) are the template's event but for its numbers: every
+    other byte equal, the step's varint as long as the template's."""
+    whole = np.dtype((np.void, rows.shape[1]))  # a row as one value: compared like memcmp, 2x `any`
+    masked = (rows.view("<u4") & template.constant.view("<u4")).view(whole)[:, 0]
+    same = masked == template.expected.view(whole)[0]
     at, size = template.step
     for index in range(size):
         continued = (rows[:, at + index] & 0x80) != 0
@@ -241,7 +254,7 @@ def crc_fails(template: Template, rows: np.ndarray, stored: np.ndarray) -> np.nd
             continue  # the second byte of a pair
         if position + 1 in variable:  # two bytes in one lookup: half the passes over the rows
             variable.discard(position + 1)
-            pairs = np.ndarray((len(rows),), "<u2", rows, position, (length,))
+            pairs = np.ndarray((len(rows),), "<u2", rows, position, rows.strides[:1])
             crc ^= _pair_contributions(length, position)[
                 pairs ^ (int(payload[position]) | int(payload[position + 1]) << 8)
             ]

@@ -30,12 +30,12 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, NamedTuple
 
 from tbimg_cli.errors import LogReadError
+from tbimg_cli.events.blocks import iter_record_blocks
 from tbimg_cli.events.records import (
     FOOTER_BYTES,
     HEADER_BYTES,
     IndexedImage,
     RecordProblem,
-    iter_record_blocks,
     masked_crc32c,
     parse_index,
     read_record_at,
