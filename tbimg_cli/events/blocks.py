@@ -117,6 +117,7 @@ def _mapped_reader(stream: BinaryIO, size: int) -> Callable[[int, Any, int], tup
 
     def read(offset: int, left: memoryview, wanted: int) -> tuple[memoryview, bool]:
         start, end = offset - offset % granularity, min(size, offset + len(left) + wanted)
+        end = min(end, os.fstat(fileno).st_size)  # a file cut short since: mapping past its end would crash
         if end <= offset:
             return memoryview(b""), True
         mapping = mmap.mmap(fileno, end - start, access=mmap.ACCESS_READ, offset=start)
