@@ -132,3 +132,18 @@ def test_blocks_from_a_memory_map_are_the_blocks_read(tmp_path):
         assert _blocks(file, mapped=True, piece=piece) == read
         assert sum(len(item[1]) for item in read if not isinstance(item, RecordProblem)) > 10_000
     assert isinstance(_blocks(cut, mapped=True)[-1], RecordProblem)
+
+
+def test_a_file_that_cannot_be_mapped_is_read_instead(tmp_path, monkeypatch):
+    """Some file systems (FUSE mounts) refuse mmap: each block is then read, to the same blocks."""
+    with EventWriter(tmp_path / "big") as writer:
+        for step in range(60_000):
+            writer.scalar("loss", step / 3, step=step)
+    (path,) = event_files(tmp_path / "big")
+    read = _blocks(path, mapped=False)
+
+    def refuse(*args, **kwargs):
+        raise OSError(19, "No such device")  # what mmap says on a file system that cannot map
+
+    monkeypatch.setattr(blocks.mmap, "mmap", refuse)
+    assert _blocks(path, mapped=True) == read

@@ -115,12 +115,17 @@ def _mapped_reader(stream: BinaryIO, size: int) -> Callable[[int, Any, int], tup
     view is dropped (mapping the whole file would hold every page walked in the process's memory)."""
     fileno, granularity = stream.fileno(), mmap.ALLOCATIONGRANULARITY
 
-    def read(offset: int, left: memoryview, wanted: int) -> tuple[memoryview, bool]:
+    def read(offset: int, left: memoryview, wanted: int) -> tuple[Any, bool]:
         start, end = offset - offset % granularity, min(size, offset + len(left) + wanted)
         end = min(end, os.fstat(fileno).st_size)  # a file cut short since: mapping past its end would crash
         if end <= offset:
             return memoryview(b""), True
-        mapping = mmap.mmap(fileno, end - start, access=mmap.ACCESS_READ, offset=start)
+        try:
+            mapping = mmap.mmap(fileno, end - start, access=mmap.ACCESS_READ, offset=start)
+        except OSError:  # a file system that cannot map files (some FUSE mounts): this block is read instead
+            stream.seek(offset)
+            read_in = stream.read(end - offset)
+            return read_in, end >= size or len(read_in) < end - offset
         return memoryview(mapping)[offset - start :], end >= size
 
     return read
