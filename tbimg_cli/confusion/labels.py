@@ -161,7 +161,7 @@ def class_ids_from_predictions(predictions: ArrayLike, name: str = "predictions"
 def displayable_images(images: ArrayLike, *, channels_first: bool = False) -> NDArray[np.uint8] | None:
     """uint8 (N, H, W) or (N, H, W, 3) for drawing, or None when these inputs are not images.
 
-    A batch of 4 axes reads as every entry point reads one (`pixels.guess_layout`): PyTorch's
+    A batch of 4 axes reads as every entry point reads one (`events.png.guess_layout`): PyTorch's
     (N, C, H, W), or a numpy one whose last axis cannot be channels, is channels first.
 
     uint8 is kept; other numbers in [0, 1] are scaled by 255, anything else

@@ -144,7 +144,7 @@ DEFLATE: Deflate = _fastest_deflate()
 def to_uint8_batch(images: ArrayLike) -> NDArray[np.uint8]:
     """Normalise an image array to uint8 (N, H, W, C) the way `tf.summary.image` does.
 
-    Axes read as in every entry point (`pixels.guess_layout`): (H, W) and (H, W, C) are one
+    Axes read as in every entry point (`guess_layout`): (H, W) and (H, W, C) are one
     image, (N, H, W) and (N, H, W, C) are N images, a PyTorch tensor's (C, H, W) and
     (N, C, H, W) are channels first, and so is a numpy (N, C, H, W) whose last axis cannot be
     channels. Floats are taken as [0, 1] and converted like `tf.image.convert_image_dtype(
