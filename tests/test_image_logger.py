@@ -221,3 +221,33 @@ def test_a_busy_logger_s_summaries_reach_the_file_within_about_a_second_unasked(
         assert len(load_run(tmp_path).Tensors("frames")) == 2
     finally:
         logger.close()
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "torch channels first", "edges"])
+def test_the_logger_writes_float_images_as_log_images_does(tmp_path, dtype):
+    """Float images through the logger (snapshot, worker) and through log_images: the same pixels."""
+    if dtype == "torch channels first":
+        torch = pytest.importorskip("torch")
+        batch = torch.rand(5, 3, 9, 7, generator=torch.Generator().manual_seed(0))
+    elif dtype == "edges":  # exactly 0 and 1, and the values either side of each rounding step
+        steps = np.arange(256, dtype=np.float64) / 255.5
+        edges = np.clip(np.concatenate([steps, np.nextafter(steps, 2), [0.0, 1.0, -0.0]]), 0, 1)
+        batch = np.resize(edges, (4, 9, 21))
+    else:
+        batch = RNG.random((4, 6, 8, 3)).astype(dtype)
+    log_images(tmp_path / "direct", "x", batch, 2)
+    with ImageLogger(tmp_path / "logger") as logger:
+        logger.log("x", batch, 2)
+    assert images_of(tmp_path / "logger", "x")[0][1] and all(
+        np.array_equal(mine, theirs)
+        for mine, theirs in zip(
+            images_of(tmp_path / "logger", "x")[0][1], images_of(tmp_path / "direct", "x")[0][1], strict=True
+        )
+    )
+
+
+def test_floats_the_rules_refuse_are_still_refused_by_a_later_call(tmp_path):
+    logger = ImageLogger(tmp_path)
+    logger.log("x", np.full((2, 4, 4), 1.5, np.float32), 0)  # outside [0, 1]: refused on the worker
+    with pytest.raises(InputError, match=r"'x' at step 0: float images must hold values in \[0, 1\]"):
+        logger.close()
