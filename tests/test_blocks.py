@@ -18,7 +18,7 @@ from tbimg_cli.events import blocks
 from tbimg_cli.events.records import FOOTER_BYTES, HEADER_BYTES, RecordProblem, frame, masked_crc32c
 from tbimg_cli.events.writer import EventWriter
 
-from .helpers import REPO, event_files
+from .helpers import REPO, event_files, run_module
 
 compiled = blocks.compiled_walk()
 needs_compiled = pytest.mark.skipif(compiled is None, reason="the compiled record walk is not built here")
@@ -147,3 +147,14 @@ def test_a_file_that_cannot_be_mapped_is_read_instead(tmp_path, monkeypatch):
 
     monkeypatch.setattr(blocks.mmap, "mmap", refuse)
     assert _blocks(path, mapped=True) == read
+
+
+def test_a_record_walk_the_variable_does_not_name_is_a_one_line_error(tmp_path):
+    with EventWriter(tmp_path / "logs" / "run") as writer:
+        writer.scalar("loss", 0.5, step=1)
+    proc = run_module("inspect", tmp_path / "logs", env={blocks.RECORD_WALK_VARIABLE: "pyhton"})
+    assert proc.returncode != 0
+    assert "TBIMG_RECORD_WALK='pyhton' is not a record walk" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    for walk in ("python", "compiled", ""):
+        assert run_module("inspect", tmp_path / "logs", env={blocks.RECORD_WALK_VARIABLE: walk}).returncode == 0

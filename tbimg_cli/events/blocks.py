@@ -149,10 +149,19 @@ def _walk(buffer: bytes) -> tuple[np.ndarray, np.ndarray, int, int | None]:
 
 
 def compiled_walk() -> Any | None:
-    """The compiled record walk, or None: `TBIMG_RECORD_WALK=python`, or not built at install (no compiler)."""
-    if os.environ.get(RECORD_WALK_VARIABLE, "").strip().lower() == "python":
-        return None
-    return _compiled_module()
+    """The compiled record walk, or None: `TBIMG_RECORD_WALK=python`, or not built at install (no compiler).
+
+    Raises:
+        InputError: for a value of `TBIMG_RECORD_WALK` that names no walk (a typo would go unseen).
+    """
+    choice = os.environ.get(RECORD_WALK_VARIABLE, "").strip().lower()
+    if choice not in ("", "compiled", "python"):
+        from tbimg_cli.errors import InputError
+
+        raise InputError(
+            f"{RECORD_WALK_VARIABLE}={choice!r} is not a record walk: set it to 'python' or 'compiled', or unset it"
+        )
+    return None if choice == "python" else _compiled_module()
 
 
 @cache
