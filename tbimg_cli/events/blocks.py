@@ -43,7 +43,7 @@ class RecordBlock(NamedTuple):
     """Consecutive whole records in one buffer: where each starts in it and its payload's length."""
 
     offset: int  # in the file, of the buffer's first byte
-    buffer: bytes
+    buffer: bytes | memoryview  # a memoryview of a memory map where `mapped` (a local file)
     starts: np.ndarray  # int64, ascending
     lengths: np.ndarray  # int64
     # How many records, from the first, the compiled walk found payloads whose CRC holds (all, or up to

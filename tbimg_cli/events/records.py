@@ -47,7 +47,7 @@ EVENT_FILE_MARKER = "tfevents"  # what TensorBoard (both loaders) looks for in a
 INDEX_MARKER = "tbimgindex"
 
 
-def masked_crc32c(data: bytes) -> int:
+def masked_crc32c(data: bytes | memoryview) -> int:
     """CRC-32C rotated and offset, as TFRecord stores it (so CRCs of CRCs stay useful)."""
     return _masked(crc32c(data))
 

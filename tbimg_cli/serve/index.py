@@ -27,7 +27,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, BinaryIO, NamedTuple, cast
 
 from tbimg_cli.errors import LogReadError
 from tbimg_cli.events.blocks import iter_record_blocks
@@ -259,7 +259,7 @@ class ImageIndex:
                     self.problems.append(FileProblem(path, block.offset, block.message, False))
                     return size
                 return block.offset
-            read_at = _in_memory(block.buffer)
+            read_at = _in_memory(cast(bytes, block.buffer))  # bytes: these blocks are read, not mapped
             walked = ~numbers_only(block)
             for at, length in zip(block.starts[walked].tolist(), block.lengths[walked].tolist(), strict=True):
                 event = scan_record(read_at, at + HEADER_BYTES, length) or _decoded_payload(
